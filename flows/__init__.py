@@ -1,0 +1,1 @@
+"""Prefect flows: each only orders the steps."""

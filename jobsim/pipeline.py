@@ -1,0 +1,214 @@
+"""The pipeline's stages as plain functions (Prefect tasks wrap them thinly).
+
+Pure stages take and return plain data; I/O stages take repository objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jobsim.embedders import Embedder
+from jobsim.jobs import JobRecord, check_job
+from jobsim.language import detect_language
+from jobsim.text import content_hash
+
+if TYPE_CHECKING:  # storage types only for annotations: this module does no I/O itself
+    from storage.embeddings import EmbeddingsRepository
+    from storage.jobs import JobsRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """Valid jobs with their embedding text and hash, plus what was set aside and why."""
+
+    jobs: list[JobRecord] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    current_hashes: list[str | None] = field(default_factory=list)  # job.embedding.contentHash
+    current_status: list[str | None] = field(default_factory=list)
+    rejected: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    inactive: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class EmbedStats:
+    embedded: int = 0
+    reused: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    tokens: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class WriteStats:
+    written: int = 0
+    cleared: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    mode: str
+    seen: int = 0
+    valid: int = 0
+    inactive: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    embedded: int = 0
+    reused: int = 0
+    failed: int = 0
+    failed_reasons: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    active_vectors: int = 0
+    lists_written: int = 0
+    lists_cleared: int = 0
+    lists_unchanged: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def reason_counts(reasons: list[str], width: int = 60) -> dict[str, int]:
+    """Group free-text reasons by their leading words (numbers stripped) for summaries."""
+    keys = [" ".join(w for w in r.split("(")[0].split() if not w.isdigit())[:width] for r in reasons]
+    return dict(Counter(keys).most_common(20))
+
+
+# -- prepare (pure) --------------------------------------------------------------
+def prepare(docs: list[dict[str, Any]], now: datetime, model: str, dims: int) -> Prepared:
+    """Validate raw documents and build each valid job's embedding text and hash."""
+    out = Prepared()
+    for doc in docs:
+        checked = check_job(doc, now)
+        if checked.job is None:
+            if checked.inactive:
+                out.inactive[checked.inactive] += 1
+            else:
+                out.rejected[checked.job_id] = checked.reasons
+            continue
+        text = checked.job.embedding_text()
+        state = doc.get("embedding") if isinstance(doc.get("embedding"), dict) else {}
+        out.jobs.append(checked.job)
+        out.texts.append(text)
+        out.hashes.append(content_hash(text, model, dims))
+        out.current_hashes.append(state.get("contentHash"))
+        out.current_status.append(state.get("status"))
+    return out
+
+
+def plan_embeddings(prepared: Prepared, stored: dict[str, str]) -> tuple[list[int], list[int]]:
+    """Split valid jobs into (needs a new vector, vector up to date but job not marked)."""
+    to_embed, to_mark = [], []
+    for i, job in enumerate(prepared.jobs):
+        h = prepared.hashes[i]
+        if stored.get(job.id) != h:
+            to_embed.append(i)
+        elif prepared.current_hashes[i] != h or prepared.current_status[i] != "completed":
+            to_mark.append(i)
+    return to_embed, to_mark
+
+
+# -- embed and store (I/O through repositories) ----------------------------------
+def embed_and_store(
+    embedder: Embedder,
+    jobs_repo: JobsRepository,
+    vectors_repo: EmbeddingsRepository,
+    prepared: Prepared,
+    to_embed: list[int],
+    to_mark: list[int],
+    now: datetime,
+    chunk_size: int = 4096,
+) -> EmbedStats:
+    """Embed in chunks; each chunk's vectors are stored before its jobs are marked."""
+    from storage.jobs import EmbeddedMark
+
+    stats = EmbedStats()
+    started = time.perf_counter()
+
+    def mark(indices: list[int]) -> None:
+        jobs_repo.mark_embedded(
+            [EmbeddedMark(prepared.jobs[i].id, prepared.hashes[i],
+                          detect_language(prepared.jobs[i].title + " " + prepared.jobs[i].description))
+             for i in indices],
+            embedder.model, now,
+        )
+
+    mark(to_mark)
+    stats.reused = len(to_mark)
+    if to_embed:
+        jobs_repo.mark_processing([prepared.jobs[i].id for i in to_embed], now)
+    for start in range(0, len(to_embed), chunk_size):
+        chunk = to_embed[start : start + chunk_size]
+        # identical texts (duplicate postings) are embedded once
+        unique: dict[str, int] = {}
+        for i in chunk:
+            unique.setdefault(prepared.hashes[i], len(unique))
+        texts = [""] * len(unique)
+        for i in chunk:
+            texts[unique[prepared.hashes[i]]] = prepared.texts[i]
+        result = embedder.embed(texts)
+        stats.requests += result.requests
+        stats.tokens += result.tokens
+        stats.retries += result.retries
+        stats.rate_limited += result.rate_limited
+        ok = [i for i in chunk if unique[prepared.hashes[i]] not in result.errors]
+        for i in chunk:
+            row = unique[prepared.hashes[i]]
+            if row in result.errors:
+                stats.failed[prepared.jobs[i].id] = result.errors[row]
+        if ok:
+            rows = np.array([unique[prepared.hashes[i]] for i in ok])
+            vectors_repo.upsert(
+                [prepared.jobs[i].id for i in ok], [prepared.hashes[i] for i in ok],
+                result.vectors[rows], embedder.model, now,
+            )
+            mark(ok)
+        stats.embedded += len(ok)
+        log.info("embedded %d/%d jobs (%d failed)", min(start + chunk_size, len(to_embed)),
+                 len(to_embed), len(stats.failed))
+    if stats.failed:
+        jobs_repo.mark_failed(stats.failed, now)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+# -- run bookkeeping (pure) ------------------------------------------------------
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    mode: str
+    started_at: datetime
+    since: datetime | None  # pull jobs changed since (None = all)
+
+
+def summarize(
+    run: RunInfo, seen: int, prepared: Prepared, embedded: EmbedStats, active: int,
+    written: WriteStats, price_per_million: float, timings: dict[str, float],
+) -> RunSummary:
+    return RunSummary(
+        run_id=run.run_id, mode=run.mode, seen=seen, valid=len(prepared.jobs),
+        inactive=dict(prepared.inactive), rejected=len(prepared.rejected),
+        rejected_reasons=reason_counts([r for rs in prepared.rejected.values() for r in rs]),
+        embedded=embedded.embedded, reused=embedded.reused, failed=len(embedded.failed),
+        failed_reasons=reason_counts(list(embedded.failed.values())),
+        requests=embedded.requests, tokens=embedded.tokens,
+        cost_usd=round(embedded.tokens * price_per_million / 1e6, 6),
+        active_vectors=active, lists_written=written.written, lists_cleared=written.cleared,
+        lists_unchanged=written.unchanged, timings={k: round(v, 3) for k, v in timings.items()},
+    )

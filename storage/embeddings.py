@@ -1,0 +1,82 @@
+"""Repository of the ``job_embeddings`` collection: one float32 vector per job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from bson.binary import Binary
+from pymongo import ReplaceOne, WriteConcern
+from pymongo.database import Database
+
+from storage.mongo import job_key, to_mongo_id
+
+
+@dataclass
+class VectorSet:
+    """Vectors as one contiguous float32 matrix with parallel id and hash arrays."""
+
+    ids: np.ndarray  # (n,) object array of job keys
+    hashes: np.ndarray  # (n,) object array of content hashes
+    vectors: np.ndarray  # (n, d) float32, C-contiguous
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class EmbeddingsRepository:
+    def __init__(self, db: Database, collection: str = "job_embeddings", batch_size: int = 500) -> None:
+        # Vectors cost money to recompute: journaled writes.
+        self.collection = db.get_collection(collection, write_concern=WriteConcern(w=1, j=True))
+        self.batch_size = batch_size
+
+    def hashes(self, job_ids: list[str]) -> dict[str, str]:
+        """Content hash of the stored vector of each given job that has one."""
+        out: dict[str, str] = {}
+        for start in range(0, len(job_ids), 5000):
+            chunk = [to_mongo_id(i) for i in job_ids[start : start + 5000]]
+            for doc in self.collection.find({"_id": {"$in": chunk}}, {"contentHash": 1}):
+                out[job_key(doc["_id"])] = doc.get("contentHash")
+        return out
+
+    def upsert(
+        self, job_ids: list[str], hashes: list[str], vectors: np.ndarray, model: str, now: datetime
+    ) -> int:
+        """Store vectors (float32 little-endian BSON Binary), replacing older ones."""
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        dims = vectors.shape[1]
+        ops = [
+            ReplaceOne(
+                {"_id": to_mongo_id(job_id)},
+                {"model": model, "dims": dims, "contentHash": h,
+                 "vector": Binary(vectors[row].tobytes()), "updatedAt": now},
+                upsert=True,
+            )
+            for row, (job_id, h) in enumerate(zip(job_ids, hashes, strict=True))
+        ]
+        written = 0
+        for start in range(0, len(ops), self.batch_size):
+            result = self.collection.bulk_write(ops[start : start + self.batch_size], ordered=False)
+            written += result.upserted_count + result.modified_count
+        return written
+
+    def load(self, model: str, dims: int) -> VectorSet:
+        """Every stored vector of ``model``/``dims`` (malformed entries are skipped)."""
+        ids, hashes, blobs = [], [], []
+        expected = dims * 4
+        cursor = self.collection.find(
+            {"model": model, "dims": dims}, {"contentHash": 1, "vector": 1}, batch_size=5000
+        )
+        for doc in cursor:
+            blob = doc.get("vector")
+            if isinstance(blob, bytes) and len(blob) == expected:
+                ids.append(job_key(doc["_id"]))
+                hashes.append(doc.get("contentHash"))
+                blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dims)
+        return VectorSet(
+            ids=np.array(ids, dtype=object),
+            hashes=np.array(hashes, dtype=object),
+            vectors=np.ascontiguousarray(matrix, dtype=np.float32),
+        )

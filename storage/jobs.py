@@ -1,0 +1,217 @@
+"""Repository of the ``jobs`` collection (the web app's postings)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+from pymongo import UpdateOne
+from pymongo.database import Database
+
+from jobsim.jobs import EXPERIENCE_LEVELS
+from jobsim.similarity import Neighbours
+from storage.mongo import job_key, to_mongo_id
+
+log = logging.getLogger(__name__)
+
+# Fields read for validation and text preparation (never the stored lists).
+PULL_PROJECTION = {
+    "title": 1, "description": 1, "category": 1, "tags": 1, "requirements": 1,
+    "location": 1, "experienceLevel": 1, "status": 1, "isDeleted": 1, "expiresAt": 1,
+    "updatedAt": 1, "embedding": 1,
+}
+
+
+
+@dataclass(frozen=True)
+class EmbeddedMark:
+    job_id: str
+    content_hash: str
+    language: str = "unknown"
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def active_filter(now: datetime) -> dict[str, Any]:
+    """Jobs the web app shows: active, not deleted, not expired at ``now``."""
+    return {
+        "status": "active",
+        "isDeleted": {"$ne": True},
+        "$or": [{"expiresAt": None}, {"expiresAt": {"$gt": now}}],
+    }
+
+
+class JobsRepository:
+    def __init__(self, db: Database, collection: str = "jobs", batch_size: int = 500) -> None:
+        self.collection = db[collection]
+        self.batch_size = batch_size
+
+    # -- reads -------------------------------------------------------------
+    def changed_since(self, since: datetime | None, max_attempts: int) -> list[dict[str, Any]]:
+        """Raw documents to (re)check: changed since ``since`` or not yet settled."""
+        if since is None:
+            query: dict[str, Any] = {}
+        else:
+            query = {"$or": [
+                {"updatedAt": {"$gte": since}},
+                {"updatedAt": None},
+                {"embedding": None},
+                {"embedding.status": {"$in": ["pending", "processing"]}},
+                {"embedding.status": "failed", "embedding.rejected": {"$ne": True},
+                 "embedding.attempts": {"$lt": max_attempts}},
+            ]}
+        docs = list(self.collection.find(query, PULL_PROJECTION, batch_size=2000))
+        for doc in docs:
+            doc["_id"] = job_key(doc["_id"])
+        return docs
+
+    def active_context(self, now: datetime) -> pl.DataFrame:
+        """id, contentHash and the context fields of every active, embedded job."""
+        query = {**active_filter(now), "embedding.status": "completed"}
+        projection = {"category": 1, "experienceLevel": 1, "location": 1, "embedding.contentHash": 1}
+        rows: dict[str, list[Any]] = {k: [] for k in ("id", "contentHash", "category", "level", "city", "remote")}
+        for doc in self.collection.find(query, projection, batch_size=5000):
+            location = doc.get("location") if isinstance(doc.get("location"), dict) else {}
+            city = location.get("city")
+            category = doc.get("category")
+            level = doc.get("experienceLevel")
+            rows["id"].append(job_key(doc["_id"]))
+            rows["contentHash"].append((doc.get("embedding") or {}).get("contentHash"))
+            rows["category"].append(category.strip().casefold() if isinstance(category, str) else None)
+            rows["level"].append(EXPERIENCE_LEVELS.index(level) if level in EXPERIENCE_LEVELS else -1)
+            rows["city"].append(city.strip().casefold() if isinstance(city, str) else None)
+            rows["remote"].append(location.get("remote") is True)
+        return pl.DataFrame(rows, schema={
+            "id": pl.String, "contentHash": pl.String, "category": pl.String,
+            "level": pl.Int8, "city": pl.String, "remote": pl.Boolean,
+        })
+
+    def stored_lists(self) -> dict[str, Neighbours]:
+        """Every non-empty ``similarJobs`` list, as (jobId, score) tuples in stored order."""
+        out: dict[str, Neighbours] = {}
+        cursor = self.collection.find({"similarJobs.0": {"$exists": True}}, {"similarJobs": 1}, batch_size=5000)
+        for doc in cursor:
+            items = doc.get("similarJobs") or []
+            out[job_key(doc["_id"])] = tuple(
+                (job_key(item.get("jobId")), float(item.get("score", 0.0)))
+                for item in items if isinstance(item, dict)
+            )
+        return out
+
+    def count_active(self, now: datetime) -> int:
+        return self.collection.count_documents(active_filter(now))
+
+    # -- writes ------------------------------------------------------------
+    def ensure_indexes(self) -> None:
+        """Indexes the pipeline's queries need (kept few: each one slows every write)."""
+        self.collection.create_index("updatedAt")
+        self.collection.create_index(
+            [("source", 1), ("externalId", 1)], unique=True,
+            partialFilterExpression={"externalId": {"$exists": True}},
+        )
+
+    def upsert_imported(self, docs: list[dict[str, Any]], now: datetime) -> tuple[int, int]:
+        """Insert or update postings keyed by (``source``, ``externalId``).
+
+        Sets ``updatedAt`` to ``now`` (so the next incremental run sees them) and
+        ``createdAt``/``embedding.status=pending`` on insert. Returns (inserted, updated).
+        """
+        ops = []
+        for doc in docs:
+            fields = {k: v for k, v in doc.items() if k not in ("_id", "createdAt")}
+            fields["updatedAt"] = now
+            ops.append(UpdateOne(
+                {"source": doc["source"], "externalId": doc["externalId"]},
+                {"$set": fields, "$setOnInsert": {
+                    "createdAt": doc.get("createdAt") or now,
+                    "embedding": {"status": "pending", "attempts": 0},
+                }},
+                upsert=True,
+            ))
+        inserted = updated = 0
+        for chunk in _chunks(ops, self.batch_size):
+            result = self.collection.bulk_write(chunk, ordered=False)
+            inserted += result.upserted_count
+            updated += result.modified_count
+        return inserted, updated
+
+    def _bulk(self, ops: list[UpdateOne]) -> int:
+        written = 0
+        for chunk in _chunks(ops, self.batch_size):
+            written += self.collection.bulk_write(chunk, ordered=False).modified_count
+        return written
+
+    def mark_processing(self, job_ids: list[str], now: datetime) -> None:
+        for chunk in _chunks(job_ids, self.batch_size):
+            self.collection.update_many(
+                {"_id": {"$in": [to_mongo_id(i) for i in chunk]}},
+                {"$set": {"embedding.status": "processing", "embedding.startedAt": now}},
+            )
+
+    def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> int:
+        ops = [
+            UpdateOne({"_id": to_mongo_id(m.job_id)}, {
+                "$set": {
+                    "embedding.status": "completed", "embedding.model": model,
+                    "embedding.contentHash": m.content_hash, "embedding.generatedAt": now,
+                    "embedding.language": m.language, "embedding.attempts": 0,
+                },
+                "$unset": {"embedding.error": "", "embedding.rejected": "", "embedding.startedAt": ""},
+            })
+            for m in marks
+        ]
+        return self._bulk(ops)
+
+    def mark_failed(self, failures: dict[str, str], now: datetime) -> int:
+        """Embedding failed: keep the reason, count the attempt."""
+        ops = [
+            UpdateOne({"_id": to_mongo_id(job_id)}, {
+                "$set": {"embedding.status": "failed", "embedding.error": reason[:500],
+                         "embedding.failedAt": now},
+                "$inc": {"embedding.attempts": 1},
+                "$unset": {"embedding.rejected": "", "embedding.startedAt": ""},
+            })
+            for job_id, reason in failures.items()
+        ]
+        return self._bulk(ops)
+
+    def mark_rejected(self, rejections: dict[str, tuple[str, ...]], now: datetime) -> int:
+        """Invalid document: record why, so an operator can fix the posting."""
+        ops = [
+            UpdateOne({"_id": to_mongo_id(job_id)}, {
+                "$set": {"embedding.status": "failed", "embedding.rejected": True,
+                         "embedding.error": "invalid: " + "; ".join(reasons)[:490],
+                         "embedding.failedAt": now},
+                "$unset": {"embedding.startedAt": ""},
+            })
+            for job_id, reasons in rejections.items()
+        ]
+        return self._bulk(ops)
+
+    def write_lists(
+        self, lists: dict[str, Neighbours], now: datetime, job_count: int, recompute_days: int
+    ) -> int:
+        """Replace ``similarJobs`` and ``similarityMetadata`` of the given jobs."""
+        metadata = {
+            "lastComputed": now,
+            "nextComputeAt": now + timedelta(days=recompute_days),
+            "jobCountWhenComputed": job_count,
+        }
+        ops = [
+            UpdateOne({"_id": to_mongo_id(job_id)}, {"$set": {
+                "similarJobs": [
+                    {"jobId": to_mongo_id(other), "score": score, "computedAt": now}
+                    for other, score in items
+                ],
+                "similarityMetadata": metadata,
+            }})
+            for job_id, items in lists.items()
+        ]
+        return self._bulk(ops)

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks around jobsim's plain stage functions."""
