@@ -85,8 +85,8 @@ class RunSummary:
 
 
 def reason_counts(reasons: list[str], width: int = 60) -> dict[str, int]:
-    """Group free-text reasons by their leading words (numbers stripped) for summaries."""
-    keys = [" ".join(w for w in r.split("(")[0].split() if not w.isdigit())[:width] for r in reasons]
+    """Group free-text reasons by their text before any "(detail)" for summaries."""
+    keys = [r.split("(")[0].strip()[:width] for r in reasons]
     return dict(Counter(keys).most_common(20))
 
 

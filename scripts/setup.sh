@@ -8,8 +8,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.jobsim-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+  log=$(mktemp)
+  echo "installing jobsim and its dependencies into .venv (about a minute)..."
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install --disable-pip-version-check -e ".[dev]"; } >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" | tail -40
+    echo "setup failed (full log: $log)" >&2
+    exit 1
+  fi
   .venv/bin/python -c "import jobsim, prefect, faiss, pymongo, polars, openai" 
   touch "$stamp"
 fi

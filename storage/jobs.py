@@ -215,3 +215,19 @@ class JobsRepository:
             for job_id, items in lists.items()
         ]
         return self._bulk(ops)
+
+    # -- summaries (CLI) ---------------------------------------------------------
+    def titles(self, job_ids: list[str]) -> dict[str, str]:
+        """Titles of the given jobs (for printing examples)."""
+        cursor = self.collection.find({"_id": {"$in": [to_mongo_id(i) for i in job_ids]}}, {"title": 1})
+        return {job_key(doc["_id"]): str(doc.get("title", "")) for doc in cursor}
+
+    def example_with_list(self) -> tuple[str, Neighbours] | None:
+        """One job with a non-empty neighbour list (the most recently created)."""
+        doc = self.collection.find_one(
+            {"similarJobs.0": {"$exists": True}}, {"similarJobs": 1}, sort=[("createdAt", -1)]
+        )
+        if doc is None:
+            return None
+        items = tuple((job_key(i["jobId"]), float(i["score"])) for i in doc["similarJobs"])
+        return job_key(doc["_id"]), items

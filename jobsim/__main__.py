@@ -1,0 +1,5 @@
+import sys
+
+from jobsim.cli import main
+
+sys.exit(main())
