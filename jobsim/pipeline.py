@@ -36,7 +36,11 @@ class Prepared:
     current_hashes: list[str | None] = field(default_factory=list)  # job.embedding.contentHash
     current_status: list[str | None] = field(default_factory=list)
     rejected: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    rejected_recorded: set[str] = field(default_factory=set)  # same reasons already on the job
     inactive: Counter = field(default_factory=Counter)
+
+    def rejections_to_record(self) -> dict[str, tuple[str, ...]]:
+        return {k: v for k, v in self.rejected.items() if k not in self.rejected_recorded}
 
 
 @dataclass
@@ -91,19 +95,26 @@ def reason_counts(reasons: list[str], width: int = 60) -> dict[str, int]:
 
 
 # -- prepare (pure) --------------------------------------------------------------
+def rejection_message(reasons: tuple[str, ...]) -> str:
+    """What an operator reads in ``embedding.error`` of a rejected job."""
+    return ("invalid: " + "; ".join(reasons))[:500]
+
+
 def prepare(docs: list[dict[str, Any]], now: datetime, model: str, dims: int) -> Prepared:
     """Validate raw documents and build each valid job's embedding text and hash."""
     out = Prepared()
     for doc in docs:
         checked = check_job(doc, now)
+        state = doc.get("embedding") if isinstance(doc.get("embedding"), dict) else {}
         if checked.job is None:
             if checked.inactive:
                 out.inactive[checked.inactive] += 1
             else:
                 out.rejected[checked.job_id] = checked.reasons
+                if state.get("rejected") is True and state.get("error") == rejection_message(checked.reasons):
+                    out.rejected_recorded.add(checked.job_id)
             continue
         text = checked.job.embedding_text()
-        state = doc.get("embedding") if isinstance(doc.get("embedding"), dict) else {}
         out.jobs.append(checked.job)
         out.texts.append(text)
         out.hashes.append(content_hash(text, model, dims))

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-from pymongo import UpdateOne
+from pymongo import UpdateOne, WriteConcern
 from pymongo.database import Database
 
 from jobsim.jobs import EXPERIENCE_LEVELS
@@ -50,7 +50,8 @@ def active_filter(now: datetime) -> dict[str, Any]:
 
 class JobsRepository:
     def __init__(self, db: Database, collection: str = "jobs", batch_size: int = 500) -> None:
-        self.collection = db[collection]
+        # Pipeline writes must survive a server crash: journaled write concern.
+        self.collection = db.get_collection(collection, write_concern=WriteConcern(w=1, j=True))
         self.batch_size = batch_size
 
     # -- reads -------------------------------------------------------------
@@ -182,16 +183,15 @@ class JobsRepository:
         ]
         return self._bulk(ops)
 
-    def mark_rejected(self, rejections: dict[str, tuple[str, ...]], now: datetime) -> int:
-        """Invalid document: record why, so an operator can fix the posting."""
+    def mark_rejected(self, rejections: dict[str, str], now: datetime) -> int:
+        """Invalid document: record why (``{job id: message}``), so an operator can fix it."""
         ops = [
             UpdateOne({"_id": to_mongo_id(job_id)}, {
                 "$set": {"embedding.status": "failed", "embedding.rejected": True,
-                         "embedding.error": "invalid: " + "; ".join(reasons)[:490],
-                         "embedding.failedAt": now},
+                         "embedding.error": message, "embedding.failedAt": now},
                 "$unset": {"embedding.startedAt": ""},
             })
-            for job_id, reasons in rejections.items()
+            for job_id, message in rejections.items()
         ]
         return self._bulk(ops)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from jobsim.pipeline import Prepared, RunInfo, prepare
+from jobsim.pipeline import Prepared, RunInfo, prepare, rejection_message
 from jobsim.settings import Settings
 from storage import repositories
 from tasks.common import IO_TASK, PURE_TASK
@@ -30,4 +30,5 @@ def prepare_jobs(settings: Settings, docs: list[dict[str, Any]], run: RunInfo) -
 @task(name="record-rejections", **IO_TASK)
 def record_rejections(settings: Settings, prepared: Prepared, run: RunInfo) -> int:
     """Write each rejected job's reasons onto the job, where operators and the app see it."""
-    return repositories(settings.mongo).jobs.mark_rejected(prepared.rejected, run.started_at)
+    messages = {job_id: rejection_message(r) for job_id, r in prepared.rejections_to_record().items()}
+    return repositories(settings.mongo).jobs.mark_rejected(messages, run.started_at)
