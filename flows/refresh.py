@@ -1,20 +1,26 @@
-"""similarity-refresh: pull changed jobs → embed → all-pairs top-k → write back."""
+"""similarity-refresh: pull changed jobs → embed → all-pairs top-k → write back → report."""
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any, ContextManager, Literal
 
 from prefect import flow
+from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
 from jobsim.pipeline import summarize
 from jobsim.settings import Settings
+from tasks.admin import add_requested_jobs, clear_recompute_requests, pending_recompute_requests
 from tasks.embed import embed_jobs
 from tasks.neighbours import compute_neighbours, load_active_vectors, write_neighbours
 from tasks.pull import prepare_jobs, pull_changed_jobs, record_rejections
+from tasks.report import failed_job_details, publish_run_report
 from tasks.run_state import finish_run, start_run
+
+Mode = Literal["incremental", "full"]
 
 
 @contextmanager
@@ -24,31 +30,64 @@ def _stage(name: str, timings: dict[str, float]) -> Iterator[None]:
     timings[name] = time.perf_counter() - started
 
 
+def writer_slot(settings: Settings) -> ContextManager[Any]:
+    """The one slot of the shared global concurrency limit: no two runs write at once.
+
+    A no-op where the limit does not exist (e.g. a CLI run on an ephemeral Prefect API).
+    """
+    if not settings.ops.writer_limit:
+        return nullcontext()
+    return concurrency(settings.ops.writer_limit, occupy=1, timeout_seconds=settings.ops.writer_wait_s)
+
+
+def refresh(
+    settings: Settings,
+    mode: Mode,
+    job_ids: list[str] | None = None,
+    context: dict[str, Any] | None = None,
+    serve_requests: bool = True,
+) -> dict:
+    """The pipeline's steps, in order (called inside a flow).
+
+    ``job_ids`` are re-checked whatever the watermark. Every run recomputes every active
+    list, so it also serves the read side's recompute requests (``serve_requests``): their
+    jobs are re-checked too, and the requests made before the run started are cleared.
+    """
+    timings: dict[str, float] = {}
+    with writer_slot(settings):
+        run = start_run(settings, str(flow_run.id or "local"), mode)
+        with _stage("pull", timings):
+            docs = pull_changed_jobs(settings, run)
+            requested = [*(job_ids or []), *(pending_recompute_requests(settings) if serve_requests else [])]
+            if requested:
+                docs = add_requested_jobs(settings, docs, requested)
+        with _stage("prepare", timings):
+            prepared = prepare_jobs(settings, docs, run)
+            record_rejections(settings, prepared, run)
+        with _stage("embed", timings):
+            embedded = embed_jobs(settings, prepared, run)
+        with _stage("load_vectors", timings):
+            active = load_active_vectors(settings, run)
+        with _stage("neighbours", timings):
+            lists = compute_neighbours(settings, active)
+        with _stage("write_back", timings):
+            written = write_neighbours(settings, lists, run)
+        summary = summarize(run, len(docs), prepared, embedded, len(active.ids), written,
+                            settings.embedding.price_per_million_tokens, timings)
+        finish_run(settings, run, summary)
+        if serve_requests:
+            clear_recompute_requests(settings, run.started_at)
+    result = summary.as_dict()
+    publish_run_report(result, lists.lists, lists.stats.as_dict(), failed_job_details(settings), context)
+    return result
+
+
 @flow(name="similarity-refresh")
-def similarity_refresh(mode: Literal["incremental", "full"] = "incremental") -> dict:
+def similarity_refresh(mode: Mode = "incremental") -> dict:
     """Refresh every active job's similar-jobs list.
 
     ``incremental`` re-checks jobs changed since the last successful run; ``full``
     re-checks every job. Either way only changed texts are embedded and only changed
-    lists are written.
+    lists are written (every active job's list is recomputed).
     """
-    settings = Settings()
-    timings: dict[str, float] = {}
-    run = start_run(settings, str(flow_run.id or "local"), mode)
-    with _stage("pull", timings):
-        docs = pull_changed_jobs(settings, run)
-    with _stage("prepare", timings):
-        prepared = prepare_jobs(settings, docs, run)
-        record_rejections(settings, prepared, run)
-    with _stage("embed", timings):
-        embedded = embed_jobs(settings, prepared, run)
-    with _stage("load_vectors", timings):
-        active = load_active_vectors(settings, run)
-    with _stage("neighbours", timings):
-        lists = compute_neighbours(settings, active)
-    with _stage("write_back", timings):
-        written = write_neighbours(settings, lists, run)
-    summary = summarize(run, len(docs), prepared, embedded, len(active.ids), written,
-                        settings.embedding.price_per_million_tokens, timings)
-    finish_run(settings, run, summary)
-    return summary.as_dict()
+    return refresh(Settings(), mode)

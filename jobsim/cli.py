@@ -81,7 +81,34 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  rejected {count:6d}  {reason}")
     for reason, count in unusable.most_common(10):
         print(f"  imported but will not be embedded {count:6d}  {reason}")
+    if settings.ops.emit_import_events:
+        emit_import_completed(args.source or args.preset, path.name, len(batch.docs), inserted, updated,
+                              len(batch.rejected))
     return 0
+
+
+def emit_import_completed(source: str, file: str, rows: int, inserted: int, updated: int,
+                          rejected: int) -> str | None:
+    """Emit ``jobsim.import.completed`` (the after-import deployment's trigger) when a Prefect
+    API is configured; returns the import id, or None when no API is configured."""
+    import uuid
+
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        return None  # no server to tell (emitting would start a throwaway ephemeral one)
+    import_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    emit_event(
+        event="jobsim.import.completed",
+        resource={"prefect.resource.id": f"jobsim.import.{import_id}", "prefect.resource.name": file},
+        payload={"import_id": import_id, "source": source, "file": file, "rows": rows,
+                 "inserted": inserted, "updated": updated, "rejected": rejected},
+    )
+    EventsWorker.drain_all(timeout=30)  # the CLI exits right after: send it now
+    print(f"  emitted jobsim.import.completed (import {import_id})")
+    return import_id
 
 
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,3 +19,11 @@ class TransientError(JobsimError):
 
 class ImportFileError(JobsimError):
     """A bulk-import file cannot be read or mapped."""
+
+
+class InvalidRequestError(JobsimError):
+    """A caller's request (job id, limit) is malformed; it never reaches a query."""
+
+
+class NotFoundError(JobsimError):
+    """The requested job does not exist (or is deleted)."""

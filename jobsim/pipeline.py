@@ -52,6 +52,7 @@ class EmbedStats:
     tokens: int = 0
     retries: int = 0
     rate_limited: int = 0
+    deferred: list[str] = field(default_factory=list)  # transient failures, left pending
     seconds: float = 0.0
 
 
@@ -75,14 +76,18 @@ class RunSummary:
     reused: int = 0
     failed: int = 0
     failed_reasons: dict[str, int] = field(default_factory=dict)
+    deferred: int = 0
     requests: int = 0
     tokens: int = 0
+    retries: int = 0
+    rate_limited: int = 0
     cost_usd: float = 0.0
     active_vectors: int = 0
     lists_written: int = 0
     lists_cleared: int = 0
     lists_unchanged: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)  # neighbour pass: mode, recall, ...
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,9 +149,13 @@ def embed_and_store(
     to_embed: list[int],
     to_mark: list[int],
     now: datetime,
-    chunk_size: int = 4096,
+    chunk_size: int = 16_384,
 ) -> EmbedStats:
-    """Embed in chunks; each chunk's vectors are stored before its jobs are marked."""
+    """Embed in chunks; each chunk's vectors are stored before its jobs are marked.
+
+    Inputs that failed only transiently (rate limit storm, service unreachable) are put
+    back to ``pending`` without spending one of the job's attempts.
+    """
     from storage.jobs import EmbeddedMark
 
     stats = EmbedStats()
@@ -181,7 +190,9 @@ def embed_and_store(
         ok = [i for i in chunk if unique[prepared.hashes[i]] not in result.errors]
         for i in chunk:
             row = unique[prepared.hashes[i]]
-            if row in result.errors:
+            if row in result.transient:
+                stats.deferred.append(prepared.jobs[i].id)
+            elif row in result.errors:
                 stats.failed[prepared.jobs[i].id] = result.errors[row]
         if ok:
             rows = np.array([unique[prepared.hashes[i]] for i in ok])
@@ -195,6 +206,8 @@ def embed_and_store(
                  len(to_embed), len(stats.failed))
     if stats.failed:
         jobs_repo.mark_failed(stats.failed, now)
+    if stats.deferred:
+        jobs_repo.mark_pending(stats.deferred)
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -211,6 +224,7 @@ class RunInfo:
 def summarize(
     run: RunInfo, seen: int, prepared: Prepared, embedded: EmbedStats, active: int,
     written: WriteStats, price_per_million: float, timings: dict[str, float],
+    search: dict[str, Any] | None = None,
 ) -> RunSummary:
     return RunSummary(
         run_id=run.run_id, mode=run.mode, seen=seen, valid=len(prepared.jobs),
@@ -218,8 +232,10 @@ def summarize(
         rejected_reasons=reason_counts([r for rs in prepared.rejected.values() for r in rs]),
         embedded=embedded.embedded, reused=embedded.reused, failed=len(embedded.failed),
         failed_reasons=reason_counts(list(embedded.failed.values())),
-        requests=embedded.requests, tokens=embedded.tokens,
-        cost_usd=round(embedded.tokens * price_per_million / 1e6, 6),
+        deferred=len(embedded.deferred), requests=embedded.requests, tokens=embedded.tokens,
+        retries=embedded.retries, rate_limited=embedded.rate_limited,
+        cost_usd=round(embedded.tokens * price_per_million / 1e6, 9),
         active_vectors=active, lists_written=written.written, lists_cleared=written.cleared,
         lists_unchanged=written.unchanged, timings={k: round(v, 3) for k, v in timings.items()},
+        search=dict(search or {}),
     )

@@ -34,7 +34,10 @@ class EmbeddingSettings(BaseModel):
         description="Model name; default 'text-embedding-3-small' for openai, "
         "'jobsim-hash-ngram-v1' for local.",
     )
-    dimensions: int = Field(512, ge=8, le=4096, description="Vector dimension.")
+    dimensions: int = Field(
+        512, ge=8, le=4096, description="Vector dimension; default 512 for local, 1536 for openai "
+        "(text-embedding-3 models are sent it as `dimensions`, e.g. 512 for shorter vectors)."
+    )
     api_key: SecretStr | None = Field(
         None, description="OpenAI API key; unset = the openai client's OPENAI_API_KEY."
     )
@@ -45,7 +48,28 @@ class EmbeddingSettings(BaseModel):
     batch_max_tokens: int = Field(300_000, ge=1000, description="Tokens summed per request.")
     max_input_tokens: int = Field(8192, ge=16, description="Per-input token limit of the model.")
     request_timeout_s: float = Field(60.0, gt=0, description="Per-request timeout.")
-    max_retries: int = Field(6, ge=0, le=20, description="Retries of a transient failure.")
+    max_retries: int = Field(
+        6, ge=0, le=20, description="Retries of one request after a transient failure (429, 5xx, "
+        "timeout, connection); jobsim's own retry loop, the openai client's is off."
+    )
+    concurrency: int = Field(4, ge=1, le=64, description="Embedding requests in flight at once.")
+    requests_per_minute: int = Field(
+        3000, ge=1, description="Client-side limit on requests sent per minute (the API tier's RPM)."
+    )
+    tokens_per_minute: int = Field(
+        1_000_000, ge=1000, description="Client-side limit on input tokens sent per minute (TPM); "
+        "requests are also packed to at most this many tokens."
+    )
+    retry_base_delay_s: float = Field(
+        0.5, gt=0, description="First backoff delay; doubles per retry, with jitter."
+    )
+    retry_max_delay_s: float = Field(
+        30.0, gt=0, description="Longest wait before one retry (backoff, Retry-After and "
+        "x-ratelimit-reset-* headers are capped here)."
+    )
+    encoding: str = Field(
+        "cl100k_base", description="Tokenizer used to count and truncate inputs (the model's BPE)."
+    )
     max_attempts: int = Field(3, ge=1, description="Runs in which a failing job is retried.")
     price_per_million_tokens: float = Field(0.02, ge=0, description="USD, for the cost estimate.")
 
@@ -55,6 +79,8 @@ class EmbeddingSettings(BaseModel):
             self.model = (
                 "text-embedding-3-small" if self.provider == "openai" else "jobsim-hash-ngram-v1"
             )
+        if self.provider == "openai" and "dimensions" not in self.model_fields_set:
+            self.dimensions = 1536  # text-embedding-3-small's native size
         return self
 
 
@@ -63,8 +89,102 @@ class NeighbourSettings(BaseModel):
     candidates: int = Field(50, ge=1, le=1000, description="Cosine candidates reranked per job.")
     min_score: float = Field(0.3, ge=0, le=1, description="Blended scores below this are dropped.")
     cosine_weight: float = Field(0.9, ge=0, le=1, description="Blend: w·cosine + (1-w)·bonus.")
-    memory_budget_mb: int = Field(512, ge=16, description="Memory for one score block.")
+    memory_budget_mb: int = Field(
+        512, ge=16, description="Memory for the score blocks of one search step (block sizes "
+        "follow from it; the candidate lists themselves, ~0.8 KB per job, come on top)."
+    )
     recompute_days: int = Field(7, ge=1, description="similarityMetadata.nextComputeAt offset.")
+    exact_max_jobs: int = Field(
+        60_000, ge=0, description="Full passes over at most this many active jobs are exact "
+        "(numpy GEMM + heap); larger ones use the ANN index below."
+    )
+    ann_index: Literal["hnsw", "ivf_flat", "ivf_sq8"] = Field(
+        "hnsw", description="faiss index of the ANN full pass (ivf_sq8 needs ~4× less memory)."
+    )
+    ann_recall_target: float = Field(
+        0.95, gt=0, le=1, description="ANN search effort (efSearch / nprobe) is raised each run "
+        "until recall@10 on a sample, against exact search, reaches this."
+    )
+    ann_recall_sample: int = Field(
+        500, ge=10, description="Rows whose exact top-10 is computed each ANN run to measure recall."
+    )
+    ann_hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree M.")
+    ann_ef_construction: int = Field(40, ge=8, description="HNSW efConstruction.")
+    ann_nlist: int = Field(0, ge=0, description="IVF lists; 0 = 4·√N.")
+    ann_pca_dims: int = Field(
+        0, ge=0, description="Build the ANN index on this many PCA dimensions (0 = full "
+        "vectors); candidates are rescored with full vectors either way."
+    )
+    candidate_margin: int = Field(
+        16, ge=0, le=1000, description="Extra cosine candidates kept per job in the incremental "
+        "state, so a list survives that many removed neighbours before it is recomputed."
+    )
+    incremental: bool = Field(
+        True, description="Update only the candidate lists touched by changed vectors when a "
+        "valid state from an earlier run exists (result equals a full pass)."
+    )
+    incremental_max_churn: float = Field(
+        0.1, ge=0, le=1, description="Run a full pass instead when (added + removed vectors) / "
+        "active jobs exceeds this."
+    )
+    state_dir: str = Field(
+        "~/.cache/jobsim/neighbours", description="Directory of the incremental state (candidate "
+        "lists keyed by job id + vector fingerprint; a cache checked against MongoDB each run, "
+        "safe to delete). Empty = no state, every run is a full pass."
+    )
+
+
+class ApiSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the read-side HTTP API listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the read-side HTTP API.")
+    mongo_uri: SecretStr | None = Field(
+        None, description="MongoDB URI of the API's (read-only) user; unset = JOBSIM_MONGO__URI."
+    )
+    max_limit: int = Field(50, ge=1, le=200, description="Largest `limit` a similar-jobs request may ask for.")
+    min_semantic: int = Field(
+        3, ge=0, le=100, description="Fewer live semantic neighbours than this: request a recompute "
+        "and top up with fallback results."
+    )
+    fallback_limit: int = Field(6, ge=1, le=100, description="Results of the category/city fallback.")
+    string_ids: bool = Field(
+        False, description="Also accept non-ObjectId job ids (letters, digits, _ - . :, at most 64); "
+        "off = only 24-hex ObjectIds."
+    )
+    recompute_collection: str = Field(
+        "recompute_requests", description="Collection where the API records recompute requests "
+        "(the API's only write)."
+    )
+
+
+class OpsSettings(BaseModel):
+    """Operations with Prefect: schedules, the shared writer limit, admin flows, dashboard."""
+
+    incremental_interval_minutes: int = Field(
+        15, ge=1, le=1440, description="Interval of the scheduled incremental deployment (read "
+        "when scripts/stack.sh deploys prefect.yaml)."
+    )
+    full_rebuild_cron: str = Field(
+        "0 3 * * *", description="Cron of the nightly full-rebuild deployment (read at deploy time)."
+    )
+    full_rebuild_timezone: str = Field("UTC", description="Time zone of the full-rebuild cron.")
+    writer_limit: str = Field(
+        "jobsim-writer", description="Prefect global concurrency limit (1 slot) every writing "
+        "flow holds while it runs, across deployments and manual runs; empty = none."
+    )
+    writer_wait_s: float = Field(
+        3600.0, gt=0, description="Longest wait for the writer slot before a run fails."
+    )
+    emit_import_events: bool = Field(
+        True, description="`jobsim import` emits `jobsim.import.completed` when a Prefect API "
+        "URL is configured (the import-triggered deployment listens for it)."
+    )
+    stale_processing_minutes: int = Field(
+        60, ge=1, description="Housekeeping: `processing` states older than this go back to pending."
+    )
+    keep_runs_days: int = Field(30, ge=1, description="Housekeeping: run records older than this are deleted.")
+    report_failed_jobs: int = Field(
+        50, ge=0, le=1000, description="Failed/rejected jobs listed (with reasons) in each run's artifact."
+    )
 
 
 class Settings(BaseSettings):
@@ -77,6 +197,8 @@ class Settings(BaseSettings):
     mongo: MongoSettings = MongoSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     neighbours: NeighbourSettings = NeighbourSettings()
+    api: ApiSettings = ApiSettings()
+    ops: OpsSettings = OpsSettings()
     watermark_overlap_s: int = Field(
         60, ge=0, description="Incremental pulls re-read this many seconds before the last "
         "run's start (clock skew between the app and the pipeline); re-reads are free."

@@ -5,18 +5,23 @@ Pure: arrays and frames in, arrays and dicts out (I/O stays in ``storage/``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from jobsim.neighbours import exact_topk
+from jobsim.ann import ann_topk
+from jobsim.incremental import CandidateState, churn_of, fingerprints, full_state, update_state
 from jobsim.scoring import Context, encode, rerank
 from jobsim.settings import NeighbourSettings
 
 if TYPE_CHECKING:
     from storage.embeddings import VectorSet
+
+log = logging.getLogger(__name__)
 
 Neighbours = tuple[tuple[str, float], ...]
 
@@ -49,20 +54,130 @@ def active_set(vectors: VectorSet, context: pl.DataFrame) -> ActiveSet:
     )
 
 
-def compute_lists(active: ActiveSet, settings: NeighbourSettings) -> dict[str, Neighbours]:
-    """Top-k similar jobs of every active job: exact cosine candidates, then the seed's rerank."""
-    n = len(active.ids)
-    candidates = min(settings.candidates, max(n - 1, 0))
-    cosine, cand = exact_topk(active.vectors, candidates, settings.memory_budget_mb << 20)
-    scores, idx = rerank(cosine, cand, active.context, settings.k,
+@dataclass
+class NeighbourStats:
+    """What the neighbour pass did (the run summary records these fields)."""
+
+    mode: str  # "exact" | "ann" | "incremental"
+    jobs: int
+    dims: int
+    seconds: float
+    search_seconds: float
+    rerank_seconds: float
+    full_pass_reason: str = ""  # why a full pass ran instead of the incremental one
+    ann_index: str | None = None
+    ann_param: str | None = None
+    ann_value: int | None = None
+    recall_at_10: float | None = None  # ANN only: measured this run on a sample vs exact
+    recall_sample: int = 0
+    added: int = 0
+    removed: int = 0
+    recomputed: int = 0
+    churn: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class NeighbourResult:
+    """Lists to diff against MongoDB, stats for the summary, state for the next run."""
+
+    lists: dict[str, Neighbours]
+    stats: NeighbourStats
+    state: CandidateState | None = None
+
+
+def _depth(settings: NeighbourSettings) -> int:
+    return settings.candidates + settings.candidate_margin
+
+
+def full_pass(
+    active: ActiveSet, settings: NeighbourSettings, fps: np.ndarray
+) -> tuple[CandidateState, dict]:
+    """Exact below ``exact_max_jobs``, ANN above it: candidate lists of every row."""
+    n, budget = len(active.ids), settings.memory_budget_mb << 20
+    if n <= settings.exact_max_jobs:
+        return full_state(active.ids, active.vectors, fps, _depth(settings), budget), {"mode": "exact"}
+    scores, cand, report = ann_topk(
+        active.vectors, _depth(settings), kind=settings.ann_index,
+        recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
+        hnsw_m=settings.ann_hnsw_m, ef_construction=settings.ann_ef_construction,
+        nlist=settings.ann_nlist, pca_dims=settings.ann_pca_dims, memory_budget_bytes=budget,
+    )
+    state = CandidateState(
+        ids=active.ids, fingerprints=fps, scores=scores, cand=cand,
+        depth=np.full(n, min(_depth(settings), max(n - 1, 0)), dtype=np.int32),
+        dims=int(active.vectors.shape[1]), exact=False,
+    )
+    return state, {"mode": "ann", "ann_index": report.index, "ann_param": report.param,
+                   "ann_value": report.value, "recall_at_10": report.recall_at_10,
+                   "recall_sample": report.recall_sample}
+
+
+def lists_from(active: ActiveSet, state: CandidateState, settings: NeighbourSettings) -> dict[str, Neighbours]:
+    """Rerank each row's first ``candidates`` cosine candidates into its final list."""
+    c = min(settings.candidates, state.cand.shape[1])
+    scores, idx = rerank(state.scores[:, :c], state.cand[:, :c], active.context, settings.k,
                          settings.cosine_weight, settings.min_score)
+    ids = active.ids
     lists: dict[str, Neighbours] = {}
-    for row in range(n):
-        keep = idx[row] >= 0
-        lists[active.ids[row]] = tuple(
-            zip(active.ids[idx[row][keep]].tolist(), scores[row][keep].astype(float).round(2).tolist())
-        )
+    counts = (idx >= 0).sum(axis=1).tolist()
+    score_rows = scores.astype(np.float64).round(2).tolist()
+    for row, (count, srow) in enumerate(zip(counts, score_rows)):
+        lists[ids[row]] = tuple(zip(ids[idx[row, :count]].tolist(), srow[:count]))
     return lists
+
+
+def compute_neighbours(
+    active: ActiveSet, settings: NeighbourSettings, previous: CandidateState | None = None
+) -> NeighbourResult:
+    """Every active job's top-k list: incremental from ``previous`` when it applies, else a
+    full pass (exact or ANN by size); then the seed's rerank over the cosine candidates."""
+    started = time.perf_counter()
+    n, dims = len(active.ids), int(active.vectors.shape[1]) if active.vectors.ndim == 2 else 0
+    fps = fingerprints(active.vectors)
+    extra: dict = {}
+    reason = ""
+    state: CandidateState | None = None
+    if previous is None:
+        reason = "no previous state" if settings.incremental else "incremental off"
+    elif not settings.incremental:
+        reason = "incremental off"
+    elif previous.dims != dims or previous.scores.shape[1] != _depth(settings):
+        reason = "state from other dimensions or candidate depth"
+    elif not previous.exact and n <= settings.exact_max_jobs:
+        reason = "state is approximate and the set is small enough for exact"
+    else:
+        old_to_new, added, churn = churn_of(previous, active.ids, fps)
+        if churn > settings.incremental_max_churn:
+            reason = f"churn {churn:.3f} > {settings.incremental_max_churn}"
+        else:
+            state, report = update_state(previous, active.ids, active.vectors, fps, settings.candidates,
+                                         settings.memory_budget_mb << 20, old_to_new, added)
+            extra = {"mode": "incremental", "added": report.added, "removed": report.removed,
+                     "recomputed": report.recomputed, "churn": report.churn}
+    if state is None:
+        state, extra = full_pass(active, settings, fps)
+        if previous is not None and settings.incremental:
+            _, added, churn = churn_of(previous, active.ids, fps)
+            extra["churn"] = round(churn, 6)
+    searched = time.perf_counter()
+    lists = lists_from(active, state, settings)
+    done = time.perf_counter()
+    stats = NeighbourStats(
+        jobs=n, dims=dims, seconds=round(done - started, 3),
+        search_seconds=round(searched - started, 3), rerank_seconds=round(done - searched, 3),
+        full_pass_reason=reason if extra.get("mode") != "incremental" else "", **extra,
+    )
+    log.info("neighbours: %s pass over %d jobs in %.2f s (search %.2f s)%s", stats.mode, n,
+             stats.seconds, stats.search_seconds, f" — {reason}" if stats.full_pass_reason else "")
+    return NeighbourResult(lists=lists, stats=stats, state=state)
+
+
+def compute_lists(active: ActiveSet, settings: NeighbourSettings) -> dict[str, Neighbours]:
+    """Top-k similar jobs of every active job by a full pass (no incremental state)."""
+    return compute_neighbours(active, settings.model_copy(update={"incremental": False})).lists
 
 
 def diff_lists(

@@ -156,6 +156,14 @@ class JobsRepository:
                 {"$set": {"embedding.status": "processing", "embedding.startedAt": now}},
             )
 
+    def mark_pending(self, job_ids: list[str]) -> None:
+        """Back to ``pending`` (a transient failure): retried next run, no attempt spent."""
+        for chunk in _chunks(job_ids, self.batch_size):
+            self.collection.update_many(
+                {"_id": {"$in": [to_mongo_id(i) for i in chunk]}},
+                {"$set": {"embedding.status": "pending"}, "$unset": {"embedding.startedAt": ""}},
+            )
+
     def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> int:
         ops = [
             UpdateOne({"_id": to_mongo_id(m.job_id)}, {
@@ -231,3 +239,45 @@ class JobsRepository:
             return None
         items = tuple((job_key(i["jobId"]), float(i["score"])) for i in doc["similarJobs"])
         return job_key(doc["_id"]), items
+
+    # -- admin (ops) ---------------------------------------------------------------
+    def by_ids(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        """Raw documents of the given jobs (to re-check them regardless of the watermark)."""
+        docs: list[dict[str, Any]] = []
+        for chunk in _chunks(job_ids, self.batch_size):
+            docs += self.collection.find({"_id": {"$in": [to_mongo_id(i) for i in chunk]}}, PULL_PROJECTION)
+        for doc in docs:
+            doc["_id"] = job_key(doc["_id"])
+        return docs
+
+    def reset_failed_attempts(self, job_ids: list[str] | None = None) -> int:
+        """Embedding failures (not rejections) back to pending with zero attempts."""
+        query: dict[str, Any] = {"embedding.status": "failed", "embedding.rejected": {"$ne": True}}
+        if job_ids is not None:
+            query["_id"] = {"$in": [to_mongo_id(i) for i in job_ids]}
+        return self.collection.update_many(
+            query, {"$set": {"embedding.status": "pending", "embedding.attempts": 0}},
+        ).modified_count
+
+    def reset_stale_processing(self, started_before: datetime) -> int:
+        """``processing`` states left by a crashed run (started before the cutoff) to pending."""
+        return self.collection.update_many(
+            {"embedding.status": "processing", "$or": [
+                {"embedding.startedAt": {"$lt": started_before}}, {"embedding.startedAt": None}]},
+            {"$set": {"embedding.status": "pending"}, "$unset": {"embedding.startedAt": ""}},
+        ).modified_count
+
+    def failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest failed or rejected jobs with their reasons (newest first)."""
+        cursor = self.collection.find(
+            {"embedding.status": "failed"},
+            {"title": 1, "embedding.error": 1, "embedding.attempts": 1, "embedding.rejected": 1,
+             "embedding.failedAt": 1},
+        ).sort("embedding.failedAt", -1).limit(limit)
+        out = []
+        for doc in cursor:
+            state = doc.get("embedding") or {}
+            out.append({"id": job_key(doc["_id"]), "title": doc.get("title"), "error": state.get("error"),
+                        "attempts": state.get("attempts"), "rejected": state.get("rejected") is True,
+                        "failedAt": state.get("failedAt")})
+        return out

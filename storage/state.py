@@ -45,3 +45,7 @@ class StateRepository:
     def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         cursor = self.collection.find({"kind": "run"}).sort("startedAt", DESCENDING).limit(limit)
         return list(cursor)
+
+    def delete_runs_before(self, cutoff: datetime) -> int:
+        """Delete run records started before ``cutoff`` (the watermark is never touched)."""
+        return self.collection.delete_many({"kind": "run", "startedAt": {"$lt": cutoff}}).deleted_count

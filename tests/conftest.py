@@ -9,6 +9,7 @@ from pathlib import Path
 
 # Prefect reads its settings at import: isolate it before anything imports prefect.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="jobsim-prefect-")
+_STATE_DIR = tempfile.mkdtemp(prefix="jobsim-neighbour-state-")
 os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -39,6 +40,7 @@ def settings(mongo_server, monkeypatch) -> Settings:
     """Settings pointing at a fresh database of the session's server."""
     monkeypatch.setenv("JOBSIM_MONGO__URI", mongo_server.uri)
     monkeypatch.setenv("JOBSIM_MONGO__DATABASE", f"t_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("JOBSIM_NEIGHBOURS__STATE_DIR", str(_STATE_DIR))
     return Settings()
 
 

@@ -15,14 +15,21 @@ from jobsim.settings import EmbeddingSettings
 
 @dataclass
 class EmbeddingResult:
-    """Vectors for a list of texts. Rows listed in ``errors`` hold no valid vector."""
+    """Vectors for a list of texts. Rows listed in ``errors`` hold no valid vector.
+
+    Every row is either embedded or in ``errors`` with a reason an operator can read.
+    The counters are zero for offline embedders.
+    """
 
     vectors: np.ndarray  # (n, d) float32, C-contiguous; rows in ``errors`` are zero
-    errors: dict[int, str] = field(default_factory=dict)
-    requests: int = 0
-    tokens: int = 0
-    retries: int = 0
-    rate_limited: int = 0
+    errors: dict[int, str] = field(default_factory=dict)  # row -> reason
+    requests: int = 0  # HTTP requests sent, retries included
+    tokens: int = 0  # input tokens billed (the responses' ``usage``)
+    retries: int = 0  # requests that repeated an earlier one (after a failure or a gap)
+    rate_limited: int = 0  # 429 responses
+    # rows of ``errors`` that failed through no fault of their text (rate limit or unreachable
+    # server after every retry): a caller may leave them pending instead of counting an attempt
+    transient: set[int] = field(default_factory=set)
 
 
 class Embedder(Protocol):

@@ -1,0 +1,182 @@
+"""Embedding stage benchmark: token-budget batches vs the seed's one request per job.
+
+    .venv/bin/python bench/embedding.py [--jobs 10000] [--latency 0.1] [--baseline-sample 600]
+
+Starts our OpenAI-compatible test server (tests/embedding_server.py) in its own process with
+``--latency`` seconds per request and cheap text-seeded vectors, then embeds ``--jobs``
+realistic ~1,500-character embedding texts (LinkedIn postings from ../shared/data, varied;
+synthetic ones when that file is absent) with the real ``openai`` client:
+
+- **ours**: ``OpenAIEmbedder`` (token-aware packing ≤2,048 inputs / ≤300k tokens, 4 in
+  flight, base64 decoded straight into the matrix, client-side limit of ``--tpm`` tokens a
+  minute: the default 1M is OpenAI's tier-1 TPM and is then the bottleneck), once as one
+  call and once in the pipeline's current chunks of 4,096 texts;
+- **seed**: one request per job, 3 concurrent, the client's default encoding and 2 retries;
+  run on a sample and extrapolated to ``--jobs``.
+
+Prints requests, inputs/s, tokens and client CPU, and the ratios. Stops the server by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from jobsim.embedders.openai_api import OpenAIEmbedder  # noqa: E402
+from jobsim.settings import EmbeddingSettings  # noqa: E402
+from jobsim.text import build_embedding_text, clean_text, truncate_at_word  # noqa: E402
+from jobsim.tokens import count_tokens  # noqa: E402
+
+LINKEDIN = ROOT.parent / "shared" / "data" / "linkedin_postings_2023_sample.csv"
+TARGET_CHARS = 1500
+
+
+def realistic_texts(n: int, seed: int = 7) -> tuple[list[str], str]:
+    """``n`` distinct embedding texts of ~1,500 characters, built as the pipeline builds them."""
+    rng = np.random.default_rng(seed)
+    if LINKEDIN.exists():
+        with LINKEDIN.open(newline="", encoding="utf-8") as fh:
+            rows = [(clean_text(r["title"]), clean_text(r["description"]), clean_text(r["skills_desc"] or ""))
+                    for r in csv.DictReader(fh)]
+        rows = [r for r in rows if len(r[1]) > 400]
+        source = f"{len(rows)} LinkedIn postings from {LINKEDIN.name}, varied"
+    else:
+        print(f"note: {LINKEDIN} not found; using synthetic postings", file=sys.stderr)
+        words = "python data team client sales nurse driver build manage support plan report".split()
+        rows = [(f"Role {i}", " ".join(rng.choice(words, 400)), "") for i in range(500)]
+        source = "synthetic postings (shared data absent)"
+    texts = []
+    for i in range(n):
+        title, description, skills = rows[i % len(rows)]
+        start = int(rng.integers(0, max(1, len(description) - 700)))  # vary the excerpt
+        title = f"{title} ({i // len(rows) + 1})"
+        budget = max(200, (TARGET_CHARS - 3 * len(title) - len(skills[:100])) // 2)
+        excerpt = truncate_at_word(description[start:], budget)
+        texts.append(build_embedding_text(title, excerpt, "", tuple(skills.split(",")[:3]) if skills else ()))
+    return texts, source
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.embedding_server", "--latency", str(latency), "--vectors", "hash"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise SystemExit("embedding server did not start")
+    return proc, url
+
+
+def server_stats(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(url + "/stats", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before[k] for k in after}
+
+
+def run_ours(url: str, texts: list[str], chunk: int | None, tpm: int) -> dict:
+    settings = EmbeddingSettings(provider="openai", base_url=url, api_key="bench", dimensions=1536,
+                                 tokens_per_minute=tpm)
+    embedder = OpenAIEmbedder(settings)
+    before = server_stats(url)
+    wall, cpu = time.perf_counter(), time.process_time()
+    errors = requests = tokens = 0
+    for start in range(0, len(texts), chunk or len(texts)):
+        result = embedder.embed(texts[start : start + (chunk or len(texts))])
+        errors += len(result.errors)
+        requests += result.requests
+        tokens += result.tokens
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stats = delta(before, server_stats(url))
+    assert stats["requests"] == requests and errors == 0, (stats, requests, errors)
+    return {"requests": requests, "tokens": tokens, "seconds": wall, "cpu": cpu,
+            "inputs_per_s": len(texts) / wall}
+
+
+async def _seed_style(url: str, texts: list[str]) -> list[np.ndarray]:
+    import openai
+
+    sem = asyncio.Semaphore(3)
+    async with openai.AsyncOpenAI(base_url=url, api_key="bench", max_retries=2) as client:
+        async def one(text: str) -> np.ndarray:
+            async with sem:
+                resp = await client.embeddings.create(input=text, model="text-embedding-3-small",
+                                                      dimensions=1536)
+            return np.asarray(resp.data[0].embedding, dtype=np.float32)
+
+        return await asyncio.gather(*(one(t) for t in texts))
+
+
+def run_seed(url: str, texts: list[str], total: int) -> dict:
+    before = server_stats(url)
+    wall, cpu = time.perf_counter(), time.process_time()
+    vectors = asyncio.run(_seed_style(url, texts))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stats = delta(before, server_stats(url))
+    assert len(vectors) == len(texts) == stats["requests"]
+    scale = total / len(texts)
+    return {"requests": round(stats["requests"] * scale), "tokens": round(stats["tokens"] * scale),
+            "seconds": wall * scale, "cpu": cpu * scale, "inputs_per_s": len(texts) / wall,
+            "sampled": len(texts)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="embedding stage benchmark")
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--baseline-sample", type=int, default=600)
+    parser.add_argument("--tpm", type=int, default=EmbeddingSettings().tokens_per_minute,
+                        help="client-side tokens/minute limit (default: the setting's default)")
+    args = parser.parse_args()
+
+    texts, source = realistic_texts(args.jobs)
+    t = time.perf_counter()
+    tokens = count_tokens(texts)
+    count_s = time.perf_counter() - t
+    chars = np.array([len(x) for x in texts])
+    print(f"{args.jobs} texts from {source}: median {int(np.median(chars))} chars, "
+          f"median {int(np.median(tokens))} tokens, {int(tokens.sum())} tokens in all "
+          f"(counted in {count_s:.2f} s)")
+    bound = max(-(-args.jobs // 2048), -(-int(tokens.sum()) // 300_000))
+    print(f"lower bound on requests: {bound}; server latency {args.latency * 1000:.0f} ms/request; "
+          f"client limit {args.tpm:,} tokens/min (the seed has none)\n")
+
+    proc, url = start_server(args.latency)
+    try:
+        ours = run_ours(url, texts, None, args.tpm)
+        chunked = run_ours(url, texts, 4096, args.tpm)
+        seed = run_seed(url, texts[: args.baseline_sample], args.jobs)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    rows = [("ours, one call", ours), ("ours, chunks of 4,096", chunked),
+            (f"seed, 1 job/request ×3 (sample {seed['sampled']}, extrapolated)", seed)]
+    print(f"{'approach':<52} {'requests':>9} {'seconds':>9} {'inputs/s':>9} {'tokens':>10} {'client CPU s':>12}")
+    for name, r in rows:
+        print(f"{name:<52} {r['requests']:>9} {r['seconds']:>9.1f} {r['inputs_per_s']:>9.0f} "
+              f"{r['tokens']:>10} {r['cpu']:>12.1f}")
+    print(f"\nrequests: seed/ours = {seed['requests'] / ours['requests']:.0f}x fewer; "
+          f"ours = {ours['requests'] / bound:.2f}x the lower bound; "
+          f"chunked = {chunked['requests'] / bound:.2f}x")
+    print(f"throughput: ours/seed = {ours['inputs_per_s'] / seed['inputs_per_s']:.0f}x "
+          f"(chunked {chunked['inputs_per_s'] / seed['inputs_per_s']:.0f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,433 @@
+"""End-to-end pipeline benchmark: a full run, then an incremental run after some churn.
+
+    .venv/bin/python bench/pipeline.py [--n 10000] [--latency 0.1] [--vectors local] [--json F]
+
+Everything is real and runs on this machine: a SecantusDB server in its own process
+(``jobsim.localdb.start``), our OpenAI-compatible test server (``tests/embedding_server.py``)
+in its own process with ``--latency`` seconds per request, the ``openai`` client
+(``JOBSIM_EMBEDDING__PROVIDER=openai``), and Prefect (an ephemeral API server under a
+temporary ``PREFECT_HOME``). Steps:
+
+1. generate ``--n`` synthetic jobs (``jobsim.synthetic.generate_jobs``) and load them with
+   ``JobsRepository.upsert_imported`` (dated an hour ago, so the incremental run does not
+   re-read them through the watermark overlap);
+2. ``similarity_refresh(mode="full")``;
+3. churn: 1% of the jobs edited (description changed, through ``upsert_imported``), 0.5% new
+   jobs, 0.5% expirations (``expiresAt`` moved into the past *without* touching
+   ``updatedAt``: time passing, not an edit);
+4. ``similarity_refresh(mode="incremental")``;
+5. the same MongoDB server's raw rates, with plain pymongo, for the operations the
+   pipeline does (find with the pull projection, bulk UpdateOne, vector ReplaceOne upserts,
+   vector reads), so the pipeline's overhead over the server is visible.
+
+Every MongoDB command the pipeline sends is timed with a pymongo ``CommandListener`` and
+attributed to the repository method that sent it; stage wall times come from the flow's
+own ``summary["timings"]``. The test server's CPU time is read from /proc (a real API
+spends it on its side). The client-side token limit is raised (``--tpm``) so that the
+embed stage shows the pipeline, not OpenAI's tier-1 rate limit (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pymongo import monitoring
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STAGES = ("pull", "prepare", "embed", "load_vectors", "neighbours", "write_back")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- MongoDB command timing --------------------------------------------------------
+class MongoTimer(monitoring.CommandListener):
+    """pymongo CommandListener: time, docs and commands per (repository method, command)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[tuple[int, int], str] = {}
+        self.reset()
+
+    def reset(self) -> dict[str, dict[str, float]]:
+        with getattr(self, "lock", threading.Lock()):
+            old = getattr(self, "ops", {})
+            self.ops: dict[str, dict[str, float]] = defaultdict(lambda: {"commands": 0, "docs": 0, "seconds": 0.0})
+        return dict(old)
+
+    @staticmethod
+    def _caller() -> str:
+        frame, label = sys._getframe(2), "other"
+        while frame is not None:  # the outermost storage/ frame: the repository method called
+            path = frame.f_code.co_filename
+            if f"{os.sep}storage{os.sep}" in path and path.startswith(str(ROOT)):
+                owner = frame.f_locals.get("self")
+                name = type(owner).__name__.replace("Repository", "") if owner is not None else Path(path).stem
+                label = f"{name}.{frame.f_code.co_name}"
+            frame = frame.f_back
+        return label
+
+    # CommandListener interface
+    def started(self, event: Any) -> None:
+        with self.lock:
+            self.pending[(event.request_id, event.connection_id[1] if event.connection_id else 0)] = (
+                f"{self._caller()} {event.command_name}")
+
+    def succeeded(self, event: Any) -> None:
+        key = (event.request_id, event.connection_id[1] if event.connection_id else 0)
+        reply = event.reply or {}
+        cursor = reply.get("cursor") or {}
+        docs = len(cursor.get("firstBatch", cursor.get("nextBatch", ()))) if cursor else int(reply.get("n", 0) or 0)
+        with self.lock:
+            label = self.pending.pop(key, f"other {event.command_name}")
+            op = self.ops[label]
+            op["commands"] += 1
+            op["docs"] += docs
+            op["seconds"] += event.duration_micros / 1e6
+
+    def failed(self, event: Any) -> None:
+        with self.lock:
+            self.pending.pop((event.request_id, event.connection_id[1] if event.connection_id else 0), None)
+
+
+class NeighbourLog(logging.Handler):
+    """Keeps the args of jobsim.similarity's 'neighbours: ... (search X s)' record."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.last: tuple | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("neighbours:") and isinstance(record.args, tuple):
+            self.last = record.args
+
+
+# -- processes -----------------------------------------------------------------------
+def start_embedding_server(latency: float, vectors: str, dims: int) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.embedding_server", "--latency", str(latency), "--vectors", vectors,
+         "--dimensions", str(dims)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise SystemExit("embedding server did not start")
+    return proc, url
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (from /proc), 0 when unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def server_stats(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(url.rsplit("/v1", 1)[0] + "/stats", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+# -- the run -----------------------------------------------------------------------------
+def run_flow(mode: str, timer: MongoTimer, nlog: NeighbourLog, emb_pid: int, emb_url: str,
+             mongo_pid: int) -> dict[str, Any]:
+    from flows.refresh import similarity_refresh
+
+    timer.reset()
+    nlog.last = None
+    before_stats, before_cpu, before_db = server_stats(emb_url), cpu_seconds(emb_pid), cpu_seconds(mongo_pid)
+    own_cpu = time.process_time()
+    started = time.perf_counter()
+    summary = similarity_refresh(mode=mode)
+    wall = time.perf_counter() - started
+    after = server_stats(emb_url)
+    return {
+        "mode": mode, "wall": wall, "summary": summary, "mongo_ops": timer.reset(),
+        "neighbours_log": nlog.last,
+        "server_requests": after["requests"] - before_stats["requests"],
+        "server_tokens": after["tokens"] - before_stats["tokens"],
+        "embedding_server_cpu": cpu_seconds(emb_pid) - before_cpu,
+        "mongo_server_cpu": cpu_seconds(mongo_pid) - before_db,
+        "client_cpu": time.process_time() - own_cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def churn(jobs: list[dict[str, Any]], n: int, seed: int) -> tuple[list[dict], list[dict], list[tuple[str, str]]]:
+    """1% edited copies, 0.5% new jobs, 0.5% (source, externalId) keys to expire."""
+    from jobsim.synthetic import generate_jobs
+
+    rng = random.Random(seed)
+    live = [j for j in jobs if j["status"] == "active" and not j["isDeleted"]]
+    picked = rng.sample(live, max(1, n // 100) + max(1, n // 200))
+    edits = [dict(j, description=j["description"] + " Updated: the team now also works remotely on Fridays.")
+             for j in picked[: max(1, n // 100)]]
+    expire = [(j["source"], j["externalId"]) for j in picked[max(1, n // 100):]]
+    new = generate_jobs(max(1, n // 200), seed=seed + 1, source="bench-new")
+    return edits, new, expire
+
+
+def bulk_load(db: Any, jobs: list[dict[str, Any]], at: datetime) -> None:
+    """Insert the jobs as ``upsert_imported`` would leave new ones (same fields), with
+    ``insert_many``: on SecantusDB each upsert's (source, externalId) match scans the
+    collection, so the importer's path is O(n²) on a fresh bulk load (see BENCHMARKS.md)."""
+    docs = [{**{k: v for k, v in job.items() if k != "_id"}, "updatedAt": at,
+             "createdAt": job.get("createdAt") or at, "embedding": {"status": "pending", "attempts": 0}}
+            for job in jobs]
+    for start in range(0, len(docs), 1000):
+        db.jobs.insert_many(docs[start : start + 1000], ordered=False)
+
+
+def warm_up_prefect() -> None:
+    """Start Prefect's ephemeral API server with a no-op flow, so the timed runs do not
+    include its start (10-15 s here, once per process)."""
+    from prefect import flow
+
+    @flow(name="bench-warm-up")
+    def noop() -> None:
+        return None
+
+    t = time.perf_counter()
+    noop()
+    print(f"prefect ephemeral server up in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+
+
+def raw_rates(db: Any, n: int) -> dict[str, float]:
+    """Docs/s of plain pymongo doing what the pipeline does, on the same server and data."""
+    import numpy as np
+    from bson import Binary
+    from pymongo import ReplaceOne, UpdateOne, WriteConcern
+
+    from storage.jobs import PULL_PROJECTION
+
+    out: dict[str, float] = {}
+    jobs = db.get_collection("jobs", write_concern=WriteConcern(w=1, j=True))
+    t = time.perf_counter()
+    ids = [d["_id"] for d in jobs.find({}, PULL_PROJECTION, batch_size=2000).limit(n)]
+    out["find jobs (pull projection)"] = len(ids) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for s in range(0, len(ids), 500):
+        jobs.bulk_write([UpdateOne({"_id": i}, {"$set": {"benchTouch": s}}) for i in ids[s : s + 500]],
+                        ordered=False)
+    out["bulk UpdateOne by _id ($set, 500/batch, j=true)"] = len(ids) / (time.perf_counter() - t)
+    keys = list(jobs.find({}, {"source": 1, "externalId": 1}).limit(200))
+    t = time.perf_counter()
+    for doc in keys:
+        jobs.find_one({"_id": doc["_id"]}, {"_id": 1})
+    out["find_one by _id (200 lookups)"] = len(keys) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for doc in keys:  # the importer's upsert key; a unique index exists on it
+        jobs.find_one({"source": doc["source"], "externalId": doc["externalId"]}, {"_id": 1})
+    out["find_one by (source, externalId) (200 lookups)"] = len(keys) / (time.perf_counter() - t)
+    scratch = db.get_collection("bench_vectors", write_concern=WriteConcern(w=1, j=True))
+    blob = Binary(np.random.default_rng(0).standard_normal(1536).astype("<f4").tobytes())
+    t = time.perf_counter()
+    for s in range(0, len(ids), 500):
+        scratch.bulk_write([ReplaceOne({"_id": i}, {"model": "m", "dims": 1536, "contentHash": "h" * 64,
+                                                     "vector": blob}, upsert=True) for i in ids[s : s + 500]],
+                           ordered=False)
+    out["bulk ReplaceOne upsert of 6 KB vectors"] = len(ids) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    count = sum(1 for _ in scratch.find({"model": "m", "dims": 1536}, {"contentHash": 1, "vector": 1},
+                                        batch_size=5000))
+    out["find 6 KB vectors"] = count / (time.perf_counter() - t)
+    db.drop_collection("bench_vectors")
+    jobs.update_many({}, {"$unset": {"benchTouch": ""}})
+    return out
+
+
+# -- report ------------------------------------------------------------------------------
+STAGE_OPS = {  # repository methods whose MongoDB time belongs to each stage
+    "pull": ("Jobs.changed_since",),
+    "prepare": ("Jobs.mark_rejected",),
+    "embed": ("Embeddings.hashes", "Jobs.mark_processing", "Embeddings.upsert", "Jobs.mark_embedded",
+              "Jobs.mark_failed"),
+    "load_vectors": ("Jobs.active_context", "Embeddings.load"),
+    "neighbours": (),
+    "write_back": ("Jobs.stored_lists", "Jobs.write_lists"),
+}
+
+
+def by_method(ops: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = defaultdict(lambda: {"commands": 0, "docs": 0, "seconds": 0.0})
+    for label, op in ops.items():
+        method = label.split(" ")[0]
+        for key in op:
+            out[method][key] += op[key]
+    return out
+
+
+def report(n: int, load: dict[str, float], runs: list[dict[str, Any]], raw: dict[str, float],
+           args: argparse.Namespace) -> str:
+    full, inc = runs
+    lines = [f"pipeline benchmark: {n:,} synthetic jobs, embedding server latency {args.latency * 1000:.0f} ms, "
+             f"{args.vectors} vectors of {args.dims} dims, client limit {args.tpm:,} tokens/min",
+             f"load: {load['docs']:,} jobs inserted (insert_many) in {load['seconds']:.1f} s ({load['docs'] / load['seconds']:,.0f}/s); "
+             f"churn: {load['churn_upserts']} upsert_imported in {load['churn_upsert_seconds']:.2f} s "
+             f"({load['churn_upserts'] / load['churn_upsert_seconds']:,.0f}/s), {load['churn_expired']} expired", ""]
+    head = f"{'stage':<14}{'full s':>9}{'incr s':>9}{'incr/full':>10}   {'MongoDB s (full / incr)':<25} note"
+    lines += [head, "-" * len(head)]
+    methods = [by_method(r["mongo_ops"]) for r in runs]
+    for stage in STAGES:
+        tf, ti = (r["summary"]["timings"].get(stage, 0.0) for r in runs)
+        mongo = [sum(m[op]["seconds"] for op in STAGE_OPS[stage] if op in m) for m in methods]
+        note = ""
+        if stage == "neighbours":
+            parts = []
+            for r in runs:
+                a = r["neighbours_log"]
+                parts.append(f"{a[0]} search {a[3]:.2f} s" if a else "?")
+            note = "; ".join(parts)
+        elif stage == "embed":
+            note = (f"test server CPU {full['embedding_server_cpu']:.1f} / {inc['embedding_server_cpu']:.1f} s")
+        lines.append(f"{stage:<14}{tf:>9.2f}{ti:>9.2f}{(ti / tf if tf else float('nan')):>10.3f}   "
+                     f"{mongo[0]:>8.2f} / {mongo[1]:<14.2f} {note}")
+    lines.append(f"{'flow total':<14}{full['wall']:>9.2f}{inc['wall']:>9.2f}{inc['wall'] / full['wall']:>10.3f}"
+                 f"   (wall incl. Prefect task/flow overhead, start/finish run)")
+    lines.append("")
+    for r in runs:
+        s = r["summary"]
+        lines.append(
+            f"{r['mode']:<12} seen {s['seen']:,}, valid {s['valid']:,}, embedded {s['embedded']:,}, "
+            f"reused {s['reused']:,}, failed {s['failed']}, rejected {s['rejected']}; requests {s['requests']} "
+            f"(server saw {r['server_requests']}), tokens {s['tokens']:,}; active vectors {s['active_vectors']:,}; "
+            f"lists written {s['lists_written']:,} (cleared {s['lists_cleared']}), unchanged {s['lists_unchanged']:,}; "
+            f"client CPU {r['client_cpu']:.1f} s, MongoDB server CPU {r['mongo_server_cpu']:.1f} s, "
+            f"peak RSS so far {r['peak_rss_mb']:.0f} MB")
+    lines += ["", f"{'MongoDB operation (full run)':<40}{'docs':>9}{'cmds':>6}{'s':>8}{'docs/s':>10}"]
+    for method, op in sorted(methods[0].items(), key=lambda kv: -kv[1]["seconds"]):
+        if op["seconds"] < 0.005:
+            continue
+        rate = op["docs"] / op["seconds"] if op["seconds"] else 0
+        lines.append(f"{method:<40}{int(op['docs']):>9,}{int(op['commands']):>6}{op['seconds']:>8.2f}{rate:>10,.0f}")
+    lines += ["", "raw pymongo on the same server, same run:"]
+    lines += [f"  {name:<52}{rate:>10,.0f} docs/s" for name, rate in raw.items()]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--latency", type=float, default=0.1, help="test server seconds per request")
+    parser.add_argument("--vectors", choices=("local", "hash"), default="local",
+                        help="test server vectors: 'local' (similar texts similar) or 'hash' (random)")
+    parser.add_argument("--dims", type=int, default=1536)
+    parser.add_argument("--tpm", type=int, default=100_000_000, help="client-side tokens/minute limit")
+    parser.add_argument("--raw-n", type=int, default=10_000, help="docs per raw-rate measurement")
+    parser.add_argument("--json", type=Path, help="write all measurements here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="jobsim-bench-pipeline-"))
+    os.environ.update({
+        "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    })
+    from jobsim import localdb
+
+    timer = MongoTimer()
+    monitoring.register(timer)
+    nlog = NeighbourLog()
+    sim_log = logging.getLogger("jobsim.similarity")
+    sim_log.setLevel(logging.INFO)
+    sim_log.addHandler(nlog)
+
+    mongo = localdb.start(tmp / "mongo")
+    emb_proc = None
+    try:
+        emb_proc, url = start_embedding_server(args.latency, args.vectors, args.dims)
+        os.environ.update({
+            "JOBSIM_MONGO__URI": mongo.uri, "JOBSIM_MONGO__DATABASE": "bench",
+            "JOBSIM_EMBEDDING__PROVIDER": "openai", "JOBSIM_EMBEDDING__BASE_URL": url,
+            "JOBSIM_EMBEDDING__API_KEY": "bench-key", "JOBSIM_EMBEDDING__DIMENSIONS": str(args.dims),
+            "JOBSIM_EMBEDDING__TOKENS_PER_MINUTE": str(args.tpm),
+            "JOBSIM_NEIGHBOURS__STATE_DIR": str(tmp / "state"),
+        })
+        from jobsim.settings import Settings
+        from jobsim.synthetic import generate_jobs
+        from storage import connect, repositories
+
+        settings = Settings()
+        repos = repositories(settings.mongo)
+        print(f"generating {args.n:,} jobs ...", file=sys.stderr, flush=True)
+        now = datetime.now(timezone.utc)
+        jobs = generate_jobs(args.n, seed=args.seed, now=now)
+        repos.jobs.ensure_indexes()
+        db = connect(settings.mongo)
+        t = time.perf_counter()
+        bulk_load(db, jobs, now - timedelta(hours=1))
+        load = {"docs": len(jobs), "seconds": time.perf_counter() - t}
+        timer.reset()
+        warm_up_prefect()
+
+        print("full run ...", file=sys.stderr, flush=True)
+        full = run_flow("full", timer, nlog, emb_proc.pid, url, mongo.pid)
+
+        edits, new, expire = churn(jobs, args.n, args.seed)
+        t = time.perf_counter()
+        repos.jobs.upsert_imported(edits + new, datetime.now(timezone.utc))
+        load.update(churn_upserts=len(edits) + len(new), churn_upsert_seconds=time.perf_counter() - t,
+                    churn_expired=len(expire))
+        past = datetime.now(timezone.utc) - timedelta(minutes=1)
+        for source, external_id in expire:
+            db.jobs.update_one({"source": source, "externalId": external_id}, {"$set": {"expiresAt": past}})
+        timer.reset()
+
+        print("incremental run ...", file=sys.stderr, flush=True)
+        inc = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
+
+        print("raw MongoDB rates ...", file=sys.stderr, flush=True)
+        raw = raw_rates(db, min(args.raw_n, args.n))
+        text = report(args.n, load, [full, inc], raw, args)
+        text += (f"\n\npeak RSS: benchmark+flow process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+                 f"MongoDB server {peak_rss_mb(mongo.pid):.0f} MB, embedding server {peak_rss_mb(emb_proc.pid):.0f} MB")
+        print(text)
+        if args.json:
+            args.json.write_text(json.dumps({"n": args.n, "args": {k: str(v) for k, v in vars(args).items()},
+                                             "load": load, "runs": [full, inc], "raw": raw}, indent=1,
+                                            default=str))
+    finally:
+        if emb_proc is not None:
+            emb_proc.terminate()
+            try:
+                emb_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                emb_proc.kill()
+        localdb.stop_pid(mongo.pid)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Operator flows: after a bulk import, retry failed embeddings, recompute jobs, housekeeping.
+
+Each one only orders steps; the refresh steps are ``flows.refresh.refresh``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from prefect import flow
+from pydantic import Field, StringConstraints
+
+from flows.refresh import Mode, refresh, writer_slot
+from jobsim.settings import Settings
+from tasks.admin import delete_old_runs, reset_failed_attempts, reset_stale_processing
+
+JobId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                         pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Count = Annotated[int, Field(ge=0)]
+
+
+@flow(name="refresh-after-import")
+def refresh_after_import(
+    import_id: Annotated[str, StringConstraints(min_length=1, max_length=200)],
+    source: str = "",
+    file: str = "",
+    rows: Count = 0,
+    inserted: Count = 0,
+    updated: Count = 0,
+    rejected: Count = 0,
+) -> dict:
+    """Incremental refresh started by a ``jobsim.import.completed`` event (its payload = the
+    parameters): the imported rows carry a fresh ``updatedAt``, so the watermark finds them."""
+    context = {"import_id": import_id, "source": source, "file": file, "rows": rows,
+               "inserted": inserted, "updated": updated, "rejected": rejected}
+    return {**refresh(Settings(), "incremental", context=context), "import": context}
+
+
+@flow(name="retry-failed-embeddings")
+def retry_failed_embeddings(job_ids: list[JobId] | None = None, mode: Mode = "incremental") -> dict:
+    """Give failed (not rejected) embeddings a fresh set of attempts, then refresh.
+
+    ``job_ids`` limits the reset to those jobs; none = every failed job.
+    """
+    settings = Settings()
+    with writer_slot(settings):
+        reset = reset_failed_attempts(settings, job_ids)
+    return {**refresh(settings, mode, job_ids=job_ids, context={"reset_failed": reset}), "reset_failed": reset}
+
+
+@flow(name="recompute-jobs")
+def recompute_jobs(job_ids: list[JobId] | None = None, include_requests: bool = True) -> dict:
+    """Re-check the given jobs (and those the read side asked for) whatever the watermark,
+    then recompute and write every list that changed."""
+    context = {"job_ids": len(job_ids or []), "include_requests": include_requests}
+    return refresh(Settings(), "incremental", job_ids=job_ids, context=context, serve_requests=include_requests)
+
+
+@flow(name="housekeeping")
+def housekeeping(
+    stale_processing_minutes: Annotated[int, Field(ge=1)] | None = None,
+    keep_runs_days: Annotated[int, Field(ge=1)] | None = None,
+) -> dict[str, Any]:
+    """Stale ``processing`` states back to pending; old run records deleted.
+
+    Unset parameters take ``JOBSIM_OPS__STALE_PROCESSING_MINUTES`` / ``JOBSIM_OPS__KEEP_RUNS_DAYS``.
+    """
+    settings = Settings()
+    minutes = stale_processing_minutes or settings.ops.stale_processing_minutes
+    days = keep_runs_days or settings.ops.keep_runs_days
+    with writer_slot(settings):  # never reset `processing` under a running refresh
+        stale = reset_stale_processing(settings, minutes)
+        deleted = delete_old_runs(settings, days)
+    return {"stale_processing_reset": stale, "run_records_deleted": deleted}

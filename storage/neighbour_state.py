@@ -1,0 +1,80 @@
+"""The incremental neighbour state on local disk (Arrow IPC): a cache, never the truth.
+
+One file per (MongoDB URI, database, embeddings collection, model, dims). What it holds
+(candidate lists keyed by job id + vector fingerprint) is reconciled with the vectors
+loaded from MongoDB before use; a missing, unreadable or foreign file only costs a full
+pass. Writes are atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from jobsim.incremental import CandidateState
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class NeighbourStateStore:
+    def __init__(self, directory: str | Path, *key_parts: str) -> None:
+        digest = hashlib.sha256("\x1f".join(key_parts).encode()).hexdigest()[:24]
+        self.path = Path(directory).expanduser() / f"candidates-{digest}.arrow"
+
+    def load(self, dims: int) -> CandidateState | None:
+        """The saved state, or None when absent, unreadable or for other dimensions."""
+        if not self.path.exists():
+            return None
+        try:
+            with pa.memory_map(str(self.path)) as source:
+                table = ipc.open_file(source).read_all()
+            meta = json.loads(table.schema.metadata[b"jobsim"])
+            if meta["version"] != FORMAT_VERSION or meta["dims"] != dims:
+                return None
+            width = int(meta["width"])
+            n = table.num_rows
+            return CandidateState(
+                ids=np.array(table["id"].to_pylist(), dtype=object),
+                fingerprints=table["fp"].to_numpy().astype(np.uint64),
+                scores=_matrix(table["scores"], n, width, np.float32),
+                cand=_matrix(table["cand"], n, width, np.int64),
+                depth=table["depth"].to_numpy().astype(np.int32),
+                dims=dims, exact=bool(meta["exact"]),
+            )
+        except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
+            log.warning("neighbour state %s unreadable (%s): full pass", self.path, exc)
+            return None
+
+    def save(self, state: CandidateState) -> None:
+        n, width = state.scores.shape
+        table = pa.table({
+            "id": pa.array(state.ids.tolist(), type=pa.string()),
+            "fp": pa.array(state.fingerprints, type=pa.uint64()),
+            "depth": pa.array(state.depth, type=pa.int32()),
+            "scores": pa.FixedSizeListArray.from_arrays(pa.array(state.scores.reshape(-1)), width),
+            "cand": pa.FixedSizeListArray.from_arrays(pa.array(state.cand.reshape(-1)), width),
+        })
+        meta = {"version": FORMAT_VERSION, "dims": state.dims, "width": width, "exact": state.exact}
+        table = table.replace_schema_metadata({"jobsim": json.dumps(meta)})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _matrix(column: pa.ChunkedArray, n: int, width: int, dtype: type) -> np.ndarray:
+    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat.reshape(n, width), dtype=dtype)

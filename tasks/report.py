@@ -1,0 +1,42 @@
+"""Publish each run's report as Prefect artifacts (the dashboard of the Prefect UI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from jobsim.report import counts_rows, report_markdown, score_histogram
+from jobsim.settings import Settings
+from jobsim.similarity import Neighbours
+from storage import repositories
+from tasks.common import IO_TASK, PURE_TASK
+
+REPORT_KEY = "jobsim-run-report"
+COUNTS_KEY = "jobsim-run-counts"
+
+
+@task(name="failed-job-details", **IO_TASK)
+def failed_job_details(settings: Settings) -> list[dict[str, Any]]:
+    if not settings.ops.report_failed_jobs:
+        return []
+    return repositories(settings.mongo).jobs.failed_jobs(settings.ops.report_failed_jobs)
+
+
+@task(name="publish-run-report", **PURE_TASK)
+def publish_run_report(
+    summary: dict[str, Any],
+    lists: dict[str, Neighbours] | None,
+    search: dict[str, Any] | None,
+    failed_jobs: list[dict[str, Any]],
+    context: dict[str, Any] | None = None,
+) -> None:
+    """A table artifact of the counts and a markdown report with the score-distribution plot."""
+    hist = score_histogram(lists) if lists is not None else None
+    mode = summary.get("mode", "?")
+    create_table_artifact(counts_rows(summary), key=COUNTS_KEY,
+                          description=f"similarity refresh ({mode}): counts")
+    create_markdown_artifact(report_markdown(summary, hist, failed_jobs, search, context), key=REPORT_KEY,
+                             description=f"similarity refresh ({mode}): counts, cost, timings, scores, failures")
+    get_run_logger().info("published run report artifacts (%s, %s)", REPORT_KEY, COUNTS_KEY)

@@ -1,0 +1,170 @@
+"""Exact and approximate top-k search against a numpy brute-force reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from jobsim.ann import ann_topk, recall_at
+from jobsim.neighbours import exact_topk, merge_topk, topk_of_rows
+
+
+def brute(x: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reference: full float64 score matrix, self masked, stable sort (score desc, index asc)."""
+    n = len(x)
+    rows = np.arange(n) if rows is None else rows
+    g = x[rows].astype(np.float64) @ x.T.astype(np.float64)
+    g[np.arange(len(rows)), rows] = -np.inf
+    order = np.argsort(-g, axis=1, kind="stable")[:, : min(k, max(n - 1, 0))]
+    return np.take_along_axis(g, order, axis=1), order
+
+
+def grid_vectors(rng: np.random.Generator, n: int, d: int, dup: int) -> np.ndarray:
+    """Entries in {-2..2}/4: every inner product is exact in float32, so ties are real."""
+    x = (rng.integers(-2, 3, size=(n, d)) / 4).astype(np.float32)
+    for _ in range(dup):  # duplicate postings: identical vectors under other indices
+        if n >= 2:
+            a, b = rng.integers(0, n, size=2)
+            x[a] = x[b]
+    return x
+
+
+def unit_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def check_contract(scores: np.ndarray, idx: np.ndarray, n: int, k: int, rows: np.ndarray) -> None:
+    kk = min(k, max(n - 1, 0))
+    assert scores.shape == idx.shape == (len(rows), k)
+    assert (idx[:, kk:] == -1).all() and np.isneginf(scores[:, kk:]).all()  # n ≤ k: padded
+    assert (idx[:, :kk] >= 0).all()
+    assert not (idx == rows[:, None]).any()  # never its own neighbour
+    assert (np.diff(scores[:, :kk], axis=1) <= 0).all()  # descending
+    for r in range(len(rows)):
+        assert len(set(idx[r, :kk].tolist())) == kk  # no neighbour twice
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 70), d=st.integers(1, 8),
+       k=st.integers(1, 12), dup=st.integers(0, 10), budget=st.integers(8, 40_000))
+def test_exact_equals_brute_force_with_ties(seed, n, d, k, dup, budget):
+    x = grid_vectors(np.random.default_rng(seed), n, d, dup)
+    scores, idx = exact_topk(x, k, budget)
+    check_contract(scores, idx, n, k, np.arange(n))
+    ref_s, ref_i = brute(x, k)
+    kk = ref_i.shape[1]
+    np.testing.assert_array_equal(idx[:, :kk], ref_i)  # same ids, same tie order
+    np.testing.assert_array_equal(scores[:, :kk], ref_s.astype(np.float32))
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 300), k=st.integers(1, 20),
+       budget=st.integers(64, 200_000))
+def test_exact_equals_brute_force_on_unit_vectors(seed, n, k, budget):
+    x = unit_vectors(np.random.default_rng(seed), n, 24)
+    scores, idx = exact_topk(x, k, budget)
+    check_contract(scores, idx, n, k, np.arange(n))
+    ref_s, ref_i = brute(x, k)
+    kk = ref_i.shape[1]
+    np.testing.assert_allclose(scores[:, :kk], ref_s, atol=1e-5)
+    # ids agree except where two reference scores are within float32 noise
+    gap_ok = np.abs(np.take_along_axis(x[np.arange(n)] @ x.T, idx[:, :kk], 1) - ref_s) < 1e-5
+    assert gap_ok.all()
+
+
+def test_duplicates_are_neighbours_self_is_not():
+    rng = np.random.default_rng(1)
+    x = unit_vectors(rng, 50, 16)
+    x[7] = x[3]
+    x[9] = x[3]
+    scores, idx = exact_topk(x, 3)
+    assert idx[3, :2].tolist() == [7, 9] and scores[3, 0] == pytest.approx(1.0, abs=1e-6)
+    assert idx[7, :2].tolist() == [3, 9] and idx[9, :2].tolist() == [3, 7]
+
+
+@hsettings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 60), k=st.integers(1, 10),
+       m=st.integers(0, 8), budget=st.integers(8, 20_000))
+def test_rows_search_equals_brute_force(seed, n, k, m, budget):
+    rng = np.random.default_rng(seed)
+    x = grid_vectors(rng, n, 5, 4)
+    rows = rng.integers(0, n, size=m)
+    seen: list[np.ndarray] = []
+    scores, idx = topk_of_rows(x, rows, k, budget, on_block=lambda r, b: seen.append(r))
+    check_contract(scores, idx, n, k, rows)
+    ref_s, ref_i = brute(x, k, rows)
+    np.testing.assert_array_equal(idx[:, : ref_i.shape[1]], ref_i)
+    if m and n > 1:
+        assert np.concatenate(seen).tolist() == rows.tolist()  # every block reported once
+
+
+@hsettings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 8))
+def test_merge_topk_is_top_of_the_union(seed, k):
+    rng = np.random.default_rng(seed)
+    a_i = rng.permutation(20)[:6].reshape(2, 3)
+    b_i = rng.permutation(np.arange(20, 40))[:8].reshape(2, 4)
+    a_s = (rng.integers(0, 4, size=a_i.shape) / 4).astype(np.float32)
+    b_s = (rng.integers(0, 4, size=b_i.shape) / 4).astype(np.float32)
+    b_i[0, 0] = -1
+    s, i = merge_topk(a_s, a_i, b_s, b_i, k)
+    for r in range(2):
+        pool = [(-float(v), int(j)) for v, j in zip(np.r_[a_s[r], b_s[r]], np.r_[a_i[r], b_i[r]]) if j >= 0]
+        want = sorted(pool)[:k]
+        got = [(-float(v), int(j)) for v, j in zip(s[r], i[r]) if j >= 0]
+        assert got == want
+
+
+def clustered(n: int, d: int, clusters: int, spread: float, seed: int) -> np.ndarray:
+    """Unit vectors around random centres: the structure real embeddings have."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, d)).astype(np.float32)
+    x = centres[rng.integers(0, clusters, n)] + spread * rng.standard_normal((n, d)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf_flat", "ivf_sq8"])
+def test_ann_meets_its_recall_target_on_clustered_data(kind):
+    x = clustered(4000, 64, 40, 0.35, seed=5)
+    target = 0.95
+    scores, idx, report = ann_topk(x, 20, kind=kind, recall_target=target, recall_sample=300)
+    assert report.recall_at_10 >= target  # tuned to the target on the sample
+    _, truth = exact_topk(x, 20)
+    assert recall_at(idx, truth) >= target - 0.02  # and it holds on every row
+    check_contract(scores, idx, len(x), 20, np.arange(len(x)))
+    # scores are true cosines of the returned neighbours
+    safe = np.where(idx < 0, 0, idx)
+    np.testing.assert_allclose(scores, np.einsum("nd,nkd->nk", x, x[safe]), atol=1e-5)
+    assert report.tried and max(report.tried) >= report.value
+
+
+def test_ann_on_pca_dims_meets_target_when_the_data_has_few_directions():
+    rng = np.random.default_rng(3)
+    low = clustered(3000, 16, 30, 0.3, seed=3)
+    x = low @ rng.standard_normal((16, 128)).astype(np.float32)  # 16-dim structure in 128 dims
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    _, idx, report = ann_topk(x, 10, kind="hnsw", pca_dims=24, recall_sample=300)
+    assert report.pca_dims == 24 and report.recall_at_10 >= 0.95
+    _, truth = exact_topk(x, 10)
+    assert recall_at(idx, truth) >= 0.93
+
+
+def test_ann_reports_the_recall_of_the_parameter_it_chose():
+    x = unit_vectors(np.random.default_rng(0), 1500, 64)  # no structure: needs many probes
+    _, idx, report = ann_topk(x, 10, kind="ivf_flat", recall_target=0.99, nlist=64, recall_sample=200)
+    assert report.recall_at_10 == report.tried[report.value] >= 0.99
+    assert all(r < 0.99 for v, r in report.tried.items() if v < report.value)  # smallest that works
+    assert report.value > 1
+
+
+@pytest.mark.parametrize("n, budget_mb", [(10, 16), (5_000, 16), (100_000, 512), (1_000_000, 64)])
+def test_blocks_fit_the_memory_budget(n, budget_mb):
+    from jobsim.neighbours import block_rows_for, square_block_for
+
+    budget = budget_mb << 20
+    b = square_block_for(n, budget)
+    assert 1 <= b <= min(n, 4096) and 10 * b * b <= budget + 10  # two blocks + masks fit
+    rows = block_rows_for(n, budget)
+    assert rows >= 1 and (rows == 1 or 4 * rows * n <= budget)

@@ -1,0 +1,158 @@
+"""Incremental maintenance equals a full recomputation on random edit/insert/expire/delete runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from jobsim.incremental import fingerprints, full_state, update_state
+from jobsim.scoring import Context, encode
+from jobsim.settings import NeighbourSettings
+from jobsim.similarity import ActiveSet, compute_lists, compute_neighbours
+from storage.neighbour_state import NeighbourStateStore
+
+CATEGORIES = ["it", "finance", "sales", None]
+CITIES = ["tirane", "durres", None]
+
+# small widths so removals really exhaust lists and force recomputations
+CFG = NeighbourSettings(k=4, candidates=6, candidate_margin=3, min_score=0.3,
+                        incremental_max_churn=1.0, memory_budget_mb=16)
+
+
+def grid_vector(rng: np.random.Generator) -> np.ndarray:
+    """Entries in {-2..2}/4 (d=4): inner products exact in float32, ties frequent."""
+    return (rng.integers(-2, 3, size=4) / 4).astype(np.float32)
+
+
+def random_job(rng: np.random.Generator) -> dict:
+    return {"vector": grid_vector(rng), "category": CATEGORIES[rng.integers(len(CATEGORIES))],
+            "level": int(rng.integers(-1, 6)), "city": CITIES[rng.integers(len(CITIES))],
+            "remote": bool(rng.integers(2))}
+
+
+def to_active(jobs: dict[str, dict]) -> ActiveSet:
+    ids = sorted(jobs)
+    rows = [jobs[i] for i in ids]
+    return ActiveSet(
+        ids=np.array(ids, dtype=object),
+        vectors=np.stack([r["vector"] for r in rows]) if rows else np.zeros((0, 4), np.float32),
+        context=Context(
+            category=encode([r["category"] for r in rows]),
+            level=np.array([r["level"] for r in rows], dtype=np.int8),
+            city=encode([r["city"] for r in rows]),
+            remote=np.array([r["remote"] for r in rows], dtype=bool),
+        ),
+    )
+
+
+def mutate(jobs: dict[str, dict], rng: np.random.Generator, next_id: list[int], ops: int) -> None:
+    for _ in range(ops):
+        op = rng.choice(["insert", "duplicate", "edit", "context", "expire", "delete"])
+        if op in ("insert", "duplicate") or not jobs:
+            job = random_job(rng)
+            if op == "duplicate" and jobs:  # a re-posting: same vector, other id
+                job["vector"] = jobs[rng.choice(sorted(jobs))]["vector"].copy()
+            jobs[f"job{next_id[0]:05d}"] = job
+            next_id[0] += 1
+        elif op == "edit":  # new text → new vector
+            jobs[rng.choice(sorted(jobs))]["vector"] = grid_vector(rng)
+        elif op == "context":  # category/city change only: same vector, other bonus
+            key = rng.choice(sorted(jobs))
+            jobs[key] = {**jobs[key], "category": CATEGORIES[rng.integers(len(CATEGORIES))]}
+        else:  # expired, closed or deleted: leaves the active set
+            del jobs[rng.choice(sorted(jobs))]
+
+
+@hsettings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), start=st.integers(0, 40),
+       steps=st.lists(st.integers(0, 8), min_size=1, max_size=6))
+def test_incremental_equals_full_recompute(seed, start, steps):
+    rng = np.random.default_rng(seed)
+    next_id = [0]
+    jobs: dict[str, dict] = {}
+    mutate(jobs, rng, next_id, start)
+    state = compute_neighbours(to_active(jobs), CFG).state
+    for ops in steps:
+        mutate(jobs, rng, next_id, ops)
+        active = to_active(jobs)
+        result = compute_neighbours(active, CFG, previous=state)
+        if result.stats.mode != "incremental":  # everything replaced: churn above 1.0
+            assert result.stats.churn > 1.0 and result.stats.full_pass_reason.startswith("churn")
+        full = compute_neighbours(active, CFG.model_copy(update={"incremental": False}))
+        assert full.stats.mode == "exact"
+        assert result.lists == full.lists
+        n = len(active.ids)
+        need = min(CFG.candidates, max(n - 1, 0))
+        np.testing.assert_array_equal(result.state.cand[:, :need], full.state.cand[:, :need])
+        np.testing.assert_array_equal(result.state.scores[:, :need], full.state.scores[:, :need])
+        assert (result.state.depth >= need).all()
+        state = result.state
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), churn=st.floats(0.0, 0.3))
+def test_incremental_on_unit_vectors_matches_full_scores(seed, churn):
+    """Real-valued vectors: the same lists up to float32 noise between different GEMM shapes."""
+    rng = np.random.default_rng(seed)
+    n, d = 300, 32
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.array([f"j{i:04d}" for i in range(n)], dtype=object)
+    before = full_state(ids, x, fingerprints(x), 20, 1 << 20)
+    changed = rng.random(n) < churn
+    y = x.copy()
+    fresh = rng.standard_normal((int(changed.sum()), d)).astype(np.float32)
+    y[changed] = fresh / np.linalg.norm(fresh, axis=1, keepdims=True)
+    keep = rng.random(n) >= churn / 2
+    ids2, y = ids[keep], np.ascontiguousarray(y[keep])
+    inc, report = update_state(before, ids2, y, fingerprints(y), 12, 1 << 20)
+    ref = full_state(ids2, y, fingerprints(y), 20, 1 << 20)
+    np.testing.assert_allclose(inc.scores[:, :12], ref.scores[:, :12], atol=1e-5)
+    assert report.added == int((changed & keep).sum()) and report.removed == int((changed | ~keep).sum())
+
+
+def test_churn_above_the_threshold_runs_a_full_pass():
+    rng = np.random.default_rng(0)
+    jobs = {f"j{i:03d}": random_job(rng) for i in range(30)}
+    cfg = CFG.model_copy(update={"incremental_max_churn": 0.1})
+    state = compute_neighbours(to_active(jobs), cfg).state
+    for key in sorted(jobs)[:5]:
+        jobs[key]["vector"] = grid_vector(rng) + 1.0  # certainly different
+    result = compute_neighbours(to_active(jobs), cfg, previous=state)
+    assert result.stats.mode == "exact" and result.stats.full_pass_reason.startswith("churn")
+    assert result.stats.churn == pytest.approx(10 / 30, abs=1e-6)
+    assert result.lists == compute_lists(to_active(jobs), cfg)
+
+
+def test_state_of_other_dimensions_is_not_used():
+    rng = np.random.default_rng(0)
+    jobs = {f"j{i:03d}": random_job(rng) for i in range(10)}
+    state = compute_neighbours(to_active(jobs), CFG).state
+    state.dims = 8
+    assert compute_neighbours(to_active(jobs), CFG, previous=state).stats.mode == "exact"
+
+
+def test_state_round_trips_through_the_store(tmp_path):
+    rng = np.random.default_rng(0)
+    jobs = {f"j{i:03d}": random_job(rng) for i in range(25)}
+    state = compute_neighbours(to_active(jobs), CFG).state
+    store = NeighbourStateStore(tmp_path, "mongodb://x", "db", "job_embeddings", "m", "4")
+    assert store.load(4) is None
+    store.save(state)
+    back = store.load(4)
+    for name in ("ids", "fingerprints", "scores", "cand", "depth"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(state, name))
+    assert (back.dims, back.exact) == (4, True)
+    assert store.load(8) is None  # other dimensions: a full pass
+    jobs["j999"] = random_job(rng)
+    result = compute_neighbours(to_active(jobs), CFG, previous=back)
+    assert result.stats.mode == "incremental" and result.stats.added == 1
+    assert result.lists == compute_lists(to_active(jobs), CFG)
+
+
+def test_a_damaged_state_file_means_a_full_pass(tmp_path):
+    store = NeighbourStateStore(tmp_path, "k")
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_bytes(b"not an arrow file")
+    assert store.load(4) is None
