@@ -220,6 +220,30 @@ def warm_up_prefect() -> None:
     print(f"prefect ephemeral server up in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
 
 
+def prefect_argument_cost(docs: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds of one ``@task`` call taking ``docs`` as argument, plain and wrapped in
+    ``quote`` (which tells Prefect not to walk the argument for dependency tracking)."""
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.utilities.annotations import quote
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
+    def count(items: Any) -> int:
+        return len(items)
+
+    @flow(name="bench-task-arguments")
+    def measure() -> dict[str, float]:
+        out = {}
+        for name, arg in ((f"task({len(docs):,} documents)", docs),
+                          (f"task(quote({len(docs):,} documents))", quote(docs))):
+            t = time.perf_counter()
+            count(arg)
+            out[name] = time.perf_counter() - t
+        return out
+
+    return measure()
+
+
 def raw_rates(db: Any, n: int) -> dict[str, float]:
     """Docs/s of plain pymongo doing what the pipeline does, on the same server and data."""
     import numpy as np
@@ -408,13 +432,17 @@ def main() -> int:
 
         print("raw MongoDB rates ...", file=sys.stderr, flush=True)
         raw = raw_rates(db, min(args.raw_n, args.n))
+        prefect_args = prefect_argument_cost(jobs)
         text = report(args.n, load, [full, inc], raw, args)
+        text += "\n\nPrefect task-argument cost (one @task call, same process):\n" + "\n".join(
+            f"  {name:<52}{secs:>10.3f} s" for name, secs in prefect_args.items())
         text += (f"\n\npeak RSS: benchmark+flow process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
                  f"MongoDB server {peak_rss_mb(mongo.pid):.0f} MB, embedding server {peak_rss_mb(emb_proc.pid):.0f} MB")
         print(text)
         if args.json:
             args.json.write_text(json.dumps({"n": args.n, "args": {k: str(v) for k, v in vars(args).items()},
-                                             "load": load, "runs": [full, inc], "raw": raw}, indent=1,
+                                             "load": load, "runs": [full, inc], "raw": raw,
+                                             "prefect_args": prefect_args}, indent=1,
                                             default=str))
     finally:
         if emb_proc is not None:

@@ -59,8 +59,7 @@ from jobsim.text import build_embedding_text, clean_text
 log = logging.getLogger(__name__)
 
 EMBEDDERS = ("local", "local-v1", "tfidf", "minilm")
-MAX_DENSE_TFIDF = 300_000_000  # n × shared terms above this: LSA (TruncatedSVD) instead
-NYC_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "nyc_jobs_2019.csv"
+MAX_DENSE_TFIDF = 100_000_000  # n × shared terms above this: LSA (TruncatedSVD) instead
 
 
 @dataclass
@@ -281,7 +280,7 @@ def finish_dataset(
     context = None
     if context_cols:
         n = len(keep)
-        level = np.array([context_cols.get("level", [-1] * len(texts))[i] for i in keep], dtype=np.int8) \
+        level = np.array([context_cols["level"][i] for i in keep], dtype=np.int8) \
             if "level" in context_cols else np.full(n, -1, np.int8)
         city = encode([context_cols["city"][i] for i in keep]) if "city" in context_cols \
             else np.full(n, -1, np.int32)

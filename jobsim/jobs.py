@@ -87,7 +87,7 @@ def _optional_text(value: Any, name: str) -> str:
 def check_job(doc: dict[str, Any], now: datetime) -> Checked:
     """Validate one raw job document against the contract at time ``now`` (UTC-aware)."""
     job_id = str(doc.get("_id"))
-    status = doc.get("status", "active")
+    status = doc.get("status")
     if doc.get("isDeleted") is True:
         return Checked(job_id, inactive="deleted")
     if status != "active":

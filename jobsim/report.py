@@ -136,7 +136,12 @@ def search_rows(search: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
             ("ANN recall@10", "recall_at_10"), ("recall sample", "recall_sample"),
             ("vectors added", "added"), ("vectors removed", "removed"),
             ("lists recomputed", "recomputed"), ("churn", "churn"), ("seconds", "seconds")]
-    return [(label, search[key]) for label, key in keys if search.get(key) not in (None, "")]
+    skip = set()
+    if search.get("mode") != "incremental":
+        skip |= {"added", "removed", "recomputed"}
+    if search.get("recall_at_10") is None:
+        skip.add("recall_sample")
+    return [(label, search[key]) for label, key in keys if key not in skip and search.get(key) not in (None, "")]
 
 
 def report_markdown(

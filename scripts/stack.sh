@@ -25,7 +25,7 @@ alive() {  # name: its recorded process runs (an exited, unreaped zombie does no
   [ -f "$STACK_DIR/$1.pid" ] || return 1
   pid="$(cat "$STACK_DIR/$1.pid")"
   kill -0 "$pid" 2>/dev/null || return 1
-  [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ]
+  [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
 }
 
 start_bg() {  # name, command...: own session (so `down` can stop its children), pid kept
@@ -81,9 +81,11 @@ up() {
   bash scripts/setup.sh
   mkdir -p "$STACK_DIR" "$PREFECT_HOME"
   if [ -z "${JOBSIM_MONGO__URI:-}" ]; then
+    local running=""  # a local MongoDB started earlier (e.g. by the demo) is used, and left running
+    [ -f .jobsim/mongo.json ] && kill -0 "$("$PY" -c 'import json; print(json.load(open(".jobsim/mongo.json"))["pid"])')" 2>/dev/null && running=1
     JOBSIM_MONGO__URI="$(.venv/bin/jobsim db start | tail -1)"
     export JOBSIM_MONGO__URI
-    echo "$JOBSIM_MONGO__URI" >"$STACK_DIR/mongo.started"
+    [ -n "$running" ] || echo "$JOBSIM_MONGO__URI" >"$STACK_DIR/mongo.started"
     echo "local MongoDB: $JOBSIM_MONGO__URI"
   fi
   if alive server; then

@@ -33,13 +33,13 @@ def chromium() -> str:
 def render(url: str, profile: Path, *extra: str, want: tuple[str, ...] = ()) -> str:
     """The DOM after the page's scripts ran; retried while the SPA is still loading."""
     dom = ""
-    for _ in range(4):
+    for _ in range(8):  # a loaded machine renders the SPA slowly
         result = subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *extra, "--dump-dom", url],
                                 capture_output=True, text=True, timeout=90)
         dom = result.stdout
         if all(w in dom for w in want):
             break
-        time.sleep(2)
+        time.sleep(3)
     return dom
 
 
@@ -56,7 +56,7 @@ def test_run_page_and_its_artifact_render_in_chromium(stack, tmp_path):
         assert text in run_dom, f"{text!r} not on the run page"
 
     art_url = f"{stack.ui}/artifacts/artifact/{report['id']}"
-    art_dom = render(art_url, tmp_path / "profile", want=("Score distribution", "data:image/svg+xml"))
+    art_dom = render(art_url, tmp_path / "profile", want=("Score distribution", 'src="data:image/svg+xml;base64,'))
     (tmp_path / "artifact.html").write_text(art_dom)  # kept for a look when this fails
     for text in ("similarity refresh", "full", "Counts", "cost (USD)", "lists written", "Timings",
                  "Score distribution", 'src="data:image/svg+xml;base64,', done["name"]):

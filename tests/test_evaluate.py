@@ -133,3 +133,19 @@ def test_synthetic_dataset_keeps_the_category_out_of_the_text():
     assert not any("Category:" in t for t in data.texts)
     assert data.context is not None and len(data.context.city) == len(data.texts)
     assert (data.context.category == -1).all()
+
+
+def test_parquet_with_list_columns_reads_like_csv(tmp_path):
+    import polars as pl
+
+    frame = pl.DataFrame({
+        "title": ["Nurse", "Clinic nurse", "Python developer", "Backend developer"],
+        "tags": [["patient", "care"], ["care"], ["python"], ["python", "sql"]],
+        "category": ["Health", "Health", "IT", "IT"],
+    })
+    frame.write_parquet(tmp_path / "jobs.parquet")
+    data = ev.file_dataset(tmp_path / "jobs.parquet", "category", ["title", "tags"])
+    assert data.labels == ["Health", "Health", "IT", "IT"]
+    assert "patient, care" in data.texts[0] and "Health" not in data.texts[0]
+    report = ev.evaluate(data, ["tfidf"], k=1, candidates=3)
+    assert report.results[0].precision_overlap == 1.0

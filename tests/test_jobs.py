@@ -71,7 +71,7 @@ def test_lenient_on_unambiguous_forms():
     assert checked.job.expires_at == datetime(2027, 1, 1, tzinfo=timezone.utc)
 
 
-def test_missing_status_means_active_as_in_the_seed():
+def test_missing_status_is_not_active_as_for_the_read_side():
     doc = job()
     del doc["status"]
-    assert check_job(doc, NOW).job is not None
+    assert check_job(doc, NOW).inactive == "status None"
