@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timezone
 
 import pytest
 
@@ -49,3 +50,34 @@ def test_settings_repr_hides_secrets(monkeypatch):
     monkeypatch.setenv("JOBSIM_EMBEDDING__API_KEY", PASSWORD)
     s = Settings()
     assert PASSWORD not in repr(s) and PASSWORD not in str(s.model_dump())
+
+
+def test_api_key_never_appears_in_logs_state_or_errors(settings, db, monkeypatch, caplog, capfd):
+    """A run that embeds, then one whose key is refused: the key is nowhere in what they leave."""
+    from flows.refresh import similarity_refresh
+    from tests.embedding_server import EmbeddingServer
+    from tests.helpers import seed_jobs
+
+    caplog.set_level(logging.DEBUG)
+    with EmbeddingServer(dimensions=64) as server:
+        monkeypatch.setenv("JOBSIM_EMBEDDING__PROVIDER", "openai")
+        monkeypatch.setenv("JOBSIM_EMBEDDING__BASE_URL", server.url)
+        monkeypatch.setenv("JOBSIM_EMBEDDING__API_KEY", PASSWORD)
+        monkeypatch.setenv("JOBSIM_EMBEDDING__DIMENSIONS", "64")
+        seed_jobs(settings, 30, seed=2)
+        ok = similarity_refresh(return_state=True)
+        assert ok.is_completed() and ok.result()["embedded"] > 0
+        db.jobs.update_many({}, {"$set": {"title": "Changed title to re-embed",
+                                          "updatedAt": datetime.now(timezone.utc)}})
+        server.add_fault("401", times=0)
+        refused = similarity_refresh(return_state=True)
+        assert refused.is_failed()
+        with pytest.raises(Exception) as failure:
+            refused.result()
+    out, err = capfd.readouterr()
+    stored = repr(list(db.pipeline_state.find({}))) + repr(list(db.jobs.find({}, {"embedding": 1})))
+    captured = "\n".join([str(failure.value), repr(failure.value), caplog.text, out, err, stored,
+                          flow_run_logs(ok.state_details.flow_run_id),
+                          flow_run_logs(refused.state_details.flow_run_id)])
+    assert "401" in captured  # the failure itself is explained
+    assert PASSWORD not in captured
