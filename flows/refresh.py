@@ -10,6 +10,7 @@ from typing import Any, ContextManager, Literal
 from prefect import flow
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from jobsim.pipeline import summarize
 from jobsim.settings import Settings
@@ -60,25 +61,25 @@ def refresh(
             docs = pull_changed_jobs(settings, run)
             requested = [*(job_ids or []), *(pending_recompute_requests(settings) if serve_requests else [])]
             if requested:
-                docs = add_requested_jobs(settings, docs, requested)
+                docs = add_requested_jobs(settings, quote(docs), requested)
         with _stage("prepare", timings):
-            prepared = prepare_jobs(settings, docs, run)
-            record_rejections(settings, prepared, run)
+            prepared = prepare_jobs(settings, quote(docs), run)
+            record_rejections(settings, quote(prepared), run)
         with _stage("embed", timings):
-            embedded = embed_jobs(settings, prepared, run)
+            embedded = embed_jobs(settings, quote(prepared), run)
         with _stage("load_vectors", timings):
             active = load_active_vectors(settings, run)
         with _stage("neighbours", timings):
-            lists = compute_neighbours(settings, active)
+            lists = compute_neighbours(settings, quote(active))
         with _stage("write_back", timings):
-            written = write_neighbours(settings, lists, run)
+            written = write_neighbours(settings, quote(lists), run)
         summary = summarize(run, len(docs), prepared, embedded, len(active.ids), written,
-                            settings.embedding.price_per_million_tokens, timings)
+                            settings.embedding.price_per_million_tokens, timings, lists.stats.as_dict())
         finish_run(settings, run, summary)
         if serve_requests:
             clear_recompute_requests(settings, run.started_at)
     result = summary.as_dict()
-    publish_run_report(result, lists.lists, lists.stats.as_dict(), failed_job_details(settings), context)
+    publish_run_report(result, quote(lists.lists), lists.stats.as_dict(), failed_job_details(settings), context)
     return result
 
 

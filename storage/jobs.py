@@ -64,7 +64,8 @@ class JobsRepository:
                 {"updatedAt": {"$gte": since}},
                 {"updatedAt": None},
                 {"embedding": None},
-                {"embedding.status": {"$in": ["pending", "processing"]}},
+                {"embedding.status": {"$in": ["pending", "processing"]}, "status": "active",
+                 "isDeleted": {"$ne": True}},
                 {"embedding.status": "failed", "embedding.rejected": {"$ne": True},
                  "embedding.attempts": {"$lt": max_attempts}},
             ]}
