@@ -44,6 +44,12 @@ def render(url: str, profile: Path, *extra: str, want: tuple[str, ...] = ()) -> 
 
 
 def test_run_page_and_its_artifact_render_in_chromium(stack, tmp_path):
+    from tests.test_ops_stack import import_file, runs_for_import, wait_for_runs
+
+    # the stack may be fresh (this test can run first): give the run postings to list
+    import_id, _ = import_file(stack, tmp_path, n=60, seed=17)
+    (triggered,) = wait_for_runs(lambda: runs_for_import(stack, import_id), 1)
+    stack.wait_finished([triggered["id"]])
     dep = stack.deployment("similarity-refresh", "on-demand")
     run = stack.post(f"/deployments/{dep['id']}/create_flow_run", {"parameters": {"mode": "full"}})
     (done,) = stack.wait_finished([run["id"]])
