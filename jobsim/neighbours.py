@@ -121,6 +121,16 @@ def _empty(m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((m, k), -np.inf, dtype=np.float32), np.full((m, k), -1, dtype=np.int64)
 
 
+def _new_heaps(m: int, n: int, kk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Heapified (scores, indices) for ``m`` queries over ``n`` rows keeping ``kk`` results
+    (one spare slot when more rows exist, so ties at the k-th place resolve by index)."""
+    keep = kk + 1 if kk < n - 1 else kk
+    scores = np.empty((m, keep), dtype=np.float32)
+    indices = np.empty((m, keep), dtype=np.int64)
+    _heaps(scores, indices).heapify()
+    return scores, indices
+
+
 def exact_topk(
     vectors: np.ndarray, k: int, memory_budget_bytes: int = 256 << 20
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -134,10 +144,7 @@ def exact_topk(
     kk = min(k, n - 1)
     if kk <= 0:
         return _empty(n, k)
-    keep = kk + 1 if kk < n - 1 else kk
-    scores = np.empty((n, keep), dtype=np.float32)
-    indices = np.empty((n, keep), dtype=np.int64)
-    _heaps(scores, indices).heapify()
+    scores, indices = _new_heaps(n, n, kk)
     b = square_block_for(n, memory_budget_bytes)
     starts = list(range(0, n, b))
     pairs, done = len(starts) * (len(starts) + 1) // 2, 0
@@ -194,10 +201,7 @@ def topk_of_rows(
     kk = min(k, n - 1)
     if kk <= 0 or m == 0:
         return _empty(m, k)
-    keep = kk + 1 if kk < n - 1 else kk
-    scores = np.empty((m, keep), dtype=np.float32)
-    indices = np.empty((m, keep), dtype=np.int64)
-    _heaps(scores, indices).heapify()
+    scores, indices = _new_heaps(m, n, kk)
     step = block_rows_for(n, memory_budget_bytes)
     started = last_log = time.perf_counter()
     for b0 in range(0, m, step):
