@@ -16,10 +16,11 @@ from jobsim.pipeline import summarize
 from jobsim.settings import Settings
 from tasks.admin import add_requested_jobs, clear_recompute_requests, pending_recompute_requests
 from tasks.embed import embed_jobs
-from tasks.neighbours import compute_neighbours, load_active_vectors, write_neighbours
+from tasks.neighbours import compute_neighbours, load_active_vectors, plan_neighbours, search_shards, write_neighbours
 from tasks.pull import prepare_jobs, pull_changed_jobs, record_rejections
 from tasks.report import failed_job_details, publish_run_report
 from tasks.run_state import finish_run, start_run
+from tasks.runner import make_task_runner
 
 Mode = Literal["incremental", "full"]
 
@@ -53,9 +54,11 @@ def refresh(
     ``job_ids`` are re-checked whatever the watermark. Every run recomputes every active
     list, so it also serves the read side's recompute requests (``serve_requests``): their
     jobs are re-checked too, and the requests made before the run started are cleared.
+    Embedding batches and the shard pairs of a sharded exact pass are tasks on the task
+    runner of ``settings.execution`` (a thread pool, or Dask).
     """
     timings: dict[str, float] = {}
-    with writer_slot(settings):
+    with writer_slot(settings), make_task_runner(settings.execution) as runner:
         run = start_run(settings, str(flow_run.id or "local"), mode)
         with _stage("pull", timings):
             docs = pull_changed_jobs(settings, run)
@@ -66,11 +69,13 @@ def refresh(
             prepared = prepare_jobs(settings, quote(docs), run)
             record_rejections(settings, quote(prepared), run)
         with _stage("embed", timings):
-            embedded = embed_jobs(settings, quote(prepared), run)
+            embedded = embed_jobs(runner, settings, prepared, run)
         with _stage("load_vectors", timings):
             active = load_active_vectors(settings, run)
         with _stage("neighbours", timings):
-            lists = compute_neighbours(settings, quote(active))
+            plan = plan_neighbours(settings, quote(active))
+            exact = search_shards(runner, settings, active, plan) if plan.shards else None
+            lists = compute_neighbours(settings, quote(active), quote(plan), quote(exact))
         with _stage("write_back", timings):
             written = write_neighbours(settings, quote(lists), run)
         summary = summarize(run, len(docs), prepared, embedded, len(active.ids), written,

@@ -66,11 +66,13 @@ def fingerprints(vectors: np.ndarray) -> np.ndarray:
 
 
 def full_state(
-    ids: np.ndarray, vectors: np.ndarray, fps: np.ndarray, depth_m: int, budget: int
+    ids: np.ndarray, vectors: np.ndarray, fps: np.ndarray, depth_m: int, budget: int,
+    exact: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CandidateState:
-    """Exact top-``depth_m`` lists of every row (the full pass)."""
+    """Exact top-``depth_m`` lists of every row (the full pass); ``exact`` = those lists
+    already computed (e.g. by :func:`jobsim.shards.sharded_topk`)."""
     n = len(ids)
-    scores, cand = exact_topk(vectors, depth_m, budget)
+    scores, cand = exact if exact is not None else exact_topk(vectors, depth_m, budget)
     return CandidateState(
         ids=ids, fingerprints=fps, scores=scores, cand=cand,
         depth=np.full(n, min(depth_m, max(n - 1, 0)), dtype=np.int32),

@@ -141,75 +141,106 @@ def plan_embeddings(prepared: Prepared, stored: dict[str, str]) -> tuple[list[in
 
 
 # -- embed and store (I/O through repositories) ----------------------------------
-def embed_and_store(
-    embedder: Embedder,
-    jobs_repo: JobsRepository,
-    vectors_repo: EmbeddingsRepository,
-    prepared: Prepared,
-    to_embed: list[int],
-    to_mark: list[int],
-    now: datetime,
-    chunk_size: int = 16_384,
-) -> EmbedStats:
-    """Embed in chunks; each chunk's vectors are stored before its jobs are marked.
+@dataclass
+class EmbedBatch:
+    """One embedding task's share of the jobs whose text changed (small and picklable:
+    it travels to a worker)."""
 
-    Inputs that failed only transiently (rate limit storm, service unreachable) are put
-    back to ``pending`` without spending one of the job's attempts.
+    ids: list[str]
+    hashes: list[str]
+    texts: list[str]
+    languages: list[str]
+
+
+def embed_batches(prepared: Prepared, to_embed: list[int], batch_jobs: int) -> list[EmbedBatch]:
+    """Split the jobs to embed into batches of at most ``batch_jobs`` (in job order)."""
+    batches = []
+    for start in range(0, len(to_embed), batch_jobs):
+        chunk = to_embed[start : start + batch_jobs]
+        jobs = [prepared.jobs[i] for i in chunk]
+        batches.append(EmbedBatch(
+            ids=[j.id for j in jobs], hashes=[prepared.hashes[i] for i in chunk],
+            texts=[prepared.texts[i] for i in chunk],
+            languages=[detect_language(j.title + " " + j.description) for j in jobs],
+        ))
+    return batches
+
+
+def start_embedding(
+    jobs_repo: JobsRepository, prepared: Prepared, to_embed: list[int], to_mark: list[int], model: str,
+    now: datetime,
+) -> None:
+    """Mark the jobs whose stored vector is current as embedded, and the rest as processing."""
+    from storage.jobs import EmbeddedMark
+
+    jobs_repo.mark_embedded(
+        [EmbeddedMark(prepared.jobs[i].id, prepared.hashes[i],
+                      detect_language(prepared.jobs[i].title + " " + prepared.jobs[i].description))
+         for i in to_mark],
+        model, now,
+    )
+    if to_embed:
+        jobs_repo.mark_processing([prepared.jobs[i].id for i in to_embed], now)
+
+
+def embed_batch(
+    embedder: Embedder, jobs_repo: JobsRepository, vectors_repo: EmbeddingsRepository,
+    batch: EmbedBatch, now: datetime,
+) -> EmbedStats:
+    """Embed one batch; its vectors are stored before its jobs are marked embedded.
+
+    Identical texts (duplicate postings) are embedded once. Inputs that failed only
+    transiently (rate limit storm, service unreachable) go back to ``pending`` without
+    spending one of the job's attempts; the others are marked failed with the reason.
     """
     from storage.jobs import EmbeddedMark
 
     stats = EmbedStats()
     started = time.perf_counter()
-
-    def mark(indices: list[int]) -> None:
-        jobs_repo.mark_embedded(
-            [EmbeddedMark(prepared.jobs[i].id, prepared.hashes[i],
-                          detect_language(prepared.jobs[i].title + " " + prepared.jobs[i].description))
-             for i in indices],
-            embedder.model, now,
-        )
-
-    mark(to_mark)
-    stats.reused = len(to_mark)
-    if to_embed:
-        jobs_repo.mark_processing([prepared.jobs[i].id for i in to_embed], now)
-    for start in range(0, len(to_embed), chunk_size):
-        chunk = to_embed[start : start + chunk_size]
-        # identical texts (duplicate postings) are embedded once
-        unique: dict[str, int] = {}
-        for i in chunk:
-            unique.setdefault(prepared.hashes[i], len(unique))
-        texts = [""] * len(unique)
-        for i in chunk:
-            texts[unique[prepared.hashes[i]]] = prepared.texts[i]
-        result = embedder.embed(texts)
-        stats.requests += result.requests
-        stats.tokens += result.tokens
-        stats.retries += result.retries
-        stats.rate_limited += result.rate_limited
-        ok = [i for i in chunk if unique[prepared.hashes[i]] not in result.errors]
-        for i in chunk:
-            row = unique[prepared.hashes[i]]
-            if row in result.transient:
-                stats.deferred.append(prepared.jobs[i].id)
-            elif row in result.errors:
-                stats.failed[prepared.jobs[i].id] = result.errors[row]
-        if ok:
-            rows = np.array([unique[prepared.hashes[i]] for i in ok])
-            vectors_repo.upsert(
-                [prepared.jobs[i].id for i in ok], [prepared.hashes[i] for i in ok],
-                result.vectors[rows], embedder.model, now,
-            )
-            mark(ok)
-        stats.embedded += len(ok)
-        log.info("embedded %d/%d jobs (%d failed)", min(start + chunk_size, len(to_embed)),
-                 len(to_embed), len(stats.failed))
+    unique: dict[str, int] = {}
+    for h in batch.hashes:
+        unique.setdefault(h, len(unique))
+    texts = [""] * len(unique)
+    for h, text in zip(batch.hashes, batch.texts):
+        texts[unique[h]] = text
+    result = embedder.embed(texts)
+    stats.requests, stats.tokens = result.requests, result.tokens
+    stats.retries, stats.rate_limited = result.retries, result.rate_limited
+    ok = []
+    for pos, (job_id, h) in enumerate(zip(batch.ids, batch.hashes)):
+        row = unique[h]
+        if row in result.transient:
+            stats.deferred.append(job_id)
+        elif row in result.errors:
+            stats.failed[job_id] = result.errors[row]
+        else:
+            ok.append(pos)
+    if ok:
+        vectors_repo.upsert([batch.ids[p] for p in ok], [batch.hashes[p] for p in ok],
+                            result.vectors[np.array([unique[batch.hashes[p]] for p in ok])], embedder.model, now)
+        jobs_repo.mark_embedded([EmbeddedMark(batch.ids[p], batch.hashes[p], batch.languages[p]) for p in ok],
+                                embedder.model, now)
+    stats.embedded = len(ok)
     if stats.failed:
         jobs_repo.mark_failed(stats.failed, now)
     if stats.deferred:
         jobs_repo.mark_pending(stats.deferred)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def combine_embed_stats(reused: int, parts: list[EmbedStats], seconds: float) -> EmbedStats:
+    """One run's embedding stats from its batches' (wall time measured by the caller)."""
+    total = EmbedStats(reused=reused, seconds=seconds)
+    for part in parts:
+        total.embedded += part.embedded
+        total.failed.update(part.failed)
+        total.requests += part.requests
+        total.tokens += part.tokens
+        total.retries += part.retries
+        total.rate_limited += part.rate_limited
+        total.deferred.extend(part.deferred)
+    return total
 
 
 # -- run bookkeeping (pure) ------------------------------------------------------

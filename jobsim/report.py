@@ -135,12 +135,14 @@ def search_rows(search: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
             ("ANN index", "ann_index"), ("ANN effort", "ann_param"), ("ANN effort value", "ann_value"),
             ("ANN recall@10", "recall_at_10"), ("recall sample", "recall_sample"),
             ("vectors added", "added"), ("vectors removed", "removed"),
-            ("lists recomputed", "recomputed"), ("churn", "churn"), ("seconds", "seconds")]
+            ("lists recomputed", "recomputed"), ("churn", "churn"), ("shards", "shards"), ("seconds", "seconds")]
     skip = set()
     if search.get("mode") != "incremental":
         skip |= {"added", "removed", "recomputed"}
     if search.get("recall_at_10") is None:
         skip.add("recall_sample")
+    if not search.get("shards"):
+        skip.add("shards")
     return [(label, search[key]) for label, key in keys if key not in skip and search.get(key) not in (None, "")]
 
 

@@ -73,6 +73,17 @@ class EmbeddingSettings(BaseModel):
     max_attempts: int = Field(3, ge=1, description="Runs in which a failing job is retried.")
     price_per_million_tokens: float = Field(0.02, ge=0, description="USD, for the cost estimate.")
 
+    def shared_by(self, parts: int) -> EmbeddingSettings:
+        """These settings for one of ``parts`` embedding tasks running at once: the rate
+        limits and the request concurrency split evenly between them."""
+        if parts <= 1:
+            return self
+        return self.model_copy(update={
+            "requests_per_minute": max(1, self.requests_per_minute // parts),
+            "tokens_per_minute": max(1000, self.tokens_per_minute // parts),
+            "concurrency": max(1, self.concurrency // parts),
+        })
+
     @model_validator(mode="after")
     def _default_model(self) -> "EmbeddingSettings":
         if not self.model:
@@ -187,6 +198,39 @@ class OpsSettings(BaseModel):
     )
 
 
+class ExecutionSettings(BaseModel):
+    """Where the parallel steps run: embedding batches and shard-pair searches."""
+
+    task_runner: Literal["thread", "dask"] = Field(
+        "thread", description="`thread`: a thread pool in the flow's process. `dask`: prefect-dask's "
+        "`DaskTaskRunner` on a temporary local cluster, or on `dask_address`."
+    )
+    workers: int = Field(
+        2, ge=1, le=1024, description="Parallel tasks: threads of the pool, or workers of the local Dask "
+        "cluster (with `dask_address`: the cluster's worker count, used to size the work)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster (`tcp://host:8786`); unset = a "
+        "temporary local cluster per run, started only when a step fans out."
+    )
+    dask_threads_per_worker: int = Field(1, ge=1, le=64, description="Threads per local Dask worker.")
+    dask_worker_memory_mb: int = Field(
+        0, ge=0, description="Memory limit per local Dask worker; 0 = Dask's default (RAM / workers)."
+    )
+    dask_temporary_directory: str = Field(
+        "", description="Local Dask workers' scratch/spill directory (what `DASK_TEMPORARY_DIRECTORY` "
+        "sets); empty = `jobsim-dask` under the system temp directory."
+    )
+    shard_memory_mb: int = Field(
+        256, ge=1, description="Vectors per shard of the sharded exact search (float32 rows × dims); a "
+        "shard-pair task holds two shards plus its score blocks, never the whole matrix."
+    )
+    embed_batch_jobs: int = Field(
+        16_384, ge=100, description="Jobs per embedding task; with more than one task in flight the "
+        "rate limits are split evenly between them."
+    )
+
+
 class Settings(BaseSettings):
     """Root of the settings tree (env prefix ``JOBSIM_``, nested delimiter ``__``)."""
 
@@ -199,6 +243,7 @@ class Settings(BaseSettings):
     neighbours: NeighbourSettings = NeighbourSettings()
     api: ApiSettings = ApiSettings()
     ops: OpsSettings = OpsSettings()
+    execution: ExecutionSettings = ExecutionSettings()
     watermark_overlap_s: int = Field(
         60, ge=0, description="Incremental pulls re-read this many seconds before the last "
         "run's start (clock skew between the app and the pipeline); re-reads are free."

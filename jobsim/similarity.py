@@ -74,6 +74,7 @@ class NeighbourStats:
     removed: int = 0
     recomputed: int = 0
     churn: float | None = None
+    shards: int = 0  # > 0: the exact pass ran as shard-pair tasks
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -92,13 +93,18 @@ def _depth(settings: NeighbourSettings) -> int:
     return settings.candidates + settings.candidate_margin
 
 
+TopK = tuple[np.ndarray, np.ndarray]  # (scores, row indices), each (n, depth)
+
+
 def full_pass(
-    active: ActiveSet, settings: NeighbourSettings, fps: np.ndarray
+    active: ActiveSet, settings: NeighbourSettings, fps: np.ndarray, exact: TopK | None = None
 ) -> tuple[CandidateState, dict]:
-    """Exact below ``exact_max_jobs``, ANN above it: candidate lists of every row."""
+    """Exact below ``exact_max_jobs``, ANN above it: candidate lists of every row.
+    ``exact`` = the exact lists already computed elsewhere (the sharded search)."""
     n, budget = len(active.ids), settings.memory_budget_mb << 20
     if n <= settings.exact_max_jobs:
-        return full_state(active.ids, active.vectors, fps, _depth(settings), budget), {"mode": "exact"}
+        state = full_state(active.ids, active.vectors, fps, _depth(settings), budget, exact)
+        return state, {"mode": "exact"}
     scores, cand, report = ann_topk(
         active.vectors, _depth(settings), kind=settings.ann_index,
         recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
@@ -129,49 +135,71 @@ def lists_from(active: ActiveSet, state: CandidateState, settings: NeighbourSett
     return lists
 
 
+@dataclass
+class PassChoice:
+    """Which pass a run's neighbour step takes, and why (decided before any search)."""
+
+    mode: str  # "incremental" | "exact" | "ann"
+    reason: str = ""  # why not incremental
+    old_to_new: np.ndarray | None = None
+    added: np.ndarray | None = None
+    churn: float | None = None
+    fingerprints: np.ndarray | None = None  # of the active vectors, when computed
+
+
+def choose_pass(active: ActiveSet, settings: NeighbourSettings, previous: CandidateState | None) -> PassChoice:
+    """Incremental from ``previous`` when it applies, else a full pass (exact or ANN by size)."""
+    n = len(active.ids)
+    dims = int(active.vectors.shape[1]) if active.vectors.ndim == 2 else 0
+    full = "exact" if n <= settings.exact_max_jobs else "ann"
+    if previous is None:
+        return PassChoice(full, "no previous state" if settings.incremental else "incremental off")
+    if not settings.incremental:
+        return PassChoice(full, "incremental off")
+    if previous.dims != dims or previous.scores.shape[1] != _depth(settings):
+        return PassChoice(full, "state from other dimensions or candidate depth")
+    if not previous.exact and n <= settings.exact_max_jobs:
+        return PassChoice(full, "state is approximate and the set is small enough for exact")
+    fps = fingerprints(active.vectors)
+    old_to_new, added, churn = churn_of(previous, active.ids, fps)
+    if churn > settings.incremental_max_churn:
+        return PassChoice(full, f"churn {churn:.3f} > {settings.incremental_max_churn}", churn=churn,
+                          fingerprints=fps)
+    return PassChoice("incremental", old_to_new=old_to_new, added=added, churn=churn, fingerprints=fps)
+
+
 def compute_neighbours(
-    active: ActiveSet, settings: NeighbourSettings, previous: CandidateState | None = None
+    active: ActiveSet, settings: NeighbourSettings, previous: CandidateState | None = None,
+    choice: PassChoice | None = None, exact: TopK | None = None, shards: int = 0,
 ) -> NeighbourResult:
-    """Every active job's top-k list: incremental from ``previous`` when it applies, else a
-    full pass (exact or ANN by size); then the seed's rerank over the cosine candidates."""
+    """Every active job's top-k list by the pass ``choice`` (:func:`choose_pass` when not
+    given), then the seed's rerank over the cosine candidates. ``exact`` = the exact
+    candidate lists of a full exact pass computed elsewhere (by ``shards`` shards)."""
     started = time.perf_counter()
     n, dims = len(active.ids), int(active.vectors.shape[1]) if active.vectors.ndim == 2 else 0
-    fps = fingerprints(active.vectors)
-    extra: dict = {}
-    reason = ""
-    state: CandidateState | None = None
-    if previous is None:
-        reason = "no previous state" if settings.incremental else "incremental off"
-    elif not settings.incremental:
-        reason = "incremental off"
-    elif previous.dims != dims or previous.scores.shape[1] != _depth(settings):
-        reason = "state from other dimensions or candidate depth"
-    elif not previous.exact and n <= settings.exact_max_jobs:
-        reason = "state is approximate and the set is small enough for exact"
+    choice = choice or choose_pass(active, settings, previous)
+    fps = choice.fingerprints if choice.fingerprints is not None else fingerprints(active.vectors)
+    if choice.mode == "incremental" and previous is not None:
+        state, report = update_state(previous, active.ids, active.vectors, fps, settings.candidates,
+                                     settings.memory_budget_mb << 20, choice.old_to_new, choice.added)
+        extra = {"mode": "incremental", "added": report.added, "removed": report.removed,
+                 "recomputed": report.recomputed, "churn": report.churn}
     else:
-        old_to_new, added, churn = churn_of(previous, active.ids, fps)
-        if churn > settings.incremental_max_churn:
-            reason = f"churn {churn:.3f} > {settings.incremental_max_churn}"
-        else:
-            state, report = update_state(previous, active.ids, active.vectors, fps, settings.candidates,
-                                         settings.memory_budget_mb << 20, old_to_new, added)
-            extra = {"mode": "incremental", "added": report.added, "removed": report.removed,
-                     "recomputed": report.recomputed, "churn": report.churn}
-    if state is None:
-        state, extra = full_pass(active, settings, fps)
-        if previous is not None and settings.incremental:
-            _, added, churn = churn_of(previous, active.ids, fps)
-            extra["churn"] = round(churn, 6)
+        state, extra = full_pass(active, settings, fps, exact)
+        if exact is not None:
+            extra["shards"] = shards
+        if choice.churn is not None:
+            extra["churn"] = round(choice.churn, 6)
     searched = time.perf_counter()
     lists = lists_from(active, state, settings)
     done = time.perf_counter()
     stats = NeighbourStats(
         jobs=n, dims=dims, seconds=round(done - started, 3),
         search_seconds=round(searched - started, 3), rerank_seconds=round(done - searched, 3),
-        full_pass_reason=reason if extra.get("mode") != "incremental" else "", **extra,
+        full_pass_reason=choice.reason if extra.get("mode") != "incremental" else "", **extra,
     )
     log.info("neighbours: %s pass over %d jobs in %.2f s (search %.2f s)%s", stats.mode, n,
-             stats.seconds, stats.search_seconds, f" — {reason}" if stats.full_pass_reason else "")
+             stats.seconds, stats.search_seconds, f" — {choice.reason}" if stats.full_pass_reason else "")
     return NeighbourResult(lists=lists, stats=stats, state=state)
 
 
