@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jobsim.neighbours import _order_rows, exact_topk, merge_topk, topk_of_rows
+from jobsim.neighbours import _order_rows, error_bound, exact_topk, merge_topk, rescore, topk_of_rows
 
 log = logging.getLogger(__name__)
 
@@ -152,22 +152,23 @@ def update_state(
             depth > 0, scores[np.arange(n), np.maximum(depth, 1) - 1], -np.inf
         ).astype(np.float32)
         threshold = np.where(depth >= n - 1, -np.inf, threshold)  # "all" lists take everyone
+        # block scores are GEMM values: widen by the error bound, rescore the pairs found
+        threshold = (threshold - error_bound(x, x)).astype(np.float32)
         pairs_a: list[np.ndarray] = []
         pairs_j: list[np.ndarray] = []
-        pairs_s: list[np.ndarray] = []
 
         def collect(rows: np.ndarray, block: np.ndarray) -> None:
             hit = (block >= threshold[None, :]) & merge_rows[None, :]
             a, j = np.nonzero(hit)
             pairs_a.append(rows[a])
             pairs_j.append(j)
-            pairs_s.append(block[a, j])
 
         s_add, c_add = topk_of_rows(x, added, m_width, budget, on_block=collect)
         scores[added], cand[added] = s_add, c_add
         depth[added] = min(m_width, n - 1)
         if pairs_j:
-            pa, pj, ps = np.concatenate(pairs_a), np.concatenate(pairs_j), np.concatenate(pairs_s)
+            pa, pj = np.concatenate(pairs_a), np.concatenate(pairs_j)
+            ps = rescore(x[pj], x, pa[:, None])[:, 0]
             merged_pairs = len(pj)
             if merged_pairs:
                 _merge_pairs(scores, cand, pa, pj, ps)

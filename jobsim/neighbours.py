@@ -11,11 +11,15 @@ work is about half of ``2·N²·d``. Diagonal blocks go first; after them each h
 (its k-th best so far) filters the off-diagonal blocks, so only the few scores above it
 (found with one vectorised comparison) are pushed into the heaps.
 
-Results follow one total order, **score descending, then index ascending**, so ties
-(duplicate postings have identical vectors) resolve the same way in every path: the
-heaps keep one extra slot, and rows whose k-th and (k+1)-th scores are equal are
-recomputed with a stable sort. A row never matches itself: the self entry is masked
-by index, so duplicate postings (other ids, identical vectors) remain neighbours.
+Results follow one total order, **score descending, then index ascending**, in every path
+(blocks of any size, shards, incremental updates). A GEMM's value for one pair changes in
+the last bits with the shape of the call, so the heaps (which keep ``SPARE`` extra slots)
+only *select* candidates; every kept pair is then rescored on its own (:func:`rescore`),
+and a row's list is certified exact when its k-th rescored score beats the best score any
+left-out candidate could have (the heap's smallest GEMM score plus the float32 error bound);
+the rare rows that fail are recomputed exhaustively. So the same pair has the same score
+everywhere, and duplicate postings (equal vectors) tie exactly and resolve by index. A row
+never matches itself: the self entry is masked by index, so duplicates remain neighbours.
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ def rescore(queries: np.ndarray, base: np.ndarray, idx: np.ndarray) -> np.ndarra
     return out
 
 
-def _error_bound(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
+def error_bound(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
     """Per query, a bound on |GEMM score − canonical score| for any pair: each float32
     dot product of length d is within γ_d·|q|·|b| of the exact value (any summation
     order), γ_d = d·u / (1 − d·u)."""
@@ -127,7 +131,7 @@ def _exhaustive_rows(
     be in the canonical top-``kk`` (within twice the error bound of the ``kk``-th GEMM
     score), and only those are rescored."""
     n = base.shape[0]
-    eps = _error_bound(queries, base)
+    eps = error_bound(queries, base)
     out_s = np.empty((len(queries), kk), dtype=np.float32)
     out_i = np.empty((len(queries), kk), dtype=np.int64)
     step = block_rows_for(n, budget // 3)
@@ -163,7 +167,7 @@ def _finish(
     _order_rows(canon, indices)
     canon, indices = canon[:, :kk].copy(), indices[:, :kk].copy()
     if candidates > scores.shape[1]:  # some candidates were left out: certify
-        unsafe = np.flatnonzero(~(canon[:, kk - 1] > smallest + _error_bound(queries, base)))
+        unsafe = np.flatnonzero(~(canon[:, kk - 1] > smallest + error_bound(queries, base)))
         if len(unsafe):
             log.debug("%d rows recomputed exhaustively (near-ties at the k-th place)", len(unsafe))
             canon[unsafe], indices[unsafe] = _exhaustive_rows(
