@@ -1,7 +1,7 @@
 """Neighbour quality on labelled jobs: precision@k of same-label neighbours vs two baselines.
 
     python -m jobsim.evaluate FILE --label-column COL [--text-columns A B ...]
-                              [--embedder local tfidf minilm] [--multi-label concat|split]
+                              [--embedder local local-v2 tfidf minilm] [--multi-label concat|split]
     python -m jobsim.evaluate --synthetic 5000 --label-column category
 
 FILE is any CSV or Parquet file with a label column. The label is kept out of everything
@@ -58,7 +58,7 @@ from jobsim.text import build_embedding_text, clean_text
 
 log = logging.getLogger(__name__)
 
-EMBEDDERS = ("local", "local-v1", "tfidf", "minilm")
+EMBEDDERS = ("local", "local-v1", "local-v2", "local-v3", "tfidf", "minilm")
 MAX_DENSE_TFIDF = 100_000_000  # n × shared terms above this: LSA (TruncatedSVD) instead
 
 
@@ -195,10 +195,12 @@ def top_neighbours(
 # -- embedders ---------------------------------------------------------------------
 def embed(texts: list[str], kind: str, dimensions: int = 512) -> tuple[np.ndarray, int]:
     """Unit vectors of ``texts`` and the number of rows without any feature (zero rows)."""
-    if kind in ("local", "local-v1"):
-        from jobsim.embedders.local import V1, V2, LocalEmbedder
+    if kind in ("local", "local-v1", "local-v2", "local-v3"):  # "local" = the default model
+        from jobsim.embedders.local import V1, V2, V3, LocalEmbedder
+        from jobsim.settings import EmbeddingSettings
 
-        result = LocalEmbedder(V1 if kind == "local-v1" else V2, dimensions).embed(texts)
+        model = {"local-v1": V1, "local-v2": V2, "local-v3": V3}.get(kind) or EmbeddingSettings().model
+        result = LocalEmbedder(model, dimensions).embed(texts)
         return result.vectors, len(result.errors)
     if kind == "tfidf":
         from sklearn.feature_extraction.text import TfidfVectorizer

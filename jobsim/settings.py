@@ -32,7 +32,7 @@ class EmbeddingSettings(BaseModel):
     model: str = Field(
         "",
         description="Model name; default 'text-embedding-3-small' for openai, "
-        "'jobsim-hash-ngram-v2' for local (v1 kept for old vectors).",
+        "'jobsim-hash-ngram-v3' for local (v1, v2 kept for old vectors).",
     )
     dimensions: int = Field(
         512, ge=8, le=4096, description="Vector dimension; default 512 for local, 1536 for openai "
@@ -88,7 +88,7 @@ class EmbeddingSettings(BaseModel):
     def _default_model(self) -> "EmbeddingSettings":
         if not self.model:
             self.model = (
-                "text-embedding-3-small" if self.provider == "openai" else "jobsim-hash-ngram-v2"
+                "text-embedding-3-small" if self.provider == "openai" else "jobsim-hash-ngram-v3"
             )
         if self.provider == "openai" and "dimensions" not in self.model_fields_set:
             self.dimensions = 1536  # text-embedding-3-small's native size
