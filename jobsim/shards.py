@@ -37,6 +37,15 @@ def shard_bounds(n: int, dims: int, shard_budget_bytes: int, block: int, min_sha
     return [(start, min(n, start + rows)) for start in range(0, n, rows)]
 
 
+def min_shards_for(workers: int) -> int:
+    """Fewest shards whose S·(S+1)/2 pair tasks give every worker two (for balance): more
+    shards add merge work (each pair's lists are merged in the driver) and GEMM edges."""
+    shards = 1
+    while shards * (shards + 1) // 2 < 2 * workers:
+        shards += 1
+    return shards
+
+
 def shard_pairs(bounds: list[Bounds]) -> list[tuple[int, int]]:
     """Every (a, b) with a ≤ b: the diagonal pairs first (they fill every row's list)."""
     s = len(bounds)

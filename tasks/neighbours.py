@@ -12,7 +12,7 @@ from jobsim.incremental import CandidateState
 from jobsim.neighbours import square_block_for
 from jobsim.pipeline import RunInfo, WriteStats
 from jobsim.settings import Settings
-from jobsim.shards import Bounds, PairTopK, TopKMerger, search_pair, shard_bounds, shard_pairs
+from jobsim.shards import Bounds, PairTopK, TopKMerger, min_shards_for, search_pair, shard_bounds, shard_pairs
 from jobsim.similarity import (
     ActiveSet, NeighbourResult, PassChoice, TopK, active_set, choose_pass, compute_neighbours as compute,
     diff_lists,
@@ -63,7 +63,7 @@ def plan_neighbours(settings: Settings, active: ActiveSet) -> NeighbourPlan:
     block = square_block_for(len(active.ids), settings.neighbours.memory_budget_mb << 20)
     if choice.mode == "exact" and settings.execution.task_runner == "dask":
         shards = shard_bounds(len(active.ids), int(active.vectors.shape[1]), settings.execution.shard_memory_mb << 20,
-                              block, min_shards=2 * settings.execution.workers)
+                              block, min_shards=min_shards_for(settings.execution.workers))
         shards = shards if len(shards) > 1 else []
     get_run_logger().info("neighbour pass: %s%s%s", choice.mode, f" ({choice.reason})" if choice.reason else "",
                           f" in {len(shards)} shards, {len(shard_pairs(shards))} pair tasks" if shards else "")

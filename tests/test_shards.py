@@ -135,3 +135,11 @@ def test_many_equal_scores_resolve_by_index_in_every_path() -> None:
         for row in group:
             assert i[row].tolist() == [g for g in group if g != row][:k]
             assert len(set(s[row].tolist())) == 1
+
+
+def test_min_shards_give_each_worker_two_pair_tasks_and_no_more() -> None:
+    from jobsim.shards import min_shards_for
+
+    for workers in (1, 2, 3, 8, 32, 128, 1000):
+        s = min_shards_for(workers)
+        assert s * (s + 1) // 2 >= 2 * workers > (s - 1) * s // 2
