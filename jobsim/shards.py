@@ -6,10 +6,11 @@ pair (a, b) with a < b is one :func:`~jobsim.neighbours.cross_topk` pass that se
 rows of both shards (the scores are symmetric). A pair task holds two shards, never the
 whole matrix; the S·(S+1)/2 pairs are independent, so they can run on different workers.
 
-Each pair's lists are exact in the total order (score desc, index asc), so merging the
-per-pair lists of a row in that order gives exactly its global top-k. Shards start at
-multiples of the square block of the unsharded pass, so every score comes from the same
-GEMM of the same rows as there: the result is identical to :func:`exact_topk`.
+Each pair's lists are exact in the total order (score desc, index asc) and their scores
+are canonical (every kept pair rescored on its own, :func:`jobsim.neighbours.rescore`), so
+merging the per-pair lists of a row in that order gives exactly its global top-k: the
+result is identical to :func:`exact_topk`, bit for bit. Shards start at multiples of the
+unsharded pass's square block (whole blocks, no ragged GEMM edges inside a shard).
 """
 
 from __future__ import annotations
