@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import time
 import uuid
@@ -33,15 +34,22 @@ class Stack:
     database: str
     dir: Path
 
-    def get(self, path: str) -> Any:
-        response = httpx.get(self.api + path, timeout=30)
+    def _call(self, method: str, path: str, body: dict | None = None) -> Any:
+        """One REST call; "busy" answers (429/502/503: the server's SQLite is locked while
+        other processes write) are retried with backoff, as Prefect's own client does."""
+        for attempt in range(6):
+            response = httpx.request(method, self.api + path, json=body, timeout=30)
+            if response.status_code not in (429, 502, 503) or attempt == 5:
+                break
+            time.sleep(0.5 * 2**attempt + random.random() * 0.5)
         response.raise_for_status()
         return response.json()
 
+    def get(self, path: str) -> Any:
+        return self._call("GET", path)
+
     def post(self, path: str, body: dict | None = None) -> Any:
-        response = httpx.post(self.api + path, json=body or {}, timeout=30)
-        response.raise_for_status()
-        return response.json()
+        return self._call("POST", path, body or {})
 
     def deployment(self, flow: str, name: str) -> dict[str, Any]:
         return self.get(f"/deployments/name/{flow}/{name}")
