@@ -9,7 +9,8 @@ in its own process with ``--latency`` seconds per request, the ``openai`` client
 temporary ``PREFECT_HOME``). Steps:
 
 1. generate ``--n`` synthetic jobs (``jobsim.synthetic.generate_jobs``) and bulk-load them
-   as the importer leaves new ones (``bulk_load``; dated an hour ago, so the incremental run
+   as the importer leaves new ones (``JobsRepository.insert_new``: ``insert_many``, because on
+   SecantusDB each importer upsert scans the collection; dated an hour ago, so the incremental run
    does not re-read them through the watermark overlap);
 2. ``similarity_refresh(mode="full")``;
 3. churn: 1% of the jobs edited (description changed: 3 through ``upsert_imported`` to
@@ -195,7 +196,7 @@ def churn(docs: list[dict[str, Any]], n: int, seed: int) -> tuple[list[dict], li
     return edits, new, expire
 
 
-IMPORTER_SAMPLE = 3  # churn edits sent through upsert_imported (the rest by _id: see bulk_load)
+IMPORTER_SAMPLE = 3  # churn edits sent through upsert_imported (the rest by _id: it scans per document)
 
 
 def apply_churn(db: Any, repos: Any, edits: list[dict], new: list[dict], expire: list[Any]) -> dict[str, Any]:
@@ -211,25 +212,13 @@ def apply_churn(db: Any, repos: Any, edits: list[dict], new: list[dict], expire:
     t = time.perf_counter()
     for d in edits[IMPORTER_SAMPLE:]:
         db.jobs.update_one({"_id": d["_id"]}, {"$set": {"description": d["description"], "updatedAt": now}})
-    bulk_load(db, new, now)
+    repos.jobs.insert_new(new, now)
     past = now - timedelta(minutes=1)
     for job_id in expire:
         db.jobs.update_one({"_id": job_id}, {"$set": {"expiresAt": past}})
     return {"churn_upserts": len(sample), "churn_upsert_seconds": importer_s,
             "churn_by_id": len(edits) - len(sample) + len(expire), "churn_new": len(new),
             "churn_other_seconds": time.perf_counter() - t, "churn_expired": len(expire)}
-
-
-def bulk_load(db: Any, jobs: list[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
-    """Insert the jobs as ``upsert_imported`` would leave new ones (same fields), with
-    ``insert_many``: on SecantusDB each upsert's (source, externalId) match scans the
-    collection, so the importer's path is O(n²) on a fresh bulk load (see BENCHMARKS.md)."""
-    docs = [{**{k: v for k, v in job.items() if k != "_id"}, "updatedAt": at,
-             "createdAt": job.get("createdAt") or at, "embedding": {"status": "pending", "attempts": 0}}
-            for job in jobs]
-    for start in range(0, len(docs), 1000):
-        db.jobs.insert_many(docs[start : start + 1000], ordered=False)
-    return docs  # with the ``_id`` pymongo assigned
 
 
 def warm_up_prefect() -> None:
@@ -438,7 +427,7 @@ def main() -> int:
         repos.jobs.ensure_indexes()
         db = connect(settings.mongo)
         t = time.perf_counter()
-        docs = bulk_load(db, jobs, now - timedelta(hours=1))
+        docs = repos.jobs.insert_new(jobs, now - timedelta(hours=1))
         load = {"docs": len(jobs), "seconds": time.perf_counter() - t}
         timer.reset()
         warm_up_prefect()

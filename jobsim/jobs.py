@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from jobsim.language import detect_language
 from jobsim.text import build_embedding_text, clean_text
 
 EXPERIENCE_LEVELS = ("entry", "junior", "mid", "senior", "lead", "executive")
@@ -39,6 +40,10 @@ class JobRecord:
         return build_embedding_text(
             self.title, self.description, self.category, self.tags, self.requirements
         )
+
+    def language(self) -> str:
+        """The posting's language (``embedding.language`` on the job)."""
+        return detect_language(self.title + " " + self.description)
 
 
 @dataclass(frozen=True, slots=True)

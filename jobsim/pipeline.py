@@ -16,7 +16,6 @@ import numpy as np
 
 from jobsim.embedders import Embedder
 from jobsim.jobs import JobRecord, check_job
-from jobsim.language import detect_language
 from jobsim.text import content_hash
 
 if TYPE_CHECKING:  # storage types only for annotations: this module does no I/O itself
@@ -161,7 +160,7 @@ def embed_batches(prepared: Prepared, to_embed: list[int], batch_jobs: int) -> l
         batches.append(EmbedBatch(
             ids=[j.id for j in jobs], hashes=[prepared.hashes[i] for i in chunk],
             texts=[prepared.texts[i] for i in chunk],
-            languages=[detect_language(j.title + " " + j.description) for j in jobs],
+            languages=[j.language() for j in jobs],
         ))
     return batches
 
@@ -174,9 +173,7 @@ def start_embedding(
     from storage.jobs import EmbeddedMark
 
     jobs_repo.mark_embedded(
-        [EmbeddedMark(prepared.jobs[i].id, prepared.hashes[i],
-                      detect_language(prepared.jobs[i].title + " " + prepared.jobs[i].description))
-         for i in to_mark],
+        [EmbeddedMark(prepared.jobs[i].id, prepared.hashes[i], prepared.jobs[i].language()) for i in to_mark],
         model, now,
     )
     if to_embed:

@@ -119,6 +119,15 @@ class JobsRepository:
             partialFilterExpression={"externalId": {"$exists": True}},
         )
 
+    @staticmethod
+    def _imported(doc: dict[str, Any], now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The fields an import writes (``$set``) and those only a new posting gets
+        (``$setOnInsert``): ``updatedAt = now`` so the next incremental run sees it."""
+        fields = {k: v for k, v in doc.items() if k not in ("_id", "createdAt")}
+        fields["updatedAt"] = now
+        return fields, {"createdAt": doc.get("createdAt") or now,
+                        "embedding": {"status": "pending", "attempts": 0}}
+
     def upsert_imported(self, docs: list[dict[str, Any]], now: datetime) -> tuple[int, int]:
         """Insert or update postings keyed by (``source``, ``externalId``).
 
@@ -127,22 +136,27 @@ class JobsRepository:
         """
         ops = []
         for doc in docs:
-            fields = {k: v for k, v in doc.items() if k not in ("_id", "createdAt")}
-            fields["updatedAt"] = now
-            ops.append(UpdateOne(
-                {"source": doc["source"], "externalId": doc["externalId"]},
-                {"$set": fields, "$setOnInsert": {
-                    "createdAt": doc.get("createdAt") or now,
-                    "embedding": {"status": "pending", "attempts": 0},
-                }},
-                upsert=True,
-            ))
+            fields, on_insert = self._imported(doc, now)
+            ops.append(UpdateOne({"source": doc["source"], "externalId": doc["externalId"]},
+                                 {"$set": fields, "$setOnInsert": on_insert}, upsert=True))
         inserted = updated = 0
         for chunk in _chunks(ops, self.batch_size):
             result = self.collection.bulk_write(chunk, ordered=False)
             inserted += result.upserted_count
             updated += result.modified_count
         return inserted, updated
+
+    def insert_new(self, docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """Insert postings known to be new, stored exactly as :meth:`upsert_imported` stores
+        a new one, with ``insert_many`` (no per-document key lookup: bulk loads into an empty
+        collection). A given ``_id`` is kept. Returns the stored documents, with ``_id``."""
+        stored = []
+        for doc in docs:
+            fields, on_insert = self._imported(doc, now)
+            stored.append({**({"_id": doc["_id"]} if "_id" in doc else {}), **fields, **on_insert})
+        for chunk in _chunks(stored, self.batch_size):
+            self.collection.insert_many(chunk, ordered=False)
+        return stored
 
     def _bulk(self, ops: list[UpdateOne]) -> int:
         written = 0

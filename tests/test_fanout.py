@@ -10,7 +10,7 @@ import pytest
 from jobsim.pipeline import embed_batches, prepare
 from jobsim.settings import EmbeddingSettings, ExecutionSettings
 from jobsim.synthetic import generate_jobs
-from tests.helpers import seed_jobs
+from tests.helpers import seed_jobs, task_run_names
 
 
 def test_rate_limits_are_split_between_parallel_batches() -> None:
@@ -58,12 +58,10 @@ def test_task_runner_choice(tmp_path) -> None:
 @pytest.mark.usefixtures("prefect_harness")
 def test_thread_runner_embeds_in_batches(settings, db, monkeypatch) -> None:
     from flows.refresh import similarity_refresh
-    from tests.test_dask import _task_runs
-
     seed_jobs(settings, 260)
     monkeypatch.setenv("JOBSIM_EXECUTION__EMBED_BATCH_JOBS", "100")
     summary = similarity_refresh(mode="full")
     assert summary["embedded"] == summary["valid"] > 200
-    assert _task_runs(summary["run_id"]).count("embed-batch") == -(-summary["valid"] // 100)
+    assert task_run_names(summary["run_id"]).count("embed-batch") == -(-summary["valid"] // 100)
     assert db.job_embeddings.count_documents({}) == summary["valid"]
     assert db.jobs.count_documents({"embedding.status": "completed"}) == summary["valid"]

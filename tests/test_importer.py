@@ -74,3 +74,24 @@ def test_reimport_updates_instead_of_duplicating(settings, db, tmp_path):
     assert main(["import", str(path)]) == 0
     assert db.jobs.count_documents({}) == 5
     assert db.jobs.count_documents({"embedding.status": "pending", "createdAt": {"$type": "date"}}) == 5
+
+
+def test_insert_new_stores_postings_as_the_importer_does(settings, db):
+    from bson import ObjectId
+
+    from jobsim.synthetic import generate_jobs
+    from storage import repositories
+
+    jobs = repositories(settings.mongo).jobs
+    now = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+    (a,) = generate_jobs(1, seed=4)
+    b = {**a, "externalId": "other-key", "_id": ObjectId(), "embedding": {"status": "completed"}}
+    assert jobs.upsert_imported([a], now) == (1, 0)
+    stored = jobs.insert_new([b], now)
+    assert stored[0]["_id"] == b["_id"]
+    via_upsert = db.jobs.find_one({"externalId": a["externalId"]})
+    via_insert = db.jobs.find_one({"_id": b["_id"]})
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("_id", "externalId")}  # noqa: E731
+    assert strip(via_insert) == strip(via_upsert)
+    assert via_insert["embedding"] == {"status": "pending", "attempts": 0}
+    assert via_insert["updatedAt"].replace(tzinfo=timezone.utc) == now
