@@ -26,7 +26,9 @@ from pymongo.errors import PyMongoError
 from jobsim.errors import InvalidRequestError, NotFoundError
 from jobsim.settings import ApiSettings, Settings
 from storage.job_reads import JobReadsRepository, is_active, stored_items
-from storage.mongo import connect, job_key
+from jobsim.ids import display_id
+from storage.ids import to_key as job_key
+from storage.mongo import connect
 from storage.recompute_requests import RecomputeRequestsRepository
 
 log = logging.getLogger(__name__)
@@ -126,7 +128,7 @@ def card(doc: dict[str, Any], score: float | None = None) -> SimilarJob:
     if score is not None:
         score = min(max(score, 0.0), 1.0)
     return SimilarJob(
-        id=job_key(doc["_id"]),
+        id=display_id(job_key(doc["_id"])),
         title=_str(doc.get("title")),
         company=_str(doc.get("company")),
         location=Location(city=_str(loc.get("city")), region=_str(loc.get("region")),

@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api_export.export import lists_frame, write_snapshot  # noqa: E402
 from api_export.similar import SimilarJobsService, card  # noqa: E402
-from jobsim import localdb  # noqa: E402
+from jobsim_app import localdb  # noqa: E402
 from jobsim.settings import Settings  # noqa: E402
 from storage.job_reads import (  # noqa: E402
     ACTIVITY_PROJECTION, CARD_PROJECTION, JobReadsRepository, is_active,
 )
-from storage.jobs import active_filter  # noqa: E402
+from storage.queries import active_filter  # noqa: E402
 
 
 def seed(coll, n: int, rng: np.random.Generator) -> list[ObjectId]:

@@ -207,12 +207,12 @@ def apply_churn(db: Any, repos: Any, edits: list[dict], new: list[dict], expire:
     stored_only = ("_id", "embedding", "createdAt", "updatedAt")  # fields the importer sets itself
     sample = [{k: v for k, v in d.items() if k not in stored_only} for d in edits[:IMPORTER_SAMPLE]]
     t = time.perf_counter()
-    repos.jobs.upsert_imported(sample, now)
+    repos.upsert_imported(sample, now)
     importer_s = time.perf_counter() - t
     t = time.perf_counter()
     for d in edits[IMPORTER_SAMPLE:]:
         db.jobs.update_one({"_id": d["_id"]}, {"$set": {"description": d["description"], "updatedAt": now}})
-    repos.jobs.insert_new(new, now)
+    repos.insert_new(new, now)
     past = now - timedelta(minutes=1)
     for job_id in expire:
         db.jobs.update_one({"_id": job_id}, {"$set": {"expiresAt": past}})
@@ -265,7 +265,7 @@ def raw_rates(db: Any, n: int) -> dict[str, float]:
     from bson import Binary
     from pymongo import ReplaceOne, UpdateOne, WriteConcern
 
-    from storage.jobs import PULL_PROJECTION
+    from storage.queries import PULL_PROJECTION
 
     out: dict[str, float] = {}
     jobs = db.get_collection("jobs", write_concern=WriteConcern(w=1, j=True))
@@ -395,7 +395,7 @@ def main() -> int:
         "DO_NOT_TRACK": "1", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "PREFECT_LOGGING_LEVEL": "WARNING",
     })
-    from jobsim import localdb
+    from jobsim_app import localdb
 
     timer = MongoTimer()
     monitoring.register(timer)
@@ -417,17 +417,17 @@ def main() -> int:
         })
         from jobsim.settings import Settings
         from jobsim.synthetic import generate_jobs
-        from storage import connect, repositories
+        from storage import connect, imports
 
         settings = Settings()
-        repos = repositories(settings.mongo)
+        repos = imports(settings)
         print(f"generating {args.n:,} jobs ...", file=sys.stderr, flush=True)
         now = datetime.now(timezone.utc)
         jobs = generate_jobs(args.n, seed=args.seed, now=now)
-        repos.jobs.ensure_indexes()
+        repos.ensure_indexes()
         db = connect(settings.mongo)
         t = time.perf_counter()
-        docs = repos.jobs.insert_new(jobs, now - timedelta(hours=1))
+        docs = repos.insert_new(jobs, now - timedelta(hours=1))
         load = {"docs": len(jobs), "seconds": time.perf_counter() - t}
         timer.reset()
         warm_up_prefect()

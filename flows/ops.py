@@ -11,6 +11,7 @@ from prefect import flow
 from pydantic import Field, StringConstraints
 
 from flows.refresh import Mode, refresh, writer_slot
+from jobsim.ids import key_from_display
 from jobsim.settings import Settings
 from tasks.admin import delete_old_runs, reset_failed_attempts, reset_stale_processing
 
@@ -43,9 +44,10 @@ def retry_failed_embeddings(job_ids: list[JobId] | None = None, mode: Mode = "in
     ``job_ids`` limits the reset to those jobs; none = every failed job.
     """
     settings = Settings()
+    keys = [key_from_display(i) for i in job_ids] if job_ids is not None else None
     with writer_slot(settings):
-        reset = reset_failed_attempts(settings, job_ids)
-    return {**refresh(settings, mode, job_ids=job_ids, context={"reset_failed": reset}), "reset_failed": reset}
+        reset = reset_failed_attempts(settings, keys)
+    return {**refresh(settings, mode, job_ids=keys, context={"reset_failed": reset}), "reset_failed": reset}
 
 
 @flow(name="recompute-jobs")
@@ -53,7 +55,8 @@ def recompute_jobs(job_ids: list[JobId] | None = None, include_requests: bool = 
     """Re-check the given jobs (and those the read side asked for) whatever the watermark,
     then recompute and write every list that changed."""
     context = {"job_ids": len(job_ids or []), "include_requests": include_requests}
-    return refresh(Settings(), "incremental", job_ids=job_ids, context=context, serve_requests=include_requests)
+    keys = [key_from_display(i) for i in job_ids or []]
+    return refresh(Settings(), "incremental", job_ids=keys, context=context, serve_requests=include_requests)
 
 
 @flow(name="housekeeping")

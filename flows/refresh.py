@@ -12,12 +12,15 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
-from jobsim.pipeline import summarize
+from flows.steps import embed_changed, exact_in_shards
 from jobsim.settings import Settings
-from tasks.admin import add_requested_jobs, clear_recompute_requests, pending_recompute_requests
-from tasks.embed import embed_jobs
-from tasks.neighbours import compute_neighbours, load_active_vectors, plan_neighbours, search_shards, write_neighbours
-from tasks.pull import prepare_jobs, pull_changed_jobs, record_rejections
+from jobsim.stages.runs import summarize
+from tasks.admin import clear_recompute_requests, pending_recompute_requests
+from tasks.neighbours import (
+    compute_neighbour_lists, load_active_vectors, load_neighbour_state, plan_neighbours, save_neighbour_state,
+    write_neighbours,
+)
+from tasks.pull import add_requested_jobs, prepare_jobs, pull_changed_jobs, record_rejections_task
 from tasks.report import failed_job_details, publish_run_report
 from tasks.run_state import finish_run, start_run
 from tasks.runner import make_task_runner
@@ -51,11 +54,9 @@ def refresh(
 ) -> dict:
     """The pipeline's steps, in order (called inside a flow).
 
-    ``job_ids`` are re-checked whatever the watermark. Every run recomputes every active
-    list, so it also serves the read side's recompute requests (``serve_requests``): their
-    jobs are re-checked too, and the requests made before the run started are cleared.
-    Embedding batches and the shard pairs of a sharded exact pass are tasks on the task
-    runner of ``settings.execution`` (a thread pool, or Dask).
+    ``job_ids`` (keys) are re-checked whatever the watermark. Every run recomputes every
+    active list, so it also serves the read side's recompute requests (``serve_requests``):
+    their jobs are re-checked too, and the requests made before the run started are cleared.
     """
     timings: dict[str, float] = {}
     with writer_slot(settings), make_task_runner(settings.execution) as runner:
@@ -67,17 +68,19 @@ def refresh(
                 docs = add_requested_jobs(settings, quote(docs), requested)
         with _stage("prepare", timings):
             prepared = prepare_jobs(settings, quote(docs), run)
-            record_rejections(settings, quote(prepared), run)
+            record_rejections_task(settings, quote(prepared), run)
         with _stage("embed", timings):
-            embedded = embed_jobs(runner, settings, prepared, run)
+            embedded = embed_changed(runner, settings, prepared, run)
         with _stage("load_vectors", timings):
             active = load_active_vectors(settings, run)
         with _stage("neighbours", timings):
-            plan = plan_neighbours(settings, quote(active))
-            exact = search_shards(runner, settings, active, plan) if plan.shards else None
-            lists = compute_neighbours(settings, quote(active), quote(plan), quote(exact))
+            previous = load_neighbour_state(settings)
+            plan = plan_neighbours(settings, quote(active), quote(previous))
+            exact = exact_in_shards(runner, settings, active) if plan.shards else None
+            lists = compute_neighbour_lists(settings, quote(active), quote(previous), quote(plan), quote(exact))
         with _stage("write_back", timings):
             written = write_neighbours(settings, quote(lists), run)
+            save_neighbour_state(settings, quote(lists))
         summary = summarize(run, len(docs), prepared, embedded, len(active.ids), written,
                             settings.embedding.price_per_million_tokens, timings, lists.stats.as_dict())
         finish_run(settings, run, summary)

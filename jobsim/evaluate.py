@@ -333,7 +333,7 @@ def synthetic_dataset(n: int, seed: int = 7, label_column: str = "category",
     """Valid active synthetic jobs (jobsim.synthetic), prepared by the pipeline's own
     ``prepare`` with the label field removed from each document first."""
     from jobsim.jobs import EXPERIENCE_LEVELS
-    from jobsim.pipeline import prepare
+    from jobsim.stages.prepare import prepare
     from jobsim.synthetic import generate_jobs
 
     now = datetime.now(timezone.utc)

@@ -1,6 +1,6 @@
 """Bulk import: CSV / JSON Lines / Parquet rows → job documents of the data contract.
 
-Pure mapping (no I/O besides reading the file): each row becomes a document or a
+Pure mapping (the file is read by ``jobsim_app.tables``): each row becomes a document or a
 rejection with reasons. Documents are keyed by (``source``, ``externalId``) so that a
 re-import updates instead of duplicating. Presets map known public datasets.
 """
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import polars as pl
 
+from jobsim.contract import EXPERIENCE_LEVELS
 from jobsim.errors import ImportFileError
-from jobsim.jobs import EXPERIENCE_LEVELS, as_utc
 
 Converter = Callable[[Any], Any]
 
@@ -44,10 +43,17 @@ def _number(value: Any) -> float | None:
 
 
 def _date(value: Any) -> datetime | None:
+    """A date from a file cell: epoch seconds or milliseconds, an ISO 8601 text, or a date."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
     if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
         seconds = float(value)
         return datetime.fromtimestamp(seconds / 1000 if seconds > 1e11 else seconds, timezone.utc)
-    return as_utc(_text(value)) if not isinstance(value, datetime) else as_utc(value)
+    text = _text(value)
+    if text is None:
+        return None
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
 
 
 def _flag(value: Any) -> bool:
@@ -116,21 +122,6 @@ PRESETS = {"native": NATIVE, "linkedin": LINKEDIN, "nyc": NYC}
 class ImportBatch:
     docs: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (row, externalId, reason)
-
-
-def read_table(path: Path) -> pl.DataFrame:
-    """Read CSV (all columns as text), JSON Lines or Parquet."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pl.read_csv(path, infer_schema_length=0, encoding="utf8-lossy")
-        if suffix in (".jsonl", ".ndjson"):
-            return pl.read_ndjson(path)
-        if suffix == ".parquet":
-            return pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise ImportFileError(f"cannot read {path.name}: {exc}") from exc
-    raise ImportFileError(f"unsupported file type {suffix!r} (use .csv, .jsonl, .ndjson or .parquet)")
 
 
 def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:

@@ -20,32 +20,16 @@ against the vectors loaded from MongoDB (the source of truth) before it is used.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from jobsim.candidates import CandidateState, fingerprints
 from jobsim.neighbours import _order_rows, error_bound, exact_topk, merge_topk, rescore, topk_of_rows
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CandidateState:
-    """Cosine candidate lists of a set of vectors, rows in id order."""
-
-    ids: np.ndarray  # (n,) object, sorted
-    fingerprints: np.ndarray  # (n,) uint64, blake2b of each vector's bytes
-    scores: np.ndarray  # (n, M) float32, -inf = empty
-    cand: np.ndarray  # (n, M) int64 row indices, -1 = empty
-    depth: np.ndarray  # (n,) int32, leading entries known exact
-    dims: int
-    exact: bool
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 @dataclass
@@ -56,13 +40,6 @@ class IncrementalReport:
     merged_pairs: int
     churn: float
     seconds: float
-
-
-def fingerprints(vectors: np.ndarray) -> np.ndarray:
-    """A 64-bit digest per row (blake2b): identifies a vector's exact bytes."""
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in x)
-    return np.frombuffer(digests, dtype="<u8").copy()
 
 
 def full_state(

@@ -1,21 +1,22 @@
-"""The job data contract and validation of raw job documents into typed records.
+"""Validation of raw job documents into typed records.
 
-Pure: takes plain dicts (as read from MongoDB or an import file) and returns typed
-records or a rejection with reasons an operator can read. Never raises on bad input.
+Pure: takes plain dicts (as read from MongoDB, ``_id`` already turned into a key by
+storage) and returns a typed record, an "inactive" reason, or a rejection with reasons an
+operator can read. Never raises on bad input. The rules themselves live in
+:mod:`jobsim.contract`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from jobsim.contract import EXPERIENCE_LEVELS, as_date, inactive_reason, normalise_label
+from jobsim.ids import unsupported_id_reason
 from jobsim.language import detect_language
 from jobsim.text import build_embedding_text, clean_text
 
-EXPERIENCE_LEVELS = ("entry", "junior", "mid", "senior", "lead", "executive")
-JOB_STATUSES = ("active", "closed", "draft")
-EMBEDDING_STATUSES = ("pending", "processing", "completed", "failed")
 TITLE_MIN, TITLE_MAX = 3, 200
 DESCRIPTION_MIN = 20
 MAX_LIST_ITEMS = 100
@@ -35,6 +36,7 @@ class JobRecord:
     remote: bool = False
     experience_level: str = ""
     expires_at: datetime | None = None
+    company: str = ""
 
     def embedding_text(self) -> str:
         return build_embedding_text(
@@ -56,20 +58,6 @@ class Checked:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
-def as_utc(value: Any) -> datetime | None:
-    """A timezone-aware UTC datetime from a BSON date or ISO string; None when absent.
-
-    Raises ValueError when the value is present but is not a date.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if not isinstance(value, datetime):
-        raise ValueError(f"expected a date, got {type(value).__name__}")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
 def _text_list(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -89,23 +77,7 @@ def _optional_text(value: Any, name: str) -> str:
     return clean_text(value)
 
 
-def check_job(doc: dict[str, Any], now: datetime) -> Checked:
-    """Validate one raw job document against the contract at time ``now`` (UTC-aware)."""
-    job_id = str(doc.get("_id"))
-    status = doc.get("status")
-    if doc.get("isDeleted") is True:
-        return Checked(job_id, inactive="deleted")
-    if status != "active":
-        return Checked(job_id, inactive=f"status {status!r}"[:60])
-    reasons: list[str] = []
-    try:
-        expires_at = as_utc(doc.get("expiresAt"))
-    except (ValueError, TypeError) as exc:
-        reasons.append(f"expiresAt is not a date ({exc})"[:120])
-        expires_at = None
-    if expires_at is not None and expires_at <= now:
-        return Checked(job_id, inactive="expired")
-
+def _title_and_description(doc: dict[str, Any], reasons: list[str]) -> tuple[str, str]:
     raw_title, raw_desc = doc.get("title"), doc.get("description")
     title = description = ""
     if not isinstance(raw_title, str):
@@ -119,46 +91,54 @@ def check_job(doc: dict[str, Any], now: datetime) -> Checked:
     else:
         description = clean_text(raw_desc)
         if len(description) < DESCRIPTION_MIN:
-            reasons.append(
-                f"description must be at least {DESCRIPTION_MIN} characters (got {len(description)})"
-            )
+            reasons.append(f"description must be at least {DESCRIPTION_MIN} characters (got {len(description)})")
+    return title, description
 
+
+def _optional_fields(doc: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for key, name, parse in (
-        ("category", "category", lambda v: _optional_text(v, "category")),
-        ("tags", "tags", _text_list),
-        ("requirements", "requirements", _text_list),
+    for name, parse in (
+        ("category", lambda v: _optional_text(v, "category")),
+        ("company", lambda v: _optional_text(v, "company")),
+        ("tags", _text_list),
+        ("requirements", _text_list),
     ):
         try:
-            fields[key] = parse(doc.get(name))
+            fields[name] = parse(doc.get(name))
         except ValueError as exc:
             reasons.append(f"{name}: {exc}")
-
     location = doc.get("location")
-    city, remote = "", False
+    fields["city"], fields["remote"] = "", False
     if isinstance(location, dict):
-        city_value = location.get("city")
-        city = clean_text(city_value).casefold() if isinstance(city_value, str) else ""
-        remote = location.get("remote") is True
+        fields["city"] = normalise_label(location.get("city"))
+        fields["remote"] = location.get("remote") is True
     elif location is not None:
         reasons.append(f"location is not an object (got {type(location).__name__})")
-
     level = doc.get("experienceLevel")
     if level is not None and level not in EXPERIENCE_LEVELS:
         reasons.append(f"experienceLevel {str(level)[:30]!r} is not one of {', '.join(EXPERIENCE_LEVELS)}")
+    fields["experience_level"] = level if level in EXPERIENCE_LEVELS else ""
+    return fields
 
+
+def check_job(doc: dict[str, Any], now: datetime) -> Checked:
+    """Validate one raw job document against the contract at time ``now`` (UTC-aware)."""
+    job_id = str(doc.get("_id"))
+    unsupported = unsupported_id_reason(job_id)
+    if unsupported:
+        return Checked(job_id, reasons=(unsupported,))
+    reasons: list[str] = []
+    expires_at = None
+    try:
+        expires_at = as_date(doc.get("expiresAt"))
+    except ValueError as exc:
+        reasons.append(f"expiresAt {exc}")
+    inactive = inactive_reason(doc, now)
+    if inactive is not None and inactive != "invalid expiresAt":
+        return Checked(job_id, inactive=inactive)
+    title, description = _title_and_description(doc, reasons)
+    fields = _optional_fields(doc, reasons)
     if reasons:
         return Checked(job_id, reasons=tuple(reasons))
-    job = JobRecord(
-        id=job_id,
-        title=title,
-        description=description,
-        category=fields["category"],
-        tags=fields["tags"],
-        requirements=fields["requirements"],
-        city=city,
-        remote=remote,
-        experience_level=level or "",
-        expires_at=expires_at,
-    )
-    return Checked(job_id, job=job)
+    return Checked(job_id, job=JobRecord(id=job_id, title=title, description=description,
+                                         expires_at=expires_at, **fields))

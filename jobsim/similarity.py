@@ -8,22 +8,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from jobsim.ann import ann_topk
+from jobsim.contract import level_rank, normalise_label
 from jobsim.incremental import CandidateState, churn_of, fingerprints, full_state, update_state
+from jobsim.repositories import JobContexts, Neighbours, VectorSet
 from jobsim.scoring import Context, encode, rerank
 from jobsim.settings import NeighbourSettings
 
-if TYPE_CHECKING:
-    from storage.embeddings import VectorSet
-
 log = logging.getLogger(__name__)
-
-Neighbours = tuple[tuple[str, float], ...]
 
 
 @dataclass
@@ -35,8 +31,17 @@ class ActiveSet:
     context: Context
 
 
-def active_set(vectors: VectorSet, context: pl.DataFrame) -> ActiveSet:
-    """Join stored vectors with active jobs on (id, contentHash): stale vectors never count."""
+def active_set(vectors: VectorSet, contexts: JobContexts) -> ActiveSet:
+    """Join stored vectors with active jobs on (id, contentHash): stale vectors never count.
+    Context labels are normalised here, by the contract's one rule."""
+    context = pl.DataFrame({
+        "id": contexts.ids, "contentHash": contexts.hashes,
+        "category": [normalise_label(v) or None for v in contexts.category],
+        "level": [level_rank(v) for v in contexts.level],
+        "city": [normalise_label(v) or None for v in contexts.city],
+        "remote": contexts.remote,
+    }, schema={"id": pl.String, "contentHash": pl.String, "category": pl.String, "level": pl.Int8,
+               "city": pl.String, "remote": pl.Boolean})
     stored = pl.DataFrame({"id": vectors.ids.tolist(), "contentHash": vectors.hashes.tolist(),
                            "row": np.arange(len(vectors), dtype=np.int64)},
                           schema={"id": pl.String, "contentHash": pl.String, "row": pl.Int64})

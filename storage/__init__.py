@@ -1,34 +1,37 @@
-"""I/O adapters: one repository class per MongoDB collection."""
+"""MongoDB implementations of the repository interfaces (:mod:`jobsim.repositories`):
+one repository class per collection. Nothing here loads faiss or polars."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from jobsim.settings import MongoSettings
-from storage.embeddings import EmbeddingsRepository, VectorSet
-from storage.jobs import EmbeddedMark, JobsRepository, Neighbours
-from storage.mongo import connect, job_key, to_mongo_id
+from jobsim.repositories import Repositories
+from jobsim.settings import Settings
+from storage.embeddings import EmbeddingsRepository
+from storage.job_imports import JobImportsRepository
+from storage.jobs import JobsRepository
+from storage.mongo import connect
+from storage.recompute_requests import RecomputeRequestsRepository
 from storage.state import StateRepository
 
 
-@dataclass(frozen=True)
-class Repositories:
-    jobs: JobsRepository
-    embeddings: EmbeddingsRepository
-    state: StateRepository
-
-
-def repositories(settings: MongoSettings) -> Repositories:
-    """The three repositories on the configured database."""
-    db = connect(settings)
+def repositories(settings: Settings) -> Repositories:
+    """The pipeline's repositories on the configured database."""
+    mongo = settings.mongo
+    db = connect(mongo)
     return Repositories(
-        jobs=JobsRepository(db, settings.jobs_collection, settings.write_batch_size),
-        embeddings=EmbeddingsRepository(db, settings.embeddings_collection, settings.write_batch_size),
-        state=StateRepository(db, settings.state_collection),
+        jobs=JobsRepository(db, mongo.jobs_collection, mongo.write_batch_size),
+        embeddings=EmbeddingsRepository(db, mongo.embeddings_collection, mongo.write_batch_size),
+        state=StateRepository(db, mongo.state_collection),
+        requests=RecomputeRequestsRepository(db, settings.api.recompute_collection),
     )
 
 
+def imports(settings: Settings) -> JobImportsRepository:
+    """The jobs collection as the bulk import uses it."""
+    return JobImportsRepository(connect(settings.mongo), settings.mongo.jobs_collection,
+                                settings.mongo.write_batch_size)
+
+
 __all__ = [
-    "EmbeddedMark", "EmbeddingsRepository", "JobsRepository", "Neighbours", "Repositories",
-    "StateRepository", "VectorSet", "connect", "job_key", "repositories", "to_mongo_id",
+    "EmbeddingsRepository", "JobImportsRepository", "JobsRepository", "RecomputeRequestsRepository",
+    "StateRepository", "connect", "imports", "repositories",
 ]

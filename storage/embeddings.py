@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -10,19 +9,8 @@ from bson.binary import Binary
 from pymongo import ReplaceOne, WriteConcern
 from pymongo.database import Database
 
-from storage.mongo import job_key, to_mongo_id
-
-
-@dataclass
-class VectorSet:
-    """Vectors as one contiguous float32 matrix with parallel id and hash arrays."""
-
-    ids: np.ndarray  # (n,) object array of job keys
-    hashes: np.ndarray  # (n,) object array of content hashes
-    vectors: np.ndarray  # (n, d) float32, C-contiguous
-
-    def __len__(self) -> int:
-        return len(self.ids)
+from jobsim.repositories import VectorSet
+from storage.ids import to_key, to_mongo_id, to_mongo_ids
 
 
 class EmbeddingsRepository:
@@ -35,9 +23,11 @@ class EmbeddingsRepository:
         """Content hash of the stored vector of each given job that has one."""
         out: dict[str, str] = {}
         for start in range(0, len(job_ids), 5000):
-            chunk = [to_mongo_id(i) for i in job_ids[start : start + 5000]]
+            chunk = to_mongo_ids(job_ids[start : start + 5000])
             for doc in self.collection.find({"_id": {"$in": chunk}}, {"contentHash": 1}):
-                out[job_key(doc["_id"])] = doc.get("contentHash")
+                content_hash = doc.get("contentHash")
+                if isinstance(content_hash, str):
+                    out[to_key(doc["_id"])] = content_hash
         return out
 
     def upsert(
@@ -71,8 +61,8 @@ class EmbeddingsRepository:
         for doc in cursor:
             blob = doc.get("vector")
             if isinstance(blob, bytes) and len(blob) == expected:
-                ids.append(job_key(doc["_id"]))
-                hashes.append(doc.get("contentHash"))
+                ids.append(to_key(doc["_id"]))
+                hashes.append(doc.get("contentHash") if isinstance(doc.get("contentHash"), str) else None)
                 blobs.append(blob)
         matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dims)
         return VectorSet(

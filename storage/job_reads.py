@@ -16,8 +16,9 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.database import Database
 
-from storage.jobs import active_filter
-from storage.mongo import job_key
+from jobsim.contract import is_active
+from storage.ids import to_key as job_key
+from storage.queries import active_filter
 
 # What a result card shows (the fields the seed's "Get Similar" selects).
 CARD_PROJECTION = {
@@ -30,13 +31,6 @@ SUBJECT_PROJECTION = {
     "status": 1, "isDeleted": 1, "expiresAt": 1, "category": 1, "location": 1,
     "embedding.status": 1, "similarJobs": 1,
 }
-
-
-def is_active(doc: dict[str, Any], now: datetime) -> bool:
-    """Client-side twin of ``storage.jobs.active_filter`` (active, not deleted, not expired)."""
-    expires = doc.get("expiresAt")
-    return (doc.get("status") == "active" and doc.get("isDeleted") is not True
-            and (expires is None or (isinstance(expires, datetime) and expires > now)))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo.database import Database
 
-from storage.mongo import job_key
+from storage.ids import to_key as job_key
 
 
 class RecomputeRequestsRepository:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from prefect import get_run_logger, task
 
 from jobsim.settings import Settings
-from storage import connect, repositories
-from storage.recompute_requests import RecomputeRequestsRepository
+from storage import repositories
 from tasks.common import IO_TASK
-
-
-def _requests(settings: Settings) -> RecomputeRequestsRepository:
-    return RecomputeRequestsRepository(connect(settings.mongo), settings.api.recompute_collection)
 
 
 @task(name="reset-failed-attempts", **IO_TASK)
 def reset_failed_attempts(settings: Settings, job_ids: list[str] | None = None) -> int:
-    """Failed (not rejected) embeddings back to pending with zero attempts."""
-    count = repositories(settings.mongo).jobs.reset_failed_attempts(job_ids)
+    """Failed (not rejected) embeddings back to pending with zero attempts (``job_ids`` = keys)."""
+    count = repositories(settings).jobs.reset_failed_attempts(job_ids)
     get_run_logger().info("reset %d failed embeddings to pending", count)
     return count
 
@@ -28,7 +22,7 @@ def reset_failed_attempts(settings: Settings, job_ids: list[str] | None = None) 
 @task(name="reset-stale-processing", **IO_TASK)
 def reset_stale_processing(settings: Settings, older_than_minutes: int) -> int:
     cutoff = datetime.now(timezone.utc) - timedelta(minutes=older_than_minutes)
-    count = repositories(settings.mongo).jobs.reset_stale_processing(cutoff)
+    count = repositories(settings).jobs.reset_stale_processing(cutoff)
     get_run_logger().info("%d jobs stuck in processing since before %s back to pending", count,
                           cutoff.isoformat(timespec="seconds"))
     return count
@@ -37,15 +31,15 @@ def reset_stale_processing(settings: Settings, older_than_minutes: int) -> int:
 @task(name="delete-old-runs", **IO_TASK)
 def delete_old_runs(settings: Settings, older_than_days: int) -> int:
     cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
-    count = repositories(settings.mongo).state.delete_runs_before(cutoff)
+    count = repositories(settings).state.delete_runs_before(cutoff)
     get_run_logger().info("deleted %d run records started before %s", count, cutoff.date())
     return count
 
 
 @task(name="pending-recompute-requests", **IO_TASK)
 def pending_recompute_requests(settings: Settings) -> list[str]:
-    """Job ids the read side asked to recompute (oldest request first)."""
-    pending = list(_requests(settings).pending())
+    """Keys of the jobs the read side asked to recompute (oldest request first)."""
+    pending = list(repositories(settings).requests.pending())
     get_run_logger().info("%d recompute requests pending", len(pending))
     return pending
 
@@ -53,16 +47,4 @@ def pending_recompute_requests(settings: Settings) -> list[str]:
 @task(name="clear-recompute-requests", **IO_TASK)
 def clear_recompute_requests(settings: Settings, served_at: datetime) -> int:
     """Drop the requests made before ``served_at`` (the start of the run that served them)."""
-    return _requests(settings).clear_before(served_at)
-
-
-@task(name="add-requested-jobs", **IO_TASK)
-def add_requested_jobs(settings: Settings, docs: list[dict[str, Any]], job_ids: list[str]) -> list[dict[str, Any]]:
-    """``docs`` plus the requested jobs not already among them (re-checked whatever the watermark)."""
-    have = {doc["_id"] for doc in docs}
-    wanted = [i for i in dict.fromkeys(job_ids) if i not in have]
-    extra = repositories(settings.mongo).jobs.by_ids(wanted) if wanted else []
-    missing = len(wanted) - len(extra)
-    get_run_logger().info("%d requested jobs added to the run%s", len(extra),
-                          f", {missing} not found" if missing else "")
-    return docs + extra
+    return repositories(settings).requests.clear_before(served_at)

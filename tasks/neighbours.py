@@ -1,4 +1,4 @@
-"""Load every active vector, compute all top-k lists, write back the ones that changed."""
+"""Neighbour tasks: load the active vectors, plan the pass, search, write back changed lists."""
 
 from __future__ import annotations
 
@@ -6,21 +6,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from prefect import get_run_logger, task
-from prefect.task_runners import TaskRunner
 
-from jobsim.incremental import CandidateState
+from jobsim.candidates import CandidateState
 from jobsim.neighbours import square_block_for
-from jobsim.pipeline import RunInfo, WriteStats
 from jobsim.settings import Settings
-from jobsim.shards import Bounds, PairTopK, TopKMerger, min_shards_for, search_pair, shard_bounds, shard_pairs
-from jobsim.similarity import (
-    ActiveSet, NeighbourResult, PassChoice, TopK, active_set, choose_pass, compute_neighbours as compute,
-    diff_lists,
-)
+from jobsim.shards import Bounds, PairTopK, min_shards_for, search_pair, shard_bounds
+from jobsim.similarity import ActiveSet, NeighbourResult, PassChoice, TopK, choose_pass, compute_neighbours
+from jobsim.stages.neighbours import load_active, write_changed_lists
+from jobsim.summary import RunInfo, WriteStats
 from storage import repositories
-from storage.neighbour_state import NeighbourStateStore
+from storage.local_cache import NeighbourStateStore
 from tasks.common import IO_TASK, PURE_TASK
-from tasks.runner import fan_out
 
 
 def state_store(settings: Settings) -> NeighbourStateStore | None:
@@ -36,38 +32,41 @@ def state_store(settings: Settings) -> NeighbourStateStore | None:
 
 @task(name="load-active-vectors", **IO_TASK)
 def load_active_vectors(settings: Settings, run: RunInfo) -> ActiveSet:
-    repos = repositories(settings.mongo)
-    context = repos.jobs.active_context(run.started_at)
-    vectors = repos.embeddings.load(settings.embedding.model, settings.embedding.dimensions)
-    active = active_set(vectors, context)
-    get_run_logger().info("%d active jobs with a current vector (of %d stored)", len(active.ids), len(vectors))
+    repos = repositories(settings)
+    active, stored = load_active(repos.jobs, repos.embeddings, settings.embedding.model,
+                                 settings.embedding.dimensions, run.started_at)
+    get_run_logger().info("%d active jobs with a current vector (of %d stored)", len(active.ids), stored)
     return active
+
+
+@task(name="load-neighbour-state", **IO_TASK)
+def load_neighbour_state(settings: Settings) -> CandidateState | None:
+    """The previous run's candidate lists (a local cache; None = a full pass)."""
+    store = state_store(settings)
+    return store.load(settings.embedding.dimensions) if store else None
 
 
 @dataclass
 class NeighbourPlan:
     """The pass this run takes; ``shards`` set = a full exact pass as shard-pair tasks."""
 
-    previous: CandidateState | None
     choice: PassChoice
     shards: list[Bounds]
-    block: int = 0
 
 
 @task(name="plan-neighbours", **PURE_TASK)
-def plan_neighbours(settings: Settings, active: ActiveSet) -> NeighbourPlan:
-    store = state_store(settings)
-    previous = store.load(settings.embedding.dimensions) if store else None
+def plan_neighbours(settings: Settings, active: ActiveSet, previous: CandidateState | None) -> NeighbourPlan:
     choice = choose_pass(active, settings.neighbours, previous)
     shards: list[Bounds] = []
-    block = square_block_for(len(active.ids), settings.neighbours.memory_budget_mb << 20)
-    if choice.mode == "exact" and settings.execution.task_runner == "dask":
-        shards = shard_bounds(len(active.ids), int(active.vectors.shape[1]), settings.execution.shard_memory_mb << 20,
-                              block, min_shards=min_shards_for(settings.execution.workers))
+    execution, n = settings.execution, len(active.ids)
+    if choice.mode == "exact" and execution.task_runner == "dask":
+        block = square_block_for(n, settings.neighbours.memory_budget_mb << 20)
+        shards = shard_bounds(n, int(active.vectors.shape[1]), execution.shard_memory_mb << 20, block,
+                              min_shards=min_shards_for(execution.workers))
         shards = shards if len(shards) > 1 else []
     get_run_logger().info("neighbour pass: %s%s%s", choice.mode, f" ({choice.reason})" if choice.reason else "",
-                          f" in {len(shards)} shards, {len(shard_pairs(shards))} pair tasks" if shards else "")
-    return NeighbourPlan(previous, choice, shards, block)
+                          f" in {len(shards)} shards" if shards else "")
+    return NeighbourPlan(choice, shards)
 
 
 @task(name="search-shard-pair", **PURE_TASK)
@@ -76,26 +75,10 @@ def search_shard_pair(xa: np.ndarray, a: Bounds, xb: np.ndarray | None, b: Bound
     return search_pair(xa, a, xb, b, k, memory_budget_bytes, block)
 
 
-def search_shards(runner: TaskRunner, settings: Settings, active: ActiveSet, plan: NeighbourPlan) -> TopK:
-    """Every shard pair as its own task on ``runner``, merged exactly as results arrive."""
-    x, cfg = active.vectors, settings.neighbours
-    depth = cfg.candidates + cfg.candidate_margin
-    calls = []
-    for a, b in shard_pairs(plan.shards):
-        (a0, a1), (b0, b1) = plan.shards[a], plan.shards[b]
-        cross = a != b
-        calls.append(dict(xa=x[a0:a1], a=plan.shards[a], xb=x[b0:b1] if cross else None,
-                          b=plan.shards[b] if cross else None, k=depth,
-                          memory_budget_bytes=cfg.memory_budget_mb << 20, block=plan.block))
-    merger = TopKMerger(len(active.ids), depth)
-    fan_out(runner, search_shard_pair, calls, merger.add)
-    return merger.result()
-
-
 @task(name="compute-neighbours", **PURE_TASK)
-def compute_neighbours(settings: Settings, active: ActiveSet, plan: NeighbourPlan,
-                       exact: TopK | None = None) -> NeighbourResult:
-    result = compute(active, settings.neighbours, plan.previous, plan.choice, exact, len(plan.shards))
+def compute_neighbour_lists(settings: Settings, active: ActiveSet, previous: CandidateState | None,
+                            plan: NeighbourPlan, exact: TopK | None = None) -> NeighbourResult:
+    result = compute_neighbours(active, settings.neighbours, previous, plan.choice, exact, len(plan.shards))
     s = result.stats
     get_run_logger().info(
         "neighbours: %s over %d jobs in %.2f s%s%s", s.mode, s.jobs, s.seconds,
@@ -108,13 +91,15 @@ def compute_neighbours(settings: Settings, active: ActiveSet, plan: NeighbourPla
 
 @task(name="write-neighbours", **IO_TASK)
 def write_neighbours(settings: Settings, result: NeighbourResult, run: RunInfo) -> WriteStats:
-    jobs = repositories(settings.mongo).jobs
-    lists = result.lists
-    changes, unchanged = diff_lists(lists, jobs.stored_lists())
-    written = jobs.write_lists(changes, run.started_at, len(lists), settings.neighbours.recompute_days)
-    cleared = sum(1 for items in changes.values() if not items)
+    stats = write_changed_lists(repositories(settings).jobs, result, run.started_at,
+                                settings.neighbours.recompute_days)
+    get_run_logger().info("wrote %d lists (%d cleared), %d unchanged", stats.written, stats.cleared, stats.unchanged)
+    return stats
+
+
+@task(name="save-neighbour-state", **IO_TASK)
+def save_neighbour_state(settings: Settings, result: NeighbourResult) -> None:
+    """After the write-back: the next run starts from this state."""
     store = state_store(settings)
     if store is not None and result.state is not None:
-        store.save(result.state)  # after the write-back: the next run starts from this
-    get_run_logger().info("wrote %d lists (%d cleared), %d unchanged", written, cleared, unchanged)
-    return WriteStats(written=written, cleared=cleared, unchanged=unchanged)
+        store.save(result.state)

@@ -1,4 +1,4 @@
-"""Pull the jobs that changed since the watermark and prepare their embedding text."""
+"""Pull the jobs a run re-checks and prepare their embedding text."""
 
 from __future__ import annotations
 
@@ -6,17 +6,28 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from jobsim.pipeline import Prepared, RunInfo, prepare, rejection_message
 from jobsim.settings import Settings
+from jobsim.stages.prepare import Prepared, prepare, record_rejections
+from jobsim.stages.pull import add_requested, pull_changed
+from jobsim.summary import RunInfo
 from storage import repositories
 from tasks.common import IO_TASK, PURE_TASK
 
 
 @task(name="pull-changed-jobs", **IO_TASK)
 def pull_changed_jobs(settings: Settings, run: RunInfo) -> list[dict[str, Any]]:
-    docs = repositories(settings.mongo).jobs.changed_since(run.since, settings.embedding.max_attempts)
+    docs = pull_changed(repositories(settings).jobs, run, settings.embedding.max_attempts)
     get_run_logger().info("pulled %d changed jobs", len(docs))
     return docs
+
+
+@task(name="add-requested-jobs", **IO_TASK)
+def add_requested_jobs(settings: Settings, docs: list[dict[str, Any]], job_ids: list[str]) -> list[dict[str, Any]]:
+    """``docs`` plus the requested jobs not already among them (re-checked whatever the watermark)."""
+    out, missing = add_requested(repositories(settings).jobs, docs, job_ids)
+    get_run_logger().info("%d requested jobs added to the run%s", len(out) - len(docs),
+                          f", {missing} not found" if missing else "")
+    return out
 
 
 @task(name="prepare-jobs", **PURE_TASK)
@@ -28,7 +39,6 @@ def prepare_jobs(settings: Settings, docs: list[dict[str, Any]], run: RunInfo) -
 
 
 @task(name="record-rejections", **IO_TASK)
-def record_rejections(settings: Settings, prepared: Prepared, run: RunInfo) -> int:
+def record_rejections_task(settings: Settings, prepared: Prepared, run: RunInfo) -> int:
     """Write each rejected job's reasons onto the job, where operators and the app see it."""
-    messages = {job_id: rejection_message(r) for job_id, r in prepared.rejections_to_record().items()}
-    return repositories(settings.mongo).jobs.mark_rejected(messages, run.started_at)
+    return record_rejections(repositories(settings).jobs, prepared, run.started_at)

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from jobsim.report import counts_rows, report_markdown, score_histogram
 from jobsim.settings import Settings
-from jobsim.similarity import Neighbours
+from jobsim.repositories import Neighbours
 from storage import repositories
 from tasks.common import IO_TASK, PURE_TASK
 
@@ -21,7 +21,7 @@ COUNTS_KEY = "jobsim-run-counts"
 def failed_job_details(settings: Settings) -> list[dict[str, Any]]:
     if not settings.ops.report_failed_jobs:
         return []
-    return repositories(settings.mongo).jobs.failed_jobs(settings.ops.report_failed_jobs)
+    return repositories(settings).jobs.failed_jobs(settings.ops.report_failed_jobs)
 
 
 @task(name="publish-run-report", **PURE_TASK)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from jobsim.settings import ExecutionSettings
@@ -33,18 +31,3 @@ def make_task_runner(cfg: ExecutionSettings) -> TaskRunner:
     if cfg.dask_worker_memory_mb:
         cluster["memory_limit"] = f"{cfg.dask_worker_memory_mb}MiB"
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
-
-
-def fan_out(runner: TaskRunner, task: Any, calls: list[dict[str, Any]],
-            on_result: Callable[[Any], None]) -> int:
-    """Submit ``task`` once per parameter dict and hand each result to ``on_result`` as it
-    completes (so results can be merged without holding them all). Returns the count;
-    the first failed task raises.
-
-    Parameters go unwrapped: Dask rebuilds tuples (``quote()`` is one) in task arguments,
-    and the values sent here (arrays, small dataclasses) are cheap for Prefect to visit."""
-    futures = [runner.submit(task, params) for params in calls]
-    for future in as_completed(futures):
-        on_result(future.result())
-    return len(futures)
-

@@ -21,7 +21,7 @@ for _name in list(os.environ):
 
 import pytest  # noqa: E402
 
-from jobsim import localdb  # noqa: E402
+from jobsim_app import localdb  # noqa: E402
 from jobsim.settings import Settings  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -6,12 +6,12 @@ from datetime import datetime, timezone
 
 from jobsim.settings import Settings
 from jobsim.synthetic import generate_jobs
-from storage import repositories
+from storage import imports
 
 
 def seed_jobs(settings: Settings, n: int, seed: int = 3) -> int:
     """Insert ``n`` synthetic postings through the import path; returns how many were inserted."""
-    jobs = repositories(settings.mongo).jobs
+    jobs = imports(settings)
     jobs.ensure_indexes()
     inserted, _ = jobs.upsert_imported(generate_jobs(n, seed=seed), datetime.now(timezone.utc))
     return inserted

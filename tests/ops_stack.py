@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobsim import localdb
+from jobsim_app import localdb
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}

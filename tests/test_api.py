@@ -277,7 +277,7 @@ def test_client_side_activity_check_agrees_with_the_pipelines_filter(db, setting
     from itertools import product
 
     from storage.job_reads import is_active
-    from storage.jobs import active_filter
+    from storage.queries import active_filter
 
     missing = object()
     statuses = ["active", "closed", "draft", "Active", None, missing]
@@ -392,7 +392,7 @@ def test_api_only_writes_recompute_requests(client, db, settings, recorder):
 
 # -- server errors expose nothing -------------------------------------------------------------
 def test_database_down_is_503_without_connection_details(mongo_server, monkeypatch):
-    from jobsim.localdb import free_port
+    from jobsim_app.localdb import free_port
 
     port = free_port()
     monkeypatch.setenv("JOBSIM_MONGO__URI", f"mongodb://reader:s3cret-pw@127.0.0.1:{port}/?directConnection=true")
@@ -406,7 +406,7 @@ def test_database_down_is_503_without_connection_details(mongo_server, monkeypat
 
 def test_api_uses_its_own_mongo_uri_when_set(db, settings, monkeypatch):
     """JOBSIM_API__MONGO_URI (the read-only user) wins over the pipeline's JOBSIM_MONGO__URI."""
-    from jobsim.localdb import free_port
+    from jobsim_app.localdb import free_port
 
     neighbour = make_job()
     subject = with_list(make_job(), [(neighbour, 0.7)])
@@ -420,7 +420,7 @@ def test_api_uses_its_own_mongo_uri_when_set(db, settings, monkeypatch):
 
 def test_failed_recompute_write_still_answers(db, settings, caplog):
     """A deployment whose user cannot write the request collection keeps serving (and logs it)."""
-    from jobsim.localdb import free_port
+    from jobsim_app.localdb import free_port
 
     live = make_job()
     gone = [make_job(isDeleted=True) for _ in range(3)]
@@ -486,7 +486,7 @@ def test_documented_serve_command_starts_the_api(db, settings):
     import time
     import urllib.request
 
-    from jobsim.localdb import free_port
+    from jobsim_app.localdb import free_port
 
     neighbour = make_job()
     subject = with_list(make_job(), [(neighbour, 0.64)])

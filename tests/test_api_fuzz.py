@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from schemathesis import GenerationMode
 
 from api_export.app import create_app
-from jobsim.localdb import free_port
+from jobsim_app.localdb import free_port
 from tests.test_api import make_job, with_list
 
 # Ids hypothesis likes to generate for a 24-hex pattern, so fuzzing also reaches the 200 paths.

@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 
 from jobsim.synthetic import generate_jobs
-from storage import connect, repositories
+from storage import connect, imports, repositories
 from tests.helpers import task_run_names
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 def _load(settings, docs: list[dict], at: datetime) -> None:
     """The same postings (same ids) in this settings' database, as the importer leaves
     new ones (bulk insert: the importer's upsert scans the collection on SecantusDB)."""
-    jobs = repositories(settings.mongo).jobs
+    jobs = imports(settings)
     jobs.ensure_indexes()
     jobs.insert_new(docs, at)
 

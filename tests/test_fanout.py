@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from jobsim.pipeline import embed_batches, prepare
+from jobsim.stages.embed import make_batches as embed_batches
+from jobsim.stages.prepare import prepare
 from jobsim.settings import EmbeddingSettings, ExecutionSettings
 from jobsim.synthetic import generate_jobs
 from tests.helpers import seed_jobs, task_run_names

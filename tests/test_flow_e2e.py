@@ -125,6 +125,6 @@ def test_refresh_end_to_end(settings, db):
 
 
 def _oid(key: str):
-    from storage import to_mongo_id
+    from storage.ids import to_mongo_id
 
     return to_mongo_id(key)

@@ -9,7 +9,7 @@ from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
 from jobsim.jobs import check_job
-from jobsim.pipeline import prepare
+from jobsim.stages.prepare import prepare
 from tests.conftest import shared_file
 
 NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
@@ -97,10 +97,11 @@ def test_hostile_documents_do_not_disturb_valid_jobs(settings, db, monkeypatch):
 def test_real_messy_rows_import_and_run(settings, db):
     """The real NYC and LinkedIn rows: imported, run, every row accounted for with a reason."""
     from flows.refresh import similarity_refresh
-    from jobsim.importer import PRESETS, map_rows, read_table
-    from storage import repositories
+    from jobsim.importer import PRESETS, map_rows
+    from jobsim_app.tables import read_table
+    from storage import imports
 
-    jobs = repositories(settings.mongo).jobs
+    jobs = imports(settings)
     total = 0
     for name, preset in [("nyc_jobs_2019.csv", "nyc"), ("linkedin_postings_2023_sample.csv", "linkedin")]:
         batch = map_rows(read_table(shared_file(name)).head(150), PRESETS[preset], preset, ignore_expiry=True)

@@ -4,7 +4,8 @@ import polars as pl
 import pytest
 
 from jobsim.errors import ImportFileError
-from jobsim.importer import NATIVE, NYC, PRESETS, map_rows, read_table
+from jobsim.importer import NATIVE, NYC, PRESETS, map_rows
+from jobsim_app.tables import read_table
 from jobsim.jobs import check_job
 from tests.conftest import shared_file
 
@@ -65,7 +66,7 @@ def test_unsupported_or_unreadable_files_raise_clear_errors(tmp_path):
 
 
 def test_reimport_updates_instead_of_duplicating(settings, db, tmp_path):
-    from jobsim.cli import main
+    from jobsim_app.cli import main
 
     path = tmp_path / "jobs.jsonl"
     rows = [{"externalId": f"e{i}", "title": f"Job {i}", "description": "d" * 30} for i in range(5)]
@@ -80,9 +81,9 @@ def test_insert_new_stores_postings_as_the_importer_does(settings, db):
     from bson import ObjectId
 
     from jobsim.synthetic import generate_jobs
-    from storage import repositories
+    from storage import imports
 
-    jobs = repositories(settings.mongo).jobs
+    jobs = imports(settings)
     now = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
     (a,) = generate_jobs(1, seed=4)
     b = {**a, "externalId": "other-key", "_id": ObjectId(), "embedding": {"status": "completed"}}

@@ -47,7 +47,10 @@ def test_inactive_jobs_are_set_aside_not_rejected(overrides, inactive):
     ({"title": None}, "title is missing or not text (got NoneType)"),
     ({"description": "Too short"}, "description must be at least 20 characters (got 9)"),
     ({"description": ["a", "b"]}, "description is missing or not text (got list)"),
-    ({"expiresAt": "next week"}, "expiresAt is not a date"),
+    ({"expiresAt": "next week"}, "expiresAt must be a date, got 'next week'"),
+    ({"expiresAt": "2027-01-01T00:00:00Z"}, "expiresAt must be a date, got '2027-01-01T00:00:00Z'"),
+    ({"expiresAt": 1767225600}, "expiresAt must be a date, got int"),
+    ({"_id": "x:int:EAAAABB2ACoAAAAA"}, "_id of type int is not supported"),
     ({"experienceLevel": "guru"}, "experienceLevel 'guru' is not one of"),
     ({"location": "Tirana"}, "location is not an object (got str)"),
     ({"tags": {"$ne": 1}}, "tags: expected a list of strings, got dict"),
@@ -65,10 +68,14 @@ def test_all_reasons_are_reported_together():
 
 
 def test_lenient_on_unambiguous_forms():
-    checked = check_job(job(tags="Python, SQL", expiresAt="2027-01-01T00:00:00Z", status=None) | {"status": "active"}, NOW)
+    checked = check_job(job(tags="Python, SQL", expiresAt=datetime(2027, 1, 1)), NOW)
     assert checked.job is not None
     assert checked.job.tags == ("Python", "SQL")
-    assert checked.job.expires_at == datetime(2027, 1, 1, tzinfo=timezone.utc)
+    assert checked.job.expires_at == datetime(2027, 1, 1, tzinfo=timezone.utc)  # naive BSON dates are UTC
+
+
+def test_a_string_expiry_on_a_closed_job_is_only_inactive():
+    assert check_job(job(status="closed", expiresAt="soon"), NOW).inactive == "status 'closed'"
 
 
 def test_missing_status_is_not_active_as_for_the_read_side():

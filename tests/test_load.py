@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from jobsim.localdb import free_port
+from jobsim_app.localdb import free_port
 from tests.helpers import seed_jobs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from jobsim.incremental import fingerprints, full_state, update_state
 from jobsim.scoring import Context, encode
 from jobsim.settings import NeighbourSettings
 from jobsim.similarity import ActiveSet, compute_lists, compute_neighbours
-from storage.neighbour_state import NeighbourStateStore
+from storage.local_cache import NeighbourStateStore
 
 CATEGORIES = ["it", "finance", "sales", None]
 CITIES = ["tirane", "durres", None]

@@ -72,10 +72,10 @@ def test_report_tolerates_a_minimal_summary():
 # -- admin repository methods ---------------------------------------------------------
 def test_reset_failed_attempts_spares_rejected_jobs(settings, db):
     seed_jobs(settings, 6)
-    jobs = repositories(settings.mongo).jobs
+    jobs = repositories(settings).jobs
     ids = [str(d["_id"]) for d in db.jobs.find({}, {"_id": 1}).sort("_id", 1)]
     now = datetime.now(timezone.utc)
-    jobs.mark_failed({ids[0]: "HTTP 500", ids[1]: "timeout"}, now)
+    jobs.mark_failed({ids[0]: ("HTTP 500", 1), ids[1]: ("timeout", 1)}, now)
     jobs.mark_rejected({ids[2]: "invalid: no title"}, now)
     assert jobs.reset_failed_attempts([ids[1], ids[2]]) == 1
     state = {str(d["_id"]): d["embedding"] for d in db.jobs.find({})}
@@ -89,7 +89,7 @@ def test_reset_failed_attempts_spares_rejected_jobs(settings, db):
 
 def test_reset_stale_processing_and_old_runs(settings, db):
     seed_jobs(settings, 4)
-    repos = repositories(settings.mongo)
+    repos = repositories(settings)
     ids = [str(d["_id"]) for d in db.jobs.find({}, {"_id": 1}).sort("_id", 1)]
     now = datetime.now(timezone.utc)
     repos.jobs.mark_processing(ids[:2], now - timedelta(hours=3))
@@ -173,7 +173,7 @@ def test_housekeeping_flow(flows_env, db):
 
     settings = flows_env
     seed_jobs(settings, 5)
-    repos = repositories(settings.mongo)
+    repos = repositories(settings)
     now = datetime.now(timezone.utc)
     ids = [str(d["_id"]) for d in db.jobs.find({}, {"_id": 1})]
     repos.jobs.mark_processing(ids[:2], now - timedelta(minutes=90))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobsim import localdb
+from jobsim_app import localdb
 from tests.helpers import seed_jobs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -5,35 +5,47 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import numpy as np
-import polars as pl
 from hypothesis import given, settings as hsettings, strategies as st
 
 from jobsim.settings import NeighbourSettings
 from jobsim.similarity import ActiveSet, active_set, compute_lists, compute_neighbours, diff_lists
-from storage.embeddings import VectorSet
+from jobsim.repositories import JobContexts, VectorSet
 from tests.test_scoring import make, seed_bonus
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
 
 
-def context_frame(ids, hashes):
-    n = len(ids)
-    return pl.DataFrame({
-        "id": ids, "contentHash": hashes, "category": ["it"] * n, "level": [2] * n,
-        "city": ["tirane"] * n, "remote": [False] * n,
-    }, schema={"id": pl.String, "contentHash": pl.String, "category": pl.String,
-               "level": pl.Int8, "city": pl.String, "remote": pl.Boolean})
+def contexts(ids, hashes, categories=None):
+    out = JobContexts()
+    for i, (key, h) in enumerate(zip(ids, hashes)):
+        category = categories[i] if categories else "IT"
+        out.append(key, {"embedding": {"contentHash": h}, "category": category, "experienceLevel": "mid",
+                         "location": {"city": "Tiranë", "remote": False}})
+    return out
 
 
 def test_active_set_keeps_only_current_vectors_in_id_order():
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     vectors = VectorSet(ids=np.array(["d", "b", "a", "z"], dtype=object),
                         hashes=np.array(["h1", "h2", "old", "hz"], dtype=object), vectors=x)
-    active = active_set(vectors, context_frame(["a", "b", "d", "c"], ["new", "h2", "h1", "hc"]))
+    active = active_set(vectors, contexts(["a", "b", "d", "c"], ["new", "h2", "h1", "hc"]))
     # "a": stale vector (hash differs); "c": no vector; "z": vector of an inactive job
     assert active.ids.tolist() == ["b", "d"]
     np.testing.assert_array_equal(active.vectors, x[[1, 0]])
     assert active.vectors.flags.c_contiguous
+
+
+def test_active_set_normalises_context_labels_by_the_contract_rule():
+    """"IT", " it " and "IT 🚀" are one category; an unknown level is -1; no city is -1."""
+    x = np.eye(4, dtype=np.float32)
+    keys = ["a", "b", "c", "d"]
+    vectors = VectorSet(ids=np.array(keys, dtype=object), hashes=np.array(keys, dtype=object), vectors=x)
+    ctx = contexts(keys, keys, categories=["IT", " it ", "IT 🚀", None])
+    ctx.level[3], ctx.city[3] = "guru", 7
+    active = active_set(vectors, ctx)
+    assert active.context.category.tolist()[:3] == [0, 0, 0] and active.context.category[3] == -1
+    assert active.context.level.tolist() == [2, 2, 2, -1]
+    assert active.context.city.tolist() == [0, 0, 0, -1]
 
 
 @hsettings(max_examples=40, deadline=None)
@@ -86,7 +98,7 @@ def test_a_second_write_of_the_same_lists_writes_zero_documents(db, settings):
 
     from storage import repositories
 
-    jobs = repositories(settings.mongo).jobs
+    jobs = repositories(settings).jobs
     oids = [ObjectId() for _ in range(30)]
     db[settings.mongo.jobs_collection].insert_many([{"_id": o, "status": "active"} for o in oids])
     rng = np.random.default_rng(0)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from jobsim.incremental import CandidateState
+from jobsim.candidates import CandidateState
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jobsim import localdb
 from jobsim.errors import JobsimError
 from jobsim.settings import Settings
+from jobsim_app import localdb
 
 log = logging.getLogger("jobsim")
 STATE_DIR = Path(".jobsim")
@@ -57,16 +57,17 @@ def _alive(pid: int) -> bool:
 
 
 def import_docs(settings: Settings, docs: list[dict]) -> tuple[int, int]:
-    from storage import repositories
+    from storage import imports
 
-    jobs = repositories(settings.mongo).jobs
+    jobs = imports(settings)
     jobs.ensure_indexes()
     return jobs.upsert_imported(docs, datetime.now(timezone.utc))
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from jobsim.importer import PRESETS, map_rows, read_table
+    from jobsim.importer import PRESETS, map_rows
     from jobsim.jobs import check_job
+    from jobsim_app.tables import read_table
 
     path = Path(args.file)
     batch = map_rows(read_table(path), PRESETS[args.preset], args.source or args.preset,
@@ -128,7 +129,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def print_summary(summary: dict, settings: Settings) -> None:
-    from storage import repositories
+    from jobsim.ids import display_id
+    from storage import imports
 
     s = summary
     print(f"\nrun {s['run_id']} ({s['mode']})")
@@ -143,12 +145,12 @@ def print_summary(summary: dict, settings: Settings) -> None:
     print(f"  active jobs with vectors {s['active_vectors']}; lists written {s['lists_written']} "
           f"(cleared {s['lists_cleared']}), unchanged {s['lists_unchanged']}")
     print("  timings " + ", ".join(f"{k} {v:.2f}s" for k, v in s["timings"].items()))
-    jobs = repositories(settings.mongo).jobs
+    jobs = imports(settings)
     example = jobs.example_with_list()
     if example:
         job_id, items = example
         titles = jobs.titles([job_id, *[i for i, _ in items]])
-        print(f"\n  example: {titles.get(job_id)!r} ({job_id}) is similar to")
+        print(f"\n  example: {titles.get(job_id)!r} ({display_id(job_id)}) is similar to")
         for other, score in items[:5]:
             print(f"    {score:.2f}  {titles.get(other)!r}")
 

@@ -1,0 +1,42 @@
+"""The two fan-out steps of a refresh: embedding batches and the shard pairs of an exact pass.
+
+They only order tasks: plan, submit one task per batch or pair on the run's task runner,
+and hand each result to the next task (store) or to the tested merge (``sharded_topk``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect.task_runners import TaskRunner
+from prefect.utilities.annotations import quote
+
+from flows.fanout import fan_out, task_hook
+from jobsim.settings import Settings
+from jobsim.shards import min_shards_for, search_pair, sharded_topk
+from jobsim.similarity import ActiveSet, TopK
+from jobsim.stages.prepare import Prepared
+from jobsim.summary import EmbedStats, RunInfo, combine_embed_stats
+from tasks.embed import embed_jobs_batch, plan_embedding, store_vectors
+from tasks.neighbours import search_shard_pair
+
+
+def embed_changed(runner: TaskRunner, settings: Settings, prepared: Prepared, run: RunInfo) -> EmbedStats:
+    """Plan, then each batch's paid call as its own task (rate limits split between the
+    batches in flight), each result stored as it arrives, then one summary."""
+    started = time.perf_counter()
+    plan = plan_embedding(settings, quote(prepared), run)
+    workers = settings.execution.workers
+    each = settings.model_copy(update={"embedding": settings.embedding.shared_by(min(len(plan.batches), workers))})
+    parts = [store_vectors(settings, quote(done), run)
+             for done in fan_out(runner, embed_jobs_batch, (dict(settings=each, batch=b) for b in plan.batches),
+                                 in_flight=workers)]
+    return combine_embed_stats(plan.reused, parts, time.perf_counter() - started)
+
+
+def exact_in_shards(runner: TaskRunner, settings: Settings, active: ActiveSet) -> TopK:
+    """The exact full pass as shard-pair tasks, merged exactly by :func:`sharded_topk`."""
+    cfg, execution = settings.neighbours, settings.execution
+    hook = task_hook(runner, search_shard_pair, search_pair, in_flight=2 * execution.workers)
+    return sharded_topk(active.vectors, cfg.candidates + cfg.candidate_margin, execution.shard_memory_mb << 20,
+                        cfg.memory_budget_mb << 20, min_shards_for(execution.workers), run=hook)

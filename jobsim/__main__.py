@@ -1,5 +1,0 @@
-import sys
-
-from jobsim.cli import main
-
-sys.exit(main())

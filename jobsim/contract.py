@@ -1,0 +1,125 @@
+"""The job data contract's rules, each defined once.
+
+What the web app shows ("active"), what a valid stored date is, which jobs a run must
+(re)check, how context labels are compared, which fields the pipeline reads. Pure: plain
+dicts in, answers out. ``storage/queries.py`` translates these rules into MongoDB queries
+(tested equal on edge-case documents), the in-memory repositories apply them directly.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from jobsim.text import clean_text
+
+EXPERIENCE_LEVELS = ("entry", "junior", "mid", "senior", "lead", "executive")
+JOB_STATUSES = ("active", "closed", "draft")
+ACTIVE = "active"
+EMBEDDING_STATUSES = ("pending", "processing", "completed", "failed")
+UNSETTLED = ("pending", "processing")  # embedding states a run must pick up again
+
+# The fields a run reads from a job: validation, embedding text, context, de-duplication.
+PULL_FIELDS = (
+    "title", "description", "category", "tags", "requirements", "location", "experienceLevel",
+    "status", "isDeleted", "expiresAt", "updatedAt", "createdAt", "company", "embedding",
+)
+
+
+def as_date(value: Any) -> datetime | None:
+    """A stored date as an aware UTC datetime; None when absent (missing or null).
+
+    The contract's dates are BSON dates: anything else (an ISO string included, which a
+    MongoDB range query would silently never match) raises ValueError with the reason.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    shown = repr(value)[:40] if isinstance(value, str) else type(value).__name__
+    raise ValueError(f"must be a date, got {shown}")
+
+
+def inactive_reason(doc: dict[str, Any], now: datetime) -> str | None:
+    """Why the web app does not show this job, or None when it does.
+
+    Shown = ``status`` is exactly "active", ``isDeleted`` is not true, and ``expiresAt``
+    is absent, null or a date after ``now``. A non-date ``expiresAt`` is not shown either
+    ("invalid expiresAt"); validation rejects such a job with the reason.
+    """
+    if doc.get("isDeleted") is True:
+        return "deleted"
+    status = doc.get("status")
+    if status != ACTIVE:
+        return f"status {status!r}"[:60]
+    try:
+        expires = as_date(doc.get("expiresAt"))
+    except ValueError:
+        return "invalid expiresAt"
+    if expires is not None and expires <= now:
+        return "expired"
+    return None
+
+
+def is_active(doc: dict[str, Any], now: datetime) -> bool:
+    """Whether the web app shows this job at ``now`` (see :func:`inactive_reason`)."""
+    return inactive_reason(doc, now) is None
+
+
+def closed_at(doc: dict[str, Any]) -> datetime | None:
+    """When a job stopped being open: its expiry if it expired, else its last edit
+    (closing a job is an edit that bumps ``updatedAt``); None when unknown."""
+    for field in ("expiresAt", "updatedAt"):
+        try:
+            value = as_date(doc.get(field))
+        except ValueError:
+            continue
+        if value is not None:
+            return value
+    return None
+
+
+def embedding_state(doc: dict[str, Any]) -> dict[str, Any]:
+    """The job's ``embedding`` sub-document, or {} when it is missing or not a document."""
+    state = doc.get("embedding")
+    return state if isinstance(state, dict) else {}
+
+
+def needs_check(doc: dict[str, Any], since: datetime | None, max_attempts: int) -> bool:
+    """Whether an incremental run pulls this job: changed since the watermark, never
+    checked, or not settled (pending/processing while shown, failed with attempts left)."""
+    if since is None:
+        return True
+    try:
+        updated = as_date(doc.get("updatedAt"))
+    except ValueError:
+        updated = None
+    if updated is None or updated >= since or not isinstance(doc.get("embedding"), dict):
+        return True
+    state = embedding_state(doc)
+    status = state.get("status")
+    if status in UNSETTLED and doc.get("status") == ACTIVE and doc.get("isDeleted") is not True:
+        return True
+    attempts = attempts_spent(state)
+    return status == "failed" and state.get("rejected") is not True and attempts is not None \
+        and attempts < max_attempts
+
+
+def attempts_spent(state: dict[str, Any]) -> int | None:
+    """``embedding.attempts`` as a count, or None when it is missing or not a finite number ≥ 0."""
+    value = state.get("attempts")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return None
+    return int(value)
+
+
+def normalise_label(value: Any) -> str:
+    """A context label (category, city) as compared for the context bonus: cleaned text,
+    case-folded; "" when absent or not text."""
+    return clean_text(value).casefold() if isinstance(value, str) else ""
+
+
+def level_rank(value: Any) -> int:
+    """Ordinal of an experience level in :data:`EXPERIENCE_LEVELS`; -1 when unknown."""
+    return EXPERIENCE_LEVELS.index(value) if isinstance(value, str) and value in EXPERIENCE_LEVELS else -1

@@ -1,0 +1,119 @@
+"""What the pipeline needs from its stores: repository interfaces and the records they return.
+
+``storage/`` implements them on MongoDB; :mod:`jobsim.memory` implements them in memory for
+fast stage tests. Job ids are keys (:mod:`jobsim.ids`) everywhere on this side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+Neighbours = tuple[tuple[str, float], ...]  # (neighbour key, score), best first
+
+
+@dataclass
+class VectorSet:
+    """Vectors as one contiguous float32 matrix with parallel key and hash arrays."""
+
+    ids: np.ndarray  # (n,) object array of job keys
+    hashes: np.ndarray  # (n,) object array of content hashes
+    vectors: np.ndarray  # (n, d) float32, C-contiguous
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class JobContexts:
+    """Raw context fields of jobs with a completed embedding (parallel lists).
+
+    Raw as stored: the core normalises them (:mod:`jobsim.contract`)."""
+
+    ids: list[str] = field(default_factory=list)
+    hashes: list[str | None] = field(default_factory=list)  # embedding.contentHash
+    category: list[Any] = field(default_factory=list)
+    level: list[Any] = field(default_factory=list)
+    city: list[Any] = field(default_factory=list)
+    remote: list[bool] = field(default_factory=list)
+
+    def append(self, key: str, doc: dict[str, Any]) -> None:
+        """Add one stored document's fields (whatever their types)."""
+        state = doc.get("embedding") if isinstance(doc.get("embedding"), dict) else {}
+        location = doc.get("location") if isinstance(doc.get("location"), dict) else {}
+        content_hash = state.get("contentHash")
+        self.ids.append(key)
+        self.hashes.append(content_hash if isinstance(content_hash, str) else None)
+        self.category.append(doc.get("category"))
+        self.level.append(doc.get("experienceLevel"))
+        self.city.append(location.get("city"))
+        self.remote.append(location.get("remote") is True)
+
+
+@dataclass(frozen=True)
+class EmbeddedMark:
+    """A job whose stored vector matches its current text."""
+
+    job_id: str
+    content_hash: str
+    language: str = "unknown"
+
+
+class JobsRepo(Protocol):
+    """The web app's postings, as the pipeline reads and writes them."""
+
+    def changed_since(self, since: datetime | None, max_attempts: int) -> list[dict[str, Any]]: ...
+    def by_ids(self, job_ids: list[str]) -> list[dict[str, Any]]: ...
+    def active_context(self, now: datetime) -> JobContexts: ...
+    def stored_lists(self) -> dict[str, Neighbours]: ...
+    def mark_processing(self, job_ids: list[str], now: datetime) -> None: ...
+    def mark_pending(self, job_ids: list[str]) -> None: ...
+    def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> int: ...
+    def mark_failed(self, failures: dict[str, tuple[str, int]], now: datetime) -> int: ...
+    def mark_rejected(self, rejections: dict[str, str], now: datetime) -> int: ...
+    def write_lists(self, lists: dict[str, Neighbours], now: datetime, job_count: int,
+                    recompute_days: int) -> int: ...
+    def reset_failed_attempts(self, job_ids: list[str] | None = None) -> int: ...
+    def reset_stale_processing(self, started_before: datetime) -> int: ...
+    def failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+
+class EmbeddingsRepo(Protocol):
+    """One vector per job."""
+
+    def hashes(self, job_ids: list[str]) -> dict[str, str]: ...
+    def upsert(self, job_ids: list[str], hashes: list[str], vectors: np.ndarray, model: str,
+               now: datetime) -> int: ...
+    def load(self, model: str, dims: int) -> VectorSet: ...
+
+
+class StateRepo(Protocol):
+    """Watermark and run records."""
+
+    def watermark(self) -> datetime | None: ...
+    def set_watermark(self, value: datetime, run_id: str) -> None: ...
+    def start_run(self, run_id: str, mode: str, started_at: datetime, params: dict[str, Any]) -> None: ...
+    def finish_run(self, run_id: str, status: str, finished_at: datetime, summary: dict[str, Any]) -> None: ...
+    def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]: ...
+    def delete_runs_before(self, cutoff: datetime) -> int: ...
+
+
+class RequestsRepo(Protocol):
+    """Jobs whose list the read side asked to recompute."""
+
+    def pending(self, limit: int = 10_000) -> dict[str, datetime]: ...
+    def clear_before(self, cutoff: datetime) -> int: ...
+
+
+@dataclass(frozen=True)
+class Repositories:
+    """Every store a run touches."""
+
+    jobs: JobsRepo
+    embeddings: EmbeddingsRepo
+    state: StateRepo
+    requests: RequestsRepo

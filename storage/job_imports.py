@@ -1,0 +1,83 @@
+"""The ``jobs`` collection as the bulk import and the command line use it: upserts keyed by
+(``source``, ``externalId``), indexes, and a few lookups for printed summaries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import UpdateOne, WriteConcern
+from pymongo.database import Database
+
+from jobsim.repositories import Neighbours
+from storage.ids import to_key, to_mongo_ids
+from storage.jobs import chunks
+from storage.lists import read_stored_list
+
+
+class JobImportsRepository:
+    def __init__(self, db: Database, collection: str = "jobs", batch_size: int = 500) -> None:
+        self.collection = db.get_collection(collection, write_concern=WriteConcern(w=1, j=True))
+        self.batch_size = batch_size
+
+    def ensure_indexes(self) -> None:
+        """Indexes the pipeline's queries need (kept few: each one slows every write)."""
+        self.collection.create_index("updatedAt")
+        self.collection.create_index(
+            [("source", 1), ("externalId", 1)], unique=True,
+            partialFilterExpression={"externalId": {"$exists": True}},
+        )
+
+    @staticmethod
+    def _imported(doc: dict[str, Any], now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The fields an import writes (``$set``) and those only a new posting gets
+        (``$setOnInsert``): ``updatedAt = now`` so the next incremental run sees it."""
+        fields = {k: v for k, v in doc.items() if k not in ("_id", "createdAt")}
+        fields["updatedAt"] = now
+        return fields, {"createdAt": doc.get("createdAt") or now,
+                        "embedding": {"status": "pending", "attempts": 0}}
+
+    def upsert_imported(self, docs: list[dict[str, Any]], now: datetime) -> tuple[int, int]:
+        """Insert or update postings keyed by (``source``, ``externalId``).
+
+        Sets ``updatedAt`` to ``now`` (so the next incremental run sees them) and
+        ``createdAt``/``embedding.status=pending`` on insert. Returns (inserted, updated).
+        """
+        ops = []
+        for doc in docs:
+            fields, on_insert = self._imported(doc, now)
+            ops.append(UpdateOne({"source": doc["source"], "externalId": doc["externalId"]},
+                                 {"$set": fields, "$setOnInsert": on_insert}, upsert=True))
+        inserted = updated = 0
+        for chunk in chunks(ops, self.batch_size):
+            result = self.collection.bulk_write(chunk, ordered=False)
+            inserted += result.upserted_count
+            updated += result.modified_count
+        return inserted, updated
+
+    def insert_new(self, docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """Insert postings known to be new, stored exactly as :meth:`upsert_imported` stores
+        a new one, with ``insert_many`` (no per-document key lookup: bulk loads into an empty
+        collection). A given ``_id`` is kept. Returns the stored documents, with ``_id``."""
+        stored = []
+        for doc in docs:
+            fields, on_insert = self._imported(doc, now)
+            stored.append({**({"_id": doc["_id"]} if "_id" in doc else {}), **fields, **on_insert})
+        for chunk in chunks(stored, self.batch_size):
+            self.collection.insert_many(chunk, ordered=False)
+        return stored
+
+    def titles(self, job_ids: list[str]) -> dict[str, str]:
+        """Titles of the given jobs (for printing examples)."""
+        cursor = self.collection.find({"_id": {"$in": to_mongo_ids(job_ids)}}, {"title": 1})
+        return {to_key(doc["_id"]): str(doc.get("title", "")) for doc in cursor}
+
+    def example_with_list(self) -> tuple[str, Neighbours] | None:
+        """One job with a readable, non-empty neighbour list (the most recently created)."""
+        cursor = self.collection.find({"similarJobs.0": {"$exists": True}}, {"similarJobs": 1}).sort(
+            "createdAt", -1).limit(20)
+        for doc in cursor:
+            items = read_stored_list(doc.get("similarJobs"))
+            if items:
+                return to_key(doc["_id"]), items
+        return None
