@@ -121,73 +121,87 @@ def _description(rng: random.Random, lang: str, title: str, company: str, city: 
     return " ".join(sentences)
 
 
+def _lifecycle(rng: random.Random, now: datetime) -> dict[str, Any]:
+    """Created within 60 days; mostly active, some closed, draft, deleted or expired."""
+    created = now - timedelta(days=rng.uniform(0, 60))
+    status, deleted = "active", False
+    roll = rng.random()
+    expires = created + timedelta(days=rng.choice([30, 45, 60, 90]))
+    if roll < 0.05:
+        status = "closed"
+    elif roll < 0.08:
+        status = "draft"
+    elif roll < 0.11:
+        deleted = True
+    elif roll < 0.15:
+        expires = now - timedelta(days=rng.uniform(0.1, 10))
+    elif expires <= now:
+        expires = now + timedelta(days=rng.uniform(1, 30))
+    return {"status": status, "isDeleted": deleted, "expiresAt": expires, "createdAt": created, "updatedAt": created}
+
+
+def _posting(rng: random.Random, i: int, source: str, now: datetime) -> dict[str, Any]:
+    category = rng.choice(list(CATEGORIES))
+    en_titles, sq_titles, skills = CATEGORIES[category]
+    lang = rng.choices(["en", "sq", "mixed"], [45, 45, 10])[0]
+    title = rng.choice(en_titles if lang == "en" else sq_titles)
+    level = rng.choice(EXPERIENCE_LEVELS[:5])
+    if level in ("senior", "lead") and lang == "en":
+        title = f"{level.capitalize()} {title}"
+    city = rng.choices(list(CITIES), CITY_WEIGHTS)[0]
+    company = rng.choice(COMPANIES)
+    target = int(rng.lognormvariate(6.9, 0.5))  # median ~1,000 characters
+    description = _description(rng, "en" if lang == "en" else "sq", title, company, city, skills, min(target, 6000))
+    if lang == "mixed":
+        description += " " + _description(rng, "en", title, company, city, skills, 300)
+    if rng.random() < 0.05:
+        description = rng.choice(JUNK) + " " + description + " " + rng.choice(JUNK)
+    if rng.random() < 0.02:  # invalid on purpose: too short to describe a job
+        description = rng.choice(["TBD", "Call us", "..."])
+    remote = rng.random() < 0.12
+    low = rng.randrange(300, 1500, 50) * 1000
+    return {
+        "source": source, "externalId": f"{source}-{i:07d}", "title": title, "description": description,
+        "company": company, "category": category,
+        "tags": rng.sample(skills, min(len(skills), rng.randint(2, 5))),
+        "requirements": [f"{rng.randint(0, 8)}+ years of experience"] if lang == "en"
+        else [f"Përvojë pune {rng.randint(0, 8)}+ vjet"],
+        "location": {"city": city, "region": CITIES[city], "remote": remote,
+                     "hybrid": not remote and rng.random() < 0.15},
+        "experienceLevel": level,
+        "salary": {"min": low, "max": low + rng.randrange(50, 800, 50) * 1000, "currency": "ALL"},
+        **_lifecycle(rng, now),
+        "postedBy": f"employer-{rng.randint(1, 300)}",
+    }
+
+
+def _repost(rng: random.Random, original: dict[str, Any], i: int, source: str, now: datetime) -> dict[str, Any]:
+    """The same job posted again: as is (3 in 100 postings), in another city (2 in 100: the
+    city is swapped in the text too) or anew after the original expired (1 in 100)."""
+    copy = {**original, "externalId": f"{source}-{i:07d}"}
+    kind = rng.choices(["same", "city", "again"], [3, 2, 1])[0]
+    if kind == "city":
+        old = original["location"]["city"]
+        city = rng.choice([c for c in CITIES if c != old])
+        copy["location"] = {**original["location"], "city": city, "region": CITIES[city]}
+        copy["description"] = str(original["description"]).replace(old, city)
+    elif kind == "again":
+        created = now - timedelta(days=rng.uniform(0, 5))
+        copy.update(status="active", isDeleted=False, createdAt=created, updatedAt=created,
+                    expiresAt=created + timedelta(days=30))
+    return copy
+
+
 def generate_jobs(n: int, seed: int = 7, now: datetime | None = None,
                   source: str = "synthetic") -> list[dict[str, Any]]:
-    """``n`` synthetic job documents in the data contract (without ``_id``)."""
+    """``n`` synthetic job documents in the data contract (without ``_id``), about 6 in 100
+    of them reposts of an earlier one (:func:`_repost`)."""
     rng = random.Random(seed)
     now = now or datetime.now(timezone.utc)
-    categories = list(CATEGORIES)
-    cities = list(CITIES)
     jobs: list[dict[str, Any]] = []
     for i in range(n):
-        if jobs and rng.random() < 0.03:  # duplicate posting of an earlier job
-            dup = dict(rng.choice(jobs))
-            dup["externalId"] = f"{source}-{i:07d}"
-            jobs.append(dup)
-            continue
-        category = rng.choice(categories)
-        en_titles, sq_titles, skills = CATEGORIES[category]
-        lang = rng.choices(["en", "sq", "mixed"], [45, 45, 10])[0]
-        title = rng.choice(en_titles if lang == "en" else sq_titles)
-        level = rng.choice(EXPERIENCE_LEVELS[:5])
-        if level in ("senior", "lead") and lang == "en":
-            title = f"{level.capitalize()} {title}"
-        city = rng.choices(cities, CITY_WEIGHTS)[0]
-        company = rng.choice(COMPANIES)
-        target = int(rng.lognormvariate(6.9, 0.5))  # median ~1,000 characters
-        description = _description(rng, "en" if lang == "en" else "sq", title, company, city,
-                                   skills, min(target, 6000))
-        if lang == "mixed":
-            description += " " + _description(rng, "en", title, company, city, skills, 300)
-        if rng.random() < 0.05:
-            description = rng.choice(JUNK) + " " + description + " " + rng.choice(JUNK)
-        created = now - timedelta(days=rng.uniform(0, 60))
-        status, deleted = "active", False
-        roll = rng.random()
-        expires = created + timedelta(days=rng.choice([30, 45, 60, 90]))
-        if roll < 0.05:
-            status = "closed"
-        elif roll < 0.08:
-            status = "draft"
-        elif roll < 0.11:
-            deleted = True
-        elif roll < 0.15:
-            expires = now - timedelta(days=rng.uniform(0.1, 10))
-        elif expires <= now:
-            expires = now + timedelta(days=rng.uniform(1, 30))
-        if rng.random() < 0.02:  # invalid on purpose: too short to describe a job
-            description = rng.choice(["TBD", "Call us", "..."])
-        remote = rng.random() < 0.12
-        low = rng.randrange(300, 1500, 50) * 1000
-        jobs.append({
-            "source": source,
-            "externalId": f"{source}-{i:07d}",
-            "title": title,
-            "description": description,
-            "company": company,
-            "category": category,
-            "tags": rng.sample(skills, min(len(skills), rng.randint(2, 5))),
-            "requirements": [f"{rng.randint(0, 8)}+ years of experience"] if lang == "en"
-            else [f"Përvojë pune {rng.randint(0, 8)}+ vjet"],
-            "location": {"city": city, "region": CITIES[city], "remote": remote,
-                         "hybrid": not remote and rng.random() < 0.15},
-            "experienceLevel": level,
-            "salary": {"min": low, "max": low + rng.randrange(50, 800, 50) * 1000, "currency": "ALL"},
-            "status": status,
-            "isDeleted": deleted,
-            "expiresAt": expires,
-            "createdAt": created,
-            "updatedAt": created,
-            "postedBy": f"employer-{rng.randint(1, 300)}",
-        })
+        if jobs and rng.random() < 0.06:
+            jobs.append(_repost(rng, rng.choice(jobs), i, source, now))
+        else:
+            jobs.append(_posting(rng, i, source, now))
     return jobs

@@ -1,0 +1,59 @@
+"""The refresh's stages in the flow's order on in-memory repositories (no Prefect, no MongoDB).
+
+Fast stage tests and hypothesis sequences use it; the real flow (``flows/refresh.py``) is
+tested end to end against the real server elsewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from jobsim.embedders import Embedder, make_embedder
+from jobsim.memory import memory_repositories
+from jobsim.repositories import Repositories
+from jobsim.settings import Settings
+from jobsim.similarity import compute_neighbours
+from jobsim.stages.embed import embed_batch, plan_embeddings, store_batch
+from jobsim.stages.neighbours import load_active, write_changed_lists
+from jobsim.stages.prepare import prepare, record_rejections
+from jobsim.stages.pull import pull_changed
+from jobsim.stages.runs import finish_run, start_run, summarize
+from jobsim.summary import combine_embed_stats
+
+
+class MemoryPipeline:
+    """One database's worth of in-memory state, and runs over it."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or Settings(neighbours={"state_dir": ""})
+        self.embedder = embedder or make_embedder(self.settings.embedding)
+        self.repos: Repositories = memory_repositories()
+        self.state = None  # the incremental candidate state between runs
+        self.runs = 0
+
+    def run(self, mode: str = "incremental", now: datetime | None = None) -> dict[str, Any]:
+        s, repos = self.settings, self.repos
+        now = now or datetime.now(timezone.utc)
+        self.runs += 1
+        run = start_run(repos.state, f"run-{self.runs}", mode, now)
+        docs = pull_changed(repos.jobs, run, s.embedding.max_attempts)
+        prepared = prepare(docs, now, s.embedding.model, s.embedding.dimensions)
+        record_rejections(repos.jobs, prepared, now)
+        plan = plan_embeddings(repos.jobs, repos.embeddings, prepared, s.embedding.model, now,
+                               s.execution.embed_batch_jobs)
+        parts = [store_batch(repos.jobs, repos.embeddings, embed_batch(self.embedder, b), s.embedding.model, now)
+                 for b in plan.batches]
+        embedded = combine_embed_stats(plan.reused, parts, 0.0)
+        active, _ = load_active(repos.jobs, repos.embeddings, s.embedding.model, s.embedding.dimensions, now)
+        result = compute_neighbours(active, s.neighbours, self.state)
+        written = write_changed_lists(repos.jobs, result, now, s.neighbours.recompute_days)
+        self.state = result.state if s.neighbours.incremental else None
+        summary = summarize(run, len(docs), prepared, embedded, len(active.ids), written, 0.0, {},
+                            result.stats.as_dict())
+        finish_run(repos.state, run, summary, now, s.watermark_overlap_s)
+        return summary.as_dict()
+
+    def lists(self) -> dict[str, list[tuple[str, float]]]:
+        return {k: [(i["jobId"], i["score"]) for i in d["similarJobs"]]
+                for k, d in self.repos.jobs.docs.items() if d.get("similarJobs")}

@@ -1,0 +1,67 @@
+"""Each contract rule (jobsim/contract.py) and its MongoDB translation (storage/queries.py)
+select the same documents on the real server, over edge cases of every field they read."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from itertools import product
+
+import pytest
+from bson import ObjectId
+
+from jobsim.contract import is_active, needs_check
+from storage.queries import active_filter, needs_check_filter
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+MISSING = object()
+
+
+def docs_from(**fields: list) -> list[dict]:
+    """Every combination of the given field values (MISSING = field absent)."""
+    out = []
+    for values in product(*fields.values()):
+        doc = {"_id": ObjectId()}
+        for name, value in zip(fields, values):
+            if value is not MISSING:
+                doc[name] = value
+        out.append(doc)
+    return out
+
+
+def selected(coll, query) -> set:
+    return {d["_id"] for d in coll.find(query, {"_id": 1})}
+
+
+def test_active_rule_equals_its_query(db, settings):
+    docs = docs_from(
+        status=["active", "closed", "draft", "Active", None, 1, MISSING],
+        isDeleted=[True, False, None, 1, "true", MISSING],
+        expiresAt=[NOW - timedelta(seconds=1), NOW, NOW + timedelta(seconds=30), None, "2999-01-01", 5,
+                   {"$date": 1}, MISSING],
+    )
+    coll = db[settings.mongo.jobs_collection]
+    coll.insert_many(docs)
+    by_rule = {d["_id"] for d in coll.find({}) if is_active(d, NOW)}
+    assert by_rule == selected(coll, active_filter(NOW)) and 0 < len(by_rule) < len(docs)
+
+
+@pytest.mark.parametrize("since", [None, NOW - timedelta(hours=1)])
+def test_needs_check_rule_equals_its_query(db, settings, since):
+    states = [MISSING, None, "garbage", 7, [], {}, {"status": "completed"}, {"status": "pending"},
+              {"status": "processing"}, {"status": "failed", "attempts": 1},
+              {"status": "failed", "attempts": 3}, {"status": "failed", "attempts": 2.5},
+              {"status": "failed", "attempts": -1}, {"status": "failed", "attempts": float("nan")},
+              {"status": "failed", "attempts": True}, {"status": "failed", "attempts": "1"},
+              {"status": "failed"}, {"status": "failed", "attempts": 0, "rejected": True},
+              {"status": "failed", "attempts": 0, "rejected": "yes"}]
+    docs = docs_from(
+        updatedAt=[NOW - timedelta(days=1), NOW, "2026-12-01", None, MISSING],
+        embedding=states,
+        status=["active", "closed", MISSING],
+        isDeleted=[True, False, MISSING],
+    )
+    coll = db[settings.mongo.jobs_collection]
+    coll.insert_many(docs)
+    by_rule = {d["_id"] for d in coll.find({}) if needs_check(d, since, max_attempts=3)}
+    assert by_rule == selected(coll, needs_check_filter(since, max_attempts=3))
+    assert 0 < len(by_rule) <= len(docs)
