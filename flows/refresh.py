@@ -17,7 +17,7 @@ from jobsim.settings import Settings
 from jobsim.stages.runs import summarize
 from tasks.admin import clear_recompute_requests, pending_recompute_requests
 from tasks.neighbours import (
-    compute_neighbour_lists, load_active_vectors, load_neighbour_state, plan_neighbours, save_neighbour_state,
+    compute_neighbour_lists, load_neighbour_state, load_vectors, plan_neighbours, save_neighbour_state,
     write_neighbours,
 )
 from tasks.pull import add_requested_jobs, prepare_jobs, pull_changed_jobs, record_rejections_task
@@ -68,21 +68,22 @@ def refresh(
                 docs = add_requested_jobs(settings, quote(docs), requested)
         with _stage("prepare", timings):
             prepared = prepare_jobs(settings, quote(docs), run)
-            record_rejections_task(settings, quote(prepared), run)
+            recorded = record_rejections_task(settings, quote(prepared), run)
         with _stage("embed", timings):
             embedded = embed_changed(runner, settings, prepared, run)
         with _stage("load_vectors", timings):
-            active = load_active_vectors(settings, run)
+            corpus = load_vectors(settings, run)
         with _stage("neighbours", timings):
             previous = load_neighbour_state(settings)
-            plan = plan_neighbours(settings, quote(active), quote(previous))
-            exact = exact_in_shards(runner, settings, active) if plan.shards else None
-            lists = compute_neighbour_lists(settings, quote(active), quote(previous), quote(plan), quote(exact))
+            plan = plan_neighbours(settings, quote(corpus), quote(previous))
+            exact = exact_in_shards(runner, settings, corpus) if plan.shards else None
+            lists = compute_neighbour_lists(settings, quote(corpus), quote(previous), quote(plan), quote(exact))
         with _stage("write_back", timings):
             written = write_neighbours(settings, quote(lists), run)
             save_neighbour_state(settings, quote(lists))
-        summary = summarize(run, len(docs), prepared, embedded, len(active.ids), written,
-                            settings.embedding.price_per_million_tokens, timings, lists.stats.as_dict())
+        summary = summarize(run, len(docs), prepared, embedded, int(corpus.active.sum()), written,
+                            settings.embedding.price_per_million_tokens, timings, lists.stats.as_dict(),
+                            lists.checks, recorded.refused)
         finish_run(settings, run, summary)
         if serve_requests:
             clear_recompute_requests(settings, run.started_at)

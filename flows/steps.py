@@ -14,7 +14,8 @@ from prefect.utilities.annotations import quote
 from flows.fanout import fan_out, task_hook
 from jobsim.settings import Settings
 from jobsim.shards import min_shards_for, search_pair, sharded_topk
-from jobsim.similarity import ActiveSet, TopK
+from jobsim.corpus import Corpus
+from jobsim.similarity import TopK
 from jobsim.stages.prepare import Prepared
 from jobsim.summary import EmbedStats, RunInfo, combine_embed_stats
 from tasks.embed import embed_jobs_batch, plan_embedding, store_vectors
@@ -34,9 +35,10 @@ def embed_changed(runner: TaskRunner, settings: Settings, prepared: Prepared, ru
     return combine_embed_stats(plan.reused, parts, time.perf_counter() - started)
 
 
-def exact_in_shards(runner: TaskRunner, settings: Settings, active: ActiveSet) -> TopK:
-    """The exact full pass as shard-pair tasks, merged exactly by :func:`sharded_topk`."""
+def exact_in_shards(runner: TaskRunner, settings: Settings, corpus: Corpus) -> TopK:
+    """The exact full pass over the base rows as shard-pair tasks, merged exactly by
+    :func:`sharded_topk`."""
     cfg, execution = settings.neighbours, settings.execution
     hook = task_hook(runner, search_shard_pair, search_pair, in_flight=2 * execution.workers)
-    return sharded_topk(active.vectors, cfg.candidates + cfg.candidate_margin, execution.shard_memory_mb << 20,
+    return sharded_topk(corpus.vectors[:corpus.base], cfg.candidates + cfg.candidate_margin, execution.shard_memory_mb << 20,
                         cfg.memory_budget_mb << 20, min_shards_for(execution.workers), run=hook)

@@ -14,15 +14,17 @@ import numpy as np
 
 @dataclass
 class CandidateState:
-    """Cosine candidate lists of a set of vectors, rows in id order."""
+    """Cosine candidate lists of the corpus rows (:mod:`jobsim.corpus`), rows in id order:
+    base rows ``[0, base)`` (the candidates) first, then query rows."""
 
-    ids: np.ndarray  # (n,) object, sorted
+    ids: np.ndarray  # (n,) object row ids ("b:<hash>" / "q:<hash>"), sorted
     fingerprints: np.ndarray  # (n,) uint64, blake2b of each vector's bytes
     scores: np.ndarray  # (n, M) float32, -inf = empty
     cand: np.ndarray  # (n, M) int64 row indices, -1 = empty
     depth: np.ndarray  # (n,) int32, leading entries known exact
     dims: int
     exact: bool
+    base: int  # rows [0, base) are candidates
 
     def __len__(self) -> int:
         return len(self.ids)

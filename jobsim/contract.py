@@ -9,7 +9,7 @@ dicts in, answers out. ``storage/queries.py`` translates these rules into MongoD
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from jobsim.text import clean_text
@@ -67,16 +67,32 @@ def is_active(doc: dict[str, Any], now: datetime) -> bool:
     return inactive_reason(doc, now) is None
 
 
-def closed_at(doc: dict[str, Any]) -> datetime | None:
-    """When a job stopped being open: its expiry if it expired, else its last edit
-    (closing a job is an edit that bumps ``updatedAt``); None when unknown."""
-    for field in ("expiresAt", "updatedAt"):
-        try:
-            value = as_date(doc.get(field))
-        except ValueError:
-            continue
-        if value is not None:
-            return value
+def _date_or_none(value: Any) -> datetime | None:
+    try:
+        return as_date(value)
+    except ValueError:
+        return None
+
+
+def listing_role(doc: dict[str, Any], now: datetime, closed_days: int) -> str | None:
+    """Whether a job gets a similar-jobs list, and as what.
+
+    "active": shown (:func:`is_active`); its list holds active jobs and it is listed itself.
+    "closed": closed (status "closed", closed = its last edit) or expired, not deleted, and
+    closed less than ``closed_days`` ago: its list holds active jobs (its page is still
+    visited), and it is never listed. None: no list (deleted, draft, closed long ago,
+    invalid dates).
+    """
+    reason = inactive_reason(doc, now)
+    if reason is None:
+        return ACTIVE
+    since = now - timedelta(days=closed_days)
+    if reason != "deleted" and doc.get("status") == "closed":
+        updated = _date_or_none(doc.get("updatedAt"))
+        return "closed" if updated is not None and updated >= since else None
+    if reason == "expired":
+        expires = _date_or_none(doc.get("expiresAt"))
+        return "closed" if expires is not None and expires > since else None
     return None
 
 
@@ -91,10 +107,7 @@ def needs_check(doc: dict[str, Any], since: datetime | None, max_attempts: int) 
     checked, or not settled (pending/processing while shown, failed with attempts left)."""
     if since is None:
         return True
-    try:
-        updated = as_date(doc.get("updatedAt"))
-    except ValueError:
-        updated = None
+    updated = _date_or_none(doc.get("updatedAt"))
     if updated is None or updated >= since or not isinstance(doc.get("embedding"), dict):
         return True
     state = embedding_state(doc)

@@ -1,35 +1,43 @@
-"""Incremental maintenance of every job's cosine candidate list.
+"""Incremental maintenance of every corpus row's cosine candidate list.
 
-State: for each active row, its top-``M`` candidates (``M`` = candidates + margin) in
-the total order (score desc, id asc), and ``depth``, how many leading entries are
-known to be exact. From one run to the next:
+Rows are the corpus's distinct vectors (:mod:`jobsim.corpus`): base rows ``[0, base)`` are
+the candidates, query rows ``[base, n)`` only get lists. State: for each row its top-``M``
+candidates among the base rows (``M`` = candidates + margin) in the total order (score
+desc, index asc), and ``depth``, how many leading entries are known to be exact. From one
+run to the next:
 
-* a row whose vector is gone or changed is *removed*; its entries leave every list,
-  and each list's exact depth shrinks by the entries it lost (the remaining ones are
-  still the exact top of the smaller set);
-* a new or changed vector is *added*: it is searched exactly against all rows (one
-  GEMM of the added rows), gets its own list, and is merged into every list it
-  enters (scores are symmetric: ``s(a, j) = s(j, a)``);
+* a row whose vector is gone, changed or changed role is *removed*; its entries leave
+  every list, and each list's exact depth shrinks by the entries it lost (the remaining
+  ones are still the exact top of the smaller set);
+* a new, changed or re-roled row is *added*: it is searched exactly against the base rows
+  (one GEMM of the added rows) and gets its own list; an added base row is merged into
+  every list it enters (scores are symmetric: ``s(a, j) = s(j, a)``);
 * lists left with fewer than ``candidates`` exact entries are recomputed exactly.
 
-The first ``candidates`` entries of every list then equal a full recomputation's,
-which the tests check on random edit/insert/expire/delete sequences. The state is a
-cache keyed by job id + a fingerprint of the vector bytes: whatever it says is checked
-against the vectors loaded from MongoDB (the source of truth) before it is used.
+The first ``candidates`` entries of every list then equal a full recomputation's, bit
+for bit (every kept score is the canonical pair-by-pair one), which the tests check on
+random edit/insert/expire/delete sequences. The state is a cache keyed by row id + a
+fingerprint of the vector bytes, checked against the vectors loaded from MongoDB (the
+source of truth) before it is used.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from jobsim.candidates import CandidateState, fingerprints
-from jobsim.neighbours import _order_rows, error_bound, exact_topk, merge_topk, rescore, topk_of_rows
+from jobsim.neighbours import _order_rows as order_rows
+from jobsim.neighbours import cross_topk, error_bound, exact_topk, merge_topk, rescore, topk_of_rows
 
 log = logging.getLogger(__name__)
+
+__all__ = ["CandidateState", "IncrementalReport", "available", "churn_of", "fingerprints", "full_state",
+           "search_rows", "update_state"]
 
 
 @dataclass
@@ -42,19 +50,41 @@ class IncrementalReport:
     seconds: float
 
 
-def full_state(
-    ids: np.ndarray, vectors: np.ndarray, fps: np.ndarray, depth_m: int, budget: int,
-    exact: tuple[np.ndarray, np.ndarray] | None = None,
-) -> CandidateState:
-    """Exact top-``depth_m`` lists of every row (the full pass); ``exact`` = those lists
-    already computed (e.g. by :func:`jobsim.shards.sharded_topk`)."""
+def available(n: int, base: int) -> np.ndarray:
+    """How many candidates each row has: the other base rows (base rows), all of them (query rows)."""
+    return np.where(np.arange(n) < base, max(base - 1, 0), base).astype(np.int32)
+
+
+def search_rows(x: np.ndarray, base: int, rows: np.ndarray, k: int, budget: int,
+                on_block: Callable[[np.ndarray, np.ndarray], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` of the given rows among the base rows (a base row never matches
+    itself). ``on_block`` sees the (rows × base) score blocks of the base rows searched."""
+    rows = np.asarray(rows, dtype=np.int64)
+    scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    cand = np.full((len(rows), k), -1, dtype=np.int64)
+    at_base = rows < base
+    if at_base.any() and base > 1:
+        scores[at_base], cand[at_base] = topk_of_rows(x[:base], rows[at_base], k, budget, on_block=on_block)
+    if (~at_base).any() and base > 0:
+        (s, c), _ = cross_topk(x[rows[~at_base]], x[:base], k, budget)
+        scores[~at_base], cand[~at_base] = s, c
+    return scores, cand
+
+
+def full_state(ids: np.ndarray, vectors: np.ndarray, fps: np.ndarray, base: int, depth_m: int, budget: int,
+               exact: tuple[np.ndarray, np.ndarray] | None = None) -> CandidateState:
+    """Exact top-``depth_m`` lists of every row (the full pass); ``exact`` = the base rows'
+    lists already computed (e.g. by :func:`jobsim.shards.sharded_topk`)."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(ids)
-    scores, cand = exact if exact is not None else exact_topk(vectors, depth_m, budget)
-    return CandidateState(
-        ids=ids, fingerprints=fps, scores=scores, cand=cand,
-        depth=np.full(n, min(depth_m, max(n - 1, 0)), dtype=np.int32),
-        dims=int(vectors.shape[1]), exact=True,
-    )
+    scores = np.full((n, depth_m), -np.inf, dtype=np.float32)
+    cand = np.full((n, depth_m), -1, dtype=np.int64)
+    if base:
+        scores[:base], cand[:base] = exact if exact is not None else exact_topk(x[:base], depth_m, budget)
+    if n > base and base:
+        (scores[base:], cand[base:]), _ = cross_topk(x[base:], x[:base], depth_m, budget)
+    return CandidateState(ids=ids, fingerprints=fps, scores=scores, cand=cand, base=base,
+                          depth=np.minimum(depth_m, available(n, base)), dims=int(x.shape[1]), exact=True)
 
 
 def churn_of(state: CandidateState, ids: np.ndarray, fps: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -69,21 +99,71 @@ def churn_of(state: CandidateState, ids: np.ndarray, fps: np.ndarray) -> tuple[n
     kept_new[old_to_new[old_to_new >= 0]] = True
     added = np.flatnonzero(~kept_new)
     removed = int((old_to_new < 0).sum())
-    churn = (len(added) + removed) / max(1, len(ids))
-    return old_to_new, added, churn
+    return old_to_new, added, (len(added) + removed) / max(1, len(ids))
 
 
-def update_state(
-    state: CandidateState,
-    ids: np.ndarray,
-    vectors: np.ndarray,
-    fps: np.ndarray,
-    needed: int,
-    budget: int,
-    old_to_new: np.ndarray | None = None,
-    added: np.ndarray | None = None,
-) -> tuple[CandidateState, IncrementalReport]:
-    """Bring ``state`` up to date with the current rows (``ids`` sorted, ``fps`` parallel).
+def _carry_over(state: CandidateState, old_to_new: np.ndarray, n: int,
+                avail: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kept rows' lists in the new row numbering: removed entries dropped, depth shrunk by
+    the exact entries lost (a list that held every candidate keeps holding every one)."""
+    m_width = state.scores.shape[1]
+    scores = np.full((n, m_width), -np.inf, dtype=np.float32)
+    cand = np.full((n, m_width), -1, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int32)
+    kept_old = np.flatnonzero(old_to_new >= 0)
+    if not len(kept_old):
+        return scores, cand, depth
+    kept_new = old_to_new[kept_old]
+    old_c = state.cand[kept_old]
+    mapped = np.where(old_c >= 0, old_to_new[np.where(old_c < 0, 0, old_c)], -1)
+    valid = np.arange(m_width)[None, :] < state.depth[kept_old][:, None]
+    lost = ((old_c >= 0) & (mapped < 0) & valid).sum(axis=1)
+    mapped = np.where(valid, mapped, -1)
+    s = np.where(mapped >= 0, state.scores[kept_old], -np.inf).astype(np.float32)
+    order_rows(s, mapped)
+    old_avail = available(len(state), state.base)[kept_old]
+    was_all = state.depth[kept_old] >= old_avail
+    scores[kept_new], cand[kept_new] = s, mapped
+    depth[kept_new] = np.where(was_all, np.minimum(m_width, avail[kept_new]), state.depth[kept_old] - lost)
+    return scores, cand, depth
+
+
+def _merge_added(x: np.ndarray, base: int, scores: np.ndarray, cand: np.ndarray, depth: np.ndarray,
+                 avail: np.ndarray, added: np.ndarray, receivers: np.ndarray, budget: int) -> tuple[tuple, int]:
+    """Own lists of the added rows; the added base rows merged into the receivers' lists.
+    Returns the added rows' (scores, cand) and how many pairs were merged."""
+    n = len(x)
+    threshold = np.where(depth > 0, scores[np.arange(n), np.maximum(depth, 1) - 1], -np.inf).astype(np.float32)
+    threshold = np.where(depth >= avail, -np.inf, threshold)  # lists holding every candidate take everyone
+    threshold = (threshold - error_bound(x, x[:base])).astype(np.float32)  # block scores are GEMM values
+    pairs_a: list[np.ndarray] = []
+    pairs_j: list[np.ndarray] = []
+
+    def collect(rows: np.ndarray, block: np.ndarray) -> None:
+        a, j = np.nonzero((block >= threshold[None, :base]) & receivers[None, :base])
+        pairs_a.append(rows[a])
+        pairs_j.append(j)
+
+    own = search_rows(x, base, added, scores.shape[1], budget, on_block=collect)
+    added_base = added[added < base]
+    if len(added_base) and n > base:  # query rows receive added base rows too
+        block = x[added_base] @ x[base:].T
+        a, j = np.nonzero((block >= threshold[None, base:]) & receivers[None, base:])
+        pairs_a.append(added_base[a])
+        pairs_j.append(base + j)
+    merged = 0
+    if pairs_j:
+        pa, pj = np.concatenate(pairs_a), np.concatenate(pairs_j)
+        merged = len(pj)
+        if merged:
+            _merge_pairs(scores, cand, pa, pj, rescore(x[pj], x, pa[:, None])[:, 0])
+    return own, merged
+
+
+def update_state(state: CandidateState, ids: np.ndarray, vectors: np.ndarray, fps: np.ndarray, base: int,
+                 needed: int, budget: int, old_to_new: np.ndarray | None = None,
+                 added: np.ndarray | None = None) -> tuple[CandidateState, IncrementalReport]:
+    """Bring ``state`` up to date with the current rows (``ids`` sorted, base rows first).
 
     ``needed`` = how many exact leading candidates each list must keep (the rerank's
     candidates); lists with fewer are recomputed. Depth ``M`` stays the state's width.
@@ -93,86 +173,34 @@ def update_state(
     n, m_width = len(ids), state.scores.shape[1]
     if old_to_new is None or added is None:
         old_to_new, added, _ = churn_of(state, ids, fps)
-    removed = int((old_to_new < 0).sum())
-    n_old = len(state)
-
-    # carry kept rows over: remap candidate indices, drop removed entries, shrink depth
-    scores = np.full((n, m_width), -np.inf, dtype=np.float32)
-    cand = np.full((n, m_width), -1, dtype=np.int64)
-    depth = np.zeros(n, dtype=np.int32)
-    kept_old = np.flatnonzero(old_to_new >= 0)
-    kept_new = old_to_new[kept_old]
-    if len(kept_old):
-        old_c = state.cand[kept_old]
-        mapped = np.where(old_c >= 0, old_to_new[np.where(old_c < 0, 0, old_c)], -1)
-        valid = np.arange(m_width)[None, :] < state.depth[kept_old][:, None]
-        lost = ((old_c >= 0) & (mapped < 0) & valid).sum(axis=1)
-        mapped = np.where(valid, mapped, -1)
-        s = np.where(mapped >= 0, state.scores[kept_old], -np.inf).astype(np.float32)
-        _order_rows(s, mapped)
-        was_all = state.depth[kept_old] >= n_old - 1
-        d = np.where(was_all, min(m_width, n - 1), state.depth[kept_old] - lost)
-        scores[kept_new], cand[kept_new], depth[kept_new] = s, mapped, d
-
+    avail = available(n, base)
+    scores, cand, depth = _carry_over(state, old_to_new, n, avail)
     is_added = np.zeros(n, dtype=bool)
     is_added[added] = True
-    need = min(needed, max(n - 1, 0))
-    recompute = np.flatnonzero(~is_added & (depth < need))
-    is_recomputed = np.zeros(n, dtype=bool)
-    is_recomputed[recompute] = True
-    merge_rows = ~is_added & ~is_recomputed  # lists that only need the added rows merged in
-
-    # added rows: their own lists, and every (added, kept) pair that can enter a list
-    merged_pairs = 0
+    recompute = np.flatnonzero(~is_added & (depth < np.minimum(needed, avail)))
+    receivers = ~is_added
+    receivers[recompute] = False
+    merged = 0
     if len(added):
-        threshold = np.where(
-            depth > 0, scores[np.arange(n), np.maximum(depth, 1) - 1], -np.inf
-        ).astype(np.float32)
-        threshold = np.where(depth >= n - 1, -np.inf, threshold)  # "all" lists take everyone
-        # block scores are GEMM values: widen by the error bound, rescore the pairs found
-        threshold = (threshold - error_bound(x, x)).astype(np.float32)
-        pairs_a: list[np.ndarray] = []
-        pairs_j: list[np.ndarray] = []
-
-        def collect(rows: np.ndarray, block: np.ndarray) -> None:
-            hit = (block >= threshold[None, :]) & merge_rows[None, :]
-            a, j = np.nonzero(hit)
-            pairs_a.append(rows[a])
-            pairs_j.append(j)
-
-        s_add, c_add = topk_of_rows(x, added, m_width, budget, on_block=collect)
-        scores[added], cand[added] = s_add, c_add
-        depth[added] = min(m_width, n - 1)
-        if pairs_j:
-            pa, pj = np.concatenate(pairs_a), np.concatenate(pairs_j)
-            ps = rescore(x[pj], x, pa[:, None])[:, 0]
-            merged_pairs = len(pj)
-            if merged_pairs:
-                _merge_pairs(scores, cand, pa, pj, ps)
-
+        (scores[added], cand[added]), merged = _merge_added(x, base, scores, cand, depth, avail, added,
+                                                            receivers, budget)
+        depth[added] = np.minimum(m_width, avail[added])
     if len(recompute):
-        s_re, c_re = topk_of_rows(x, recompute, m_width, budget)
-        scores[recompute], cand[recompute] = s_re, c_re
-        depth[recompute] = min(m_width, n - 1)
-
-    # entries past the exact depth are not trustworthy: clear them
-    beyond = np.arange(m_width)[None, :] >= depth[:, None]
+        scores[recompute], cand[recompute] = search_rows(x, base, recompute, m_width, budget)
+        depth[recompute] = np.minimum(m_width, avail[recompute])
+    beyond = np.arange(m_width)[None, :] >= depth[:, None]  # past the exact depth: not trustworthy
     scores[beyond], cand[beyond] = -np.inf, -1
-    new_state = CandidateState(ids=ids, fingerprints=fps, scores=scores, cand=cand, depth=depth,
-                               dims=int(x.shape[1]), exact=state.exact)
-    report = IncrementalReport(
-        added=len(added), removed=removed, recomputed=len(recompute), merged_pairs=merged_pairs,
-        churn=round((len(added) + removed) / max(1, n), 6),
-        seconds=round(time.perf_counter() - started, 3),
-    )
+    removed = int((old_to_new < 0).sum())
+    report = IncrementalReport(added=len(added), removed=removed, recomputed=len(recompute), merged_pairs=merged,
+                               churn=round((len(added) + removed) / max(1, n), 6),
+                               seconds=round(time.perf_counter() - started, 3))
     log.info("incremental: %d added, %d removed, %d lists recomputed, %d pairs merged, %.2f s",
-             report.added, report.removed, report.recomputed, merged_pairs, report.seconds)
-    return new_state, report
+             report.added, report.removed, report.recomputed, merged, report.seconds)
+    return CandidateState(ids=ids, fingerprints=fps, scores=scores, cand=cand, depth=depth, base=base,
+                          dims=int(x.shape[1]), exact=state.exact), report
 
 
-def _merge_pairs(
-    scores: np.ndarray, cand: np.ndarray, pa: np.ndarray, pj: np.ndarray, ps: np.ndarray
-) -> None:
+def _merge_pairs(scores: np.ndarray, cand: np.ndarray, pa: np.ndarray, pj: np.ndarray, ps: np.ndarray) -> None:
     """Merge (row ``pj`` gets candidate ``pa`` with score ``ps``) into the lists, in place;
     the caller truncates each list to its exact depth afterwards."""
     order = np.argsort(pj, kind="stable")

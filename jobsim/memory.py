@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from jobsim.contract import PULL_FIELDS, embedding_state, is_active, needs_check
-from jobsim.repositories import EmbeddedMark, JobContexts, Neighbours, Repositories, VectorSet
+from jobsim.contract import ACTIVE, PULL_FIELDS, embedding_state, listing_role, needs_check
+from jobsim.repositories import EmbeddedMark, JobContexts, JobList, Neighbour, Repositories, VectorSet, WriteOutcome
 
 
 def _pulled(key: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -38,67 +38,64 @@ class MemoryJobs:
     def by_ids(self, job_ids: list[str]) -> list[dict[str, Any]]:
         return [_pulled(k, self.docs[k]) for k in job_ids if k in self.docs]
 
-    def active_context(self, now: datetime) -> JobContexts:
+    def listing_context(self, now: datetime, closed_days: int) -> JobContexts:
         out = JobContexts()
-        for key, doc in self.docs.items():
-            if is_active(doc, now) and embedding_state(doc).get("status") == "completed":
-                out.append(key, doc)
+        for key, doc in sorted(self.docs.items()):
+            role = listing_role(doc, now, closed_days)
+            if role is not None and embedding_state(doc).get("status") == "completed":
+                out.append(key, doc, active=role == ACTIVE)
         return out
 
-    def stored_lists(self) -> dict[str, Neighbours | None]:
-        out: dict[str, Neighbours | None] = {}
+    def stored_lists(self) -> dict[str, JobList | None]:
+        out: dict[str, JobList | None] = {}
         for key, doc in self.docs.items():
-            raw = doc.get("similarJobs")
-            if raw is None or raw == []:
+            raw, group = doc.get("similarJobs"), doc.get("duplicateGroup")
+            if (raw is None or raw == []) and group is None:
                 continue
             ok = isinstance(raw, list) and all(isinstance(i, dict) and isinstance(i.get("score"), float)
                                                and isinstance(i.get("jobId"), str) for i in raw)
-            out[key] = tuple((i["jobId"], i["score"]) for i in raw) if ok else None
+            out[key] = JobList(tuple(Neighbour(i["jobId"], i["score"], i.get("cosine", 0.0), tuple(i.get("match", ())))
+                                     for i in raw), group) if ok else None
         return out
 
-    def mark_processing(self, job_ids: list[str], now: datetime) -> None:
-        for key in job_ids:
-            self._embedding(key).update(status="processing", startedAt=now)
-
-    def mark_pending(self, job_ids: list[str]) -> None:
-        for key in job_ids:
+    def _set_embedding(self, states: dict[str, tuple[dict[str, Any], tuple[str, ...]]]) -> WriteOutcome:
+        for key, (fields, unset) in states.items():
             state = self._embedding(key)
-            state["status"] = "pending"
-            state.pop("startedAt", None)
-
-    def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> int:
-        count = 0
-        for m in marks:
-            state = self._embedding(m.job_id)
-            state.update(status="completed", model=model, contentHash=m.content_hash, generatedAt=now,
-                         language=m.language, attempts=0)
-            for field in ("error", "rejected", "startedAt"):
+            state.update(fields)
+            for field in unset:
                 state.pop(field, None)
-            count += 1
-        return count
+        return WriteOutcome(written=len(states))
 
-    def mark_failed(self, failures: dict[str, tuple[str, int]], now: datetime) -> int:
-        for key, (reason, attempts) in failures.items():
-            state = self._embedding(key)
-            state.update(status="failed", error=reason[:500], failedAt=now, attempts=attempts)
-            state.pop("rejected", None)
-            state.pop("startedAt", None)
-        return len(failures)
+    def mark_pending(self, job_ids: list[str]) -> WriteOutcome:
+        return self._set_embedding({k: ({"status": "pending"}, ("startedAt",)) for k in job_ids})
 
-    def mark_rejected(self, rejections: dict[str, str], now: datetime) -> int:
-        for key, message in rejections.items():
-            state = self._embedding(key)
-            state.update(status="failed", rejected=True, error=message, failedAt=now)
-            state.pop("startedAt", None)
-        return len(rejections)
+    def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> WriteOutcome:
+        return self._set_embedding({m.job_id: (
+            {"status": "completed", "model": model, "contentHash": m.content_hash, "generatedAt": now,
+             "language": m.language, "attempts": 0}, ("error", "rejected", "startedAt", "failedAt")) for m in marks})
 
-    def write_lists(self, lists: dict[str, Neighbours], now: datetime, job_count: int, recompute_days: int) -> int:
-        for key, items in lists.items():
+    def mark_failed(self, failures: dict[str, tuple[str, int]], now: datetime) -> WriteOutcome:
+        return self._set_embedding({k: ({"status": "failed", "error": reason[:500], "failedAt": now,
+                                         "attempts": attempts}, ("rejected", "startedAt"))
+                                    for k, (reason, attempts) in failures.items()})
+
+    def mark_rejected(self, rejections: dict[str, str], now: datetime) -> WriteOutcome:
+        return self._set_embedding({k: ({"status": "failed", "rejected": True, "error": message[:500],
+                                         "failedAt": now}, ("startedAt",)) for k, message in rejections.items()})
+
+    def write_lists(self, lists: dict[str, JobList], now: datetime, job_count: int,
+                    recompute_days: int) -> WriteOutcome:
+        for key, job_list in lists.items():
             doc = self.docs[key]
-            doc["similarJobs"] = [{"jobId": other, "score": score, "computedAt": now} for other, score in items]
+            doc["similarJobs"] = [{"jobId": n.job_id, "score": n.score, "cosine": n.cosine, "match": list(n.match),
+                                   "computedAt": now} for n in job_list.items]
             doc["similarityMetadata"] = {"lastComputed": now, "jobCountWhenComputed": job_count,
                                          "nextComputeAt": now + timedelta(days=recompute_days)}
-        return len(lists)
+            if job_list.group is None:
+                doc.pop("duplicateGroup", None)
+            else:
+                doc["duplicateGroup"] = job_list.group
+        return WriteOutcome(written=len(lists))
 
     def reset_failed_attempts(self, job_ids: list[str] | None = None) -> int:
         count = 0

@@ -16,7 +16,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-Neighbours = tuple[tuple[str, float], ...]
+from jobsim.repositories import JobList
+
 
 
 @dataclass(frozen=True)
@@ -31,17 +32,17 @@ class Histogram:
         return sum(self.counts)
 
 
-def score_histogram(lists: Mapping[str, Neighbours], bins: int = 20,
+def score_histogram(lists: Mapping[str, JobList], bins: int = 20,
                     low: float = 0.0, high: float = 1.0) -> Histogram:
     """Histogram of every neighbour score in ``lists`` on [low, high] (scores clipped in)."""
-    scores = np.fromiter((s for items in lists.values() for _, s in items), dtype=np.float64)
+    scores = np.fromiter((n.score for job_list in lists.values() for n in job_list.items), dtype=np.float64)
     # bin by integer index with a tiny tolerance: stored scores are rounded to 0.01, so many sit
     # exactly on an edge, and float edges (0.30000000000000004) would push them a bin down
     position = (np.clip(scores, low, high) - low) / (high - low) * bins
     index = np.clip(np.floor(position + 1e-9).astype(np.int64), 0, bins - 1)
     counts = np.bincount(index, minlength=bins)
     edges = [round(low + (high - low) * i / bins, 6) for i in range(bins + 1)]
-    empty = sum(1 for items in lists.values() if not items)
+    empty = sum(1 for job_list in lists.values() if not job_list.items)
     return Histogram(edges, counts.astype(int).tolist(), len(lists), empty)
 
 
@@ -116,6 +117,8 @@ def counts_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         ("lists written", s.get("lists_written")),
         ("lists cleared", s.get("lists_cleared")),
         ("lists unchanged", s.get("lists_unchanged")),
+        ("writes refused by MongoDB", s.get("refused")),
+        *((f"refused: {reason}", n) for reason, n in (s.get("refused_reasons") or {}).items()),
     ]
     return [{"metric": k, "value": v} for k, v in rows if v is not None]
 
@@ -157,9 +160,11 @@ def report_markdown(
     s = summary
     search = search or s.get("search")
     failed = s.get("failed") or 0
-    status = "with failures" if failed else "ok"
+    status = s.get("status") or ("with failures" if failed else "ok")
     lines = [
         f"# similarity refresh `{s.get('mode', '?')}` — {status}",
+        "",
+        f"**{s.get('headline') or status}**",
         "",
         f"Run `{s.get('run_id', '?')}`: **{_fmt(s.get('seen'))}** jobs seen, **{_fmt(s.get('embedded'))}** "
         f"embedded, **{_fmt(s.get('rejected'))}** rejected, **{_fmt(failed)}** failed; "
@@ -179,6 +184,15 @@ def report_markdown(
     rows = search_rows(search)
     if rows:
         lines += ["## Neighbour search", "", *_table(["", "value"], rows), ""]
+    check = s.get("lists_check") or {}
+    if check:
+        lines += ["## Lists", "", *_table(["", "value"], [
+            ("lists (jobs with a list)", check.get("lists")), ("of closed or expired jobs", check.get("closed_job_lists")),
+            ("holding a duplicate of their own job (goal 0)", check.get("with_own_duplicate")),
+            ("holding two postings of one group (goal 0)", check.get("with_repeated_group")),
+            ("median length (jobs with enough open candidates)", check.get("median_length")),
+            ("duplicate groups / postings in them", f"{_fmt(search.get('duplicate_groups') if search else None)} / "
+                                                    f"{_fmt(search.get('grouped_jobs') if search else None)}")]), ""]
     if hist is not None:
         lines += ["## Score distribution", ""]
         if hist.scores:

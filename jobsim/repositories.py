@@ -9,11 +9,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-Neighbours = tuple[tuple[str, float], ...]  # (neighbour key, score), best first
+MATCH_CODES = ("category", "level", "adjacentLevel", "city", "remote")
+
+
+class Neighbour(NamedTuple):
+    """One entry of a similar-jobs list, with why it is there."""
+
+    job_id: str  # the neighbour's key
+    score: float  # blended score, 2 decimals
+    cosine: float = 0.0  # the semantic part, 2 decimals (0 when unknown: lists stored before it existed)
+    match: tuple[str, ...] = ()  # context bonuses that applied, codes of MATCH_CODES
+
+
+Neighbours = tuple[Neighbour, ...]  # best first
+
+
+class JobList(NamedTuple):
+    """What the pipeline writes on one job: its list and its duplicate group."""
+
+    items: Neighbours
+    group: str | None = None  # key of the group's original posting; None = no duplicates
 
 
 @dataclass
@@ -30,28 +49,49 @@ class VectorSet:
 
 @dataclass
 class JobContexts:
-    """Raw context fields of jobs with a completed embedding (parallel lists).
-
-    Raw as stored: the core normalises them (:mod:`jobsim.contract`)."""
+    """Jobs that get a list (role "active" or "closed", see
+    :func:`jobsim.contract.listing_role`) with a completed embedding: parallel lists of
+    their raw fields, as stored (the core normalises them)."""
 
     ids: list[str] = field(default_factory=list)
     hashes: list[str | None] = field(default_factory=list)  # embedding.contentHash
+    active: list[bool] = field(default_factory=list)  # role "active" (else "closed")
     category: list[Any] = field(default_factory=list)
     level: list[Any] = field(default_factory=list)
     city: list[Any] = field(default_factory=list)
     remote: list[bool] = field(default_factory=list)
+    company: list[Any] = field(default_factory=list)
+    created: list[datetime | None] = field(default_factory=list)
 
-    def append(self, key: str, doc: dict[str, Any]) -> None:
+    def append(self, key: str, doc: dict[str, Any], active: bool = True) -> None:
         """Add one stored document's fields (whatever their types)."""
         state = doc.get("embedding") if isinstance(doc.get("embedding"), dict) else {}
         location = doc.get("location") if isinstance(doc.get("location"), dict) else {}
         content_hash = state.get("contentHash")
+        created = doc.get("createdAt")
         self.ids.append(key)
         self.hashes.append(content_hash if isinstance(content_hash, str) else None)
+        self.active.append(active)
         self.category.append(doc.get("category"))
         self.level.append(doc.get("experienceLevel"))
         self.city.append(location.get("city"))
         self.remote.append(location.get("remote") is True)
+        self.company.append(doc.get("company"))
+        self.created.append(created if isinstance(created, datetime) else None)
+
+
+@dataclass
+class WriteOutcome:
+    """What a bulk write did: documents written, and those the server refused (key → its
+    reason). A refused document never fails the others."""
+
+    written: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: "WriteOutcome") -> "WriteOutcome":
+        self.written += other.written
+        self.refused.update(other.refused)
+        return self
 
 
 @dataclass(frozen=True)
@@ -68,15 +108,14 @@ class JobsRepo(Protocol):
 
     def changed_since(self, since: datetime | None, max_attempts: int) -> list[dict[str, Any]]: ...
     def by_ids(self, job_ids: list[str]) -> list[dict[str, Any]]: ...
-    def active_context(self, now: datetime) -> JobContexts: ...
-    def stored_lists(self) -> dict[str, Neighbours]: ...
-    def mark_processing(self, job_ids: list[str], now: datetime) -> None: ...
-    def mark_pending(self, job_ids: list[str]) -> None: ...
-    def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> int: ...
-    def mark_failed(self, failures: dict[str, tuple[str, int]], now: datetime) -> int: ...
-    def mark_rejected(self, rejections: dict[str, str], now: datetime) -> int: ...
-    def write_lists(self, lists: dict[str, Neighbours], now: datetime, job_count: int,
-                    recompute_days: int) -> int: ...
+    def listing_context(self, now: datetime, closed_days: int) -> JobContexts: ...
+    def stored_lists(self) -> dict[str, JobList | None]: ...
+    def mark_pending(self, job_ids: list[str]) -> WriteOutcome: ...
+    def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> WriteOutcome: ...
+    def mark_failed(self, failures: dict[str, tuple[str, int]], now: datetime) -> WriteOutcome: ...
+    def mark_rejected(self, rejections: dict[str, str], now: datetime) -> WriteOutcome: ...
+    def write_lists(self, lists: dict[str, JobList], now: datetime, job_count: int,
+                    recompute_days: int) -> WriteOutcome: ...
     def reset_failed_attempts(self, job_ids: list[str] | None = None) -> int: ...
     def reset_stale_processing(self, started_before: datetime) -> int: ...
     def failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]: ...

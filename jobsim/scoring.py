@@ -26,18 +26,37 @@ class Context:
     remote: np.ndarray  # (n,) bool
 
 
-def context_bonus(ctx: Context, cand: np.ndarray) -> np.ndarray:
-    """Bonus in [0, 1] for each (row, candidate) pair; ``cand`` is (n, c), -1 = none."""
-    q = np.arange(cand.shape[0])[:, None]
+# Which bonus applied, as bits (explanations of a list entry: jobsim.repositories.MATCH_CODES).
+MATCH_BITS = {"category": 1, "level": 2, "adjacentLevel": 4, "city": 8, "remote": 16}
+
+
+def pair_bonus(ctx: Context, subjects: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bonus in [0, 1] of each (subject, candidate) pair and the bits of what applied.
+
+    ``subjects`` (n,) and ``cand`` (n, c) index the rows of ``ctx``; cand -1 = none (bonus 0)."""
+    q = np.asarray(subjects)[:, None]
     c = np.where(cand < 0, 0, cand)
     same_cat = (ctx.category[q] == ctx.category[c]) & (ctx.category[q] >= 0)
     lq, lc = ctx.level[q].astype(np.int16), ctx.level[c].astype(np.int16)
     known = (lq >= 0) & (lc >= 0)
-    level = np.where(known & (lq == lc), LEVEL_SAME, np.where(known & (np.abs(lq - lc) == 1), LEVEL_ADJACENT, 0.0))
+    same_level, adjacent = known & (lq == lc), known & (np.abs(lq - lc) == 1)
     same_city = (ctx.city[q] == ctx.city[c]) & (ctx.city[q] >= 0)
-    location = np.where(same_city, CITY_SAME, np.where(ctx.remote[c], REMOTE, 0.0))
-    bonus = CATEGORY_BONUS * same_cat + level + location
-    return np.where(cand < 0, 0.0, bonus).astype(np.float32)
+    remote = ~same_city & ctx.remote[c]
+    bonus = (CATEGORY_BONUS * same_cat + LEVEL_SAME * same_level + LEVEL_ADJACENT * adjacent
+             + CITY_SAME * same_city + REMOTE * remote)
+    bits = (same_cat * 1 + same_level * 2 + adjacent * 4 + same_city * 8 + remote * 16).astype(np.uint8)
+    none = cand < 0
+    return np.where(none, 0.0, bonus).astype(np.float32), np.where(none, 0, bits).astype(np.uint8)
+
+
+def context_bonus(ctx: Context, cand: np.ndarray) -> np.ndarray:
+    """Bonus in [0, 1] for each (row, candidate) pair; ``cand`` is (n, c), -1 = none."""
+    return pair_bonus(ctx, np.arange(cand.shape[0]), cand)[0]
+
+
+def match_codes(bits: int) -> tuple[str, ...]:
+    """The codes of a bonus bit set, in MATCH_BITS order."""
+    return tuple(code for code, bit in MATCH_BITS.items() if bits & bit)
 
 
 def rerank(

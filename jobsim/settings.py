@@ -105,6 +105,15 @@ class NeighbourSettings(BaseModel):
         "follow from it; the candidate lists themselves, ~0.8 KB per job, come on top)."
     )
     recompute_days: int = Field(7, ge=1, description="similarityMetadata.nextComputeAt offset.")
+    near_duplicate_cosine: float = Field(
+        0.97, gt=0, le=1.01, description="Two postings with different texts are duplicates (reposts) when their "
+        "cosine is at least this and their companies agree (same texts always are); a list never holds its "
+        "own job's duplicates nor two of one group. Above 1 = only identical texts."
+    )
+    closed_list_days: int = Field(
+        90, ge=0, le=3650, description="Closed or expired jobs keep a list of similar open jobs for this many "
+        "days after they closed (their page is still visited); 0 = lists only for active jobs."
+    )
     exact_max_jobs: int = Field(
         60_000, ge=0, description="Full passes over at most this many active jobs are exact "
         "(numpy GEMM + heap); larger ones use the ANN index below."

@@ -1,62 +1,30 @@
-"""The neighbour stage as plain functions: active set, all-pairs top-k lists, diff.
+"""The neighbour stage's computation: candidate lists of the corpus rows (full exact,
+sharded, ANN or incremental), duplicate groups, then every listed job's final list.
 
-Pure: arrays and frames in, arrays and dicts out (I/O stays in ``storage/``).
+Pure: arrays in, lists out (I/O stays in ``storage/``). Rows and groups: :mod:`jobsim.corpus`,
+:mod:`jobsim.groups`; from candidates to lists: :mod:`jobsim.lists`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import polars as pl
 
 from jobsim.ann import ann_topk
-from jobsim.contract import level_rank, normalise_label
-from jobsim.incremental import CandidateState, churn_of, fingerprints, full_state, update_state
-from jobsim.repositories import JobContexts, Neighbours, VectorSet
-from jobsim.scoring import Context, encode, rerank
+from jobsim.candidates import CandidateState, fingerprints
+from jobsim.corpus import Corpus
+from jobsim.groups import Groups, duplicate_groups
+from jobsim.incremental import available, churn_of, full_state, search_rows, update_state
+from jobsim.lists import list_checks, pool_ends, pools, rerank_jobs, rows_needing_more
+from jobsim.repositories import JobList
 from jobsim.settings import NeighbourSettings
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class ActiveSet:
-    """Active vectors with their context, rows aligned."""
-
-    ids: np.ndarray
-    vectors: np.ndarray
-    context: Context
-
-
-def active_set(vectors: VectorSet, contexts: JobContexts) -> ActiveSet:
-    """Join stored vectors with active jobs on (id, contentHash): stale vectors never count.
-    Context labels are normalised here, by the contract's one rule."""
-    context = pl.DataFrame({
-        "id": contexts.ids, "contentHash": contexts.hashes,
-        "category": [normalise_label(v) or None for v in contexts.category],
-        "level": [level_rank(v) for v in contexts.level],
-        "city": [normalise_label(v) or None for v in contexts.city],
-        "remote": contexts.remote,
-    }, schema={"id": pl.String, "contentHash": pl.String, "category": pl.String, "level": pl.Int8,
-               "city": pl.String, "remote": pl.Boolean})
-    stored = pl.DataFrame({"id": vectors.ids.tolist(), "contentHash": vectors.hashes.tolist(),
-                           "row": np.arange(len(vectors), dtype=np.int64)},
-                          schema={"id": pl.String, "contentHash": pl.String, "row": pl.Int64})
-    joined = context.join(stored, on=["id", "contentHash"], how="inner").sort("id")
-    rows = joined["row"].to_numpy()
-    return ActiveSet(
-        ids=np.array(joined["id"].to_list(), dtype=object),
-        vectors=np.ascontiguousarray(vectors.vectors[rows]),
-        context=Context(
-            category=encode(joined["category"].to_list()),
-            level=joined["level"].to_numpy().astype(np.int8),
-            city=encode(joined["city"].to_list()),
-            remote=joined["remote"].to_numpy(),
-        ),
-    )
+TopK = tuple[np.ndarray, np.ndarray]  # (scores, row indices), each (n, depth)
 
 
 @dataclass
@@ -64,11 +32,14 @@ class NeighbourStats:
     """What the neighbour pass did (the run summary records these fields)."""
 
     mode: str  # "exact" | "ann" | "incremental"
-    jobs: int
+    jobs: int  # jobs that got a list (active and recently closed)
     dims: int
     seconds: float
     search_seconds: float
     rerank_seconds: float
+    rows: int = 0  # distinct vectors searched
+    query_rows: int = 0  # rows of closed jobs only (searched, never listed)
+    closed_jobs: int = 0  # closed/expired jobs that got a list of open jobs
     full_pass_reason: str = ""  # why a full pass ran instead of the incremental one
     ann_index: str | None = None
     ann_param: str | None = None
@@ -80,6 +51,10 @@ class NeighbourStats:
     recomputed: int = 0
     churn: float | None = None
     shards: int = 0  # > 0: the exact pass ran as shard-pair tasks
+    duplicate_groups: int = 0  # groups of two or more postings
+    grouped_jobs: int = 0  # postings in those groups
+    near_duplicate_links: int = 0  # links between distinct texts (cosine + company)
+    deeper_rows: int = 0  # rows searched deeper to refill lists emptied by duplicates
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,55 +64,10 @@ class NeighbourStats:
 class NeighbourResult:
     """Lists to diff against MongoDB, stats for the summary, state for the next run."""
 
-    lists: dict[str, Neighbours]
+    lists: dict[str, JobList]
     stats: NeighbourStats
     state: CandidateState | None = None
-
-
-def _depth(settings: NeighbourSettings) -> int:
-    return settings.candidates + settings.candidate_margin
-
-
-TopK = tuple[np.ndarray, np.ndarray]  # (scores, row indices), each (n, depth)
-
-
-def full_pass(
-    active: ActiveSet, settings: NeighbourSettings, fps: np.ndarray, exact: TopK | None = None
-) -> tuple[CandidateState, dict]:
-    """Exact below ``exact_max_jobs``, ANN above it: candidate lists of every row.
-    ``exact`` = the exact lists already computed elsewhere (the sharded search)."""
-    n, budget = len(active.ids), settings.memory_budget_mb << 20
-    if n <= settings.exact_max_jobs:
-        state = full_state(active.ids, active.vectors, fps, _depth(settings), budget, exact)
-        return state, {"mode": "exact"}
-    scores, cand, report = ann_topk(
-        active.vectors, _depth(settings), kind=settings.ann_index,
-        recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
-        hnsw_m=settings.ann_hnsw_m, ef_construction=settings.ann_ef_construction,
-        nlist=settings.ann_nlist, pca_dims=settings.ann_pca_dims, memory_budget_bytes=budget,
-    )
-    state = CandidateState(
-        ids=active.ids, fingerprints=fps, scores=scores, cand=cand,
-        depth=np.full(n, min(_depth(settings), max(n - 1, 0)), dtype=np.int32),
-        dims=int(active.vectors.shape[1]), exact=False,
-    )
-    return state, {"mode": "ann", "ann_index": report.index, "ann_param": report.param,
-                   "ann_value": report.value, "recall_at_10": report.recall_at_10,
-                   "recall_sample": report.recall_sample}
-
-
-def lists_from(active: ActiveSet, state: CandidateState, settings: NeighbourSettings) -> dict[str, Neighbours]:
-    """Rerank each row's first ``candidates`` cosine candidates into its final list."""
-    c = min(settings.candidates, state.cand.shape[1])
-    scores, idx = rerank(state.scores[:, :c], state.cand[:, :c], active.context, settings.k,
-                         settings.cosine_weight, settings.min_score)
-    ids = active.ids
-    lists: dict[str, Neighbours] = {}
-    counts = (idx >= 0).sum(axis=1).tolist()
-    score_rows = scores.astype(np.float64).round(2).tolist()
-    for row, (count, srow) in enumerate(zip(counts, score_rows)):
-        lists[ids[row]] = tuple(zip(ids[idx[row, :count]].tolist(), srow[:count]))
-    return lists
+    checks: dict = field(default_factory=dict)  # jobsim.lists.list_checks of ``lists``
 
 
 @dataclass
@@ -149,84 +79,134 @@ class PassChoice:
     old_to_new: np.ndarray | None = None
     added: np.ndarray | None = None
     churn: float | None = None
-    fingerprints: np.ndarray | None = None  # of the active vectors, when computed
+    fingerprints: np.ndarray | None = None  # of the corpus rows, when computed
 
 
-def choose_pass(active: ActiveSet, settings: NeighbourSettings, previous: CandidateState | None) -> PassChoice:
+def _depth(settings: NeighbourSettings) -> int:
+    return settings.candidates + settings.candidate_margin
+
+
+def choose_pass(corpus: Corpus, settings: NeighbourSettings, previous: CandidateState | None) -> PassChoice:
     """Incremental from ``previous`` when it applies, else a full pass (exact or ANN by size)."""
-    n = len(active.ids)
-    dims = int(active.vectors.shape[1]) if active.vectors.ndim == 2 else 0
-    full = "exact" if n <= settings.exact_max_jobs else "ann"
+    full = "exact" if corpus.base <= settings.exact_max_jobs else "ann"
     if previous is None:
         return PassChoice(full, "no previous state" if settings.incremental else "incremental off")
     if not settings.incremental:
         return PassChoice(full, "incremental off")
-    if previous.dims != dims or previous.scores.shape[1] != _depth(settings):
+    if previous.dims != corpus.vectors.shape[1] or previous.scores.shape[1] != _depth(settings):
         return PassChoice(full, "state from other dimensions or candidate depth")
-    if not previous.exact and n <= settings.exact_max_jobs:
+    if not previous.exact and full == "exact":
         return PassChoice(full, "state is approximate and the set is small enough for exact")
-    fps = fingerprints(active.vectors)
-    old_to_new, added, churn = churn_of(previous, active.ids, fps)
+    fps = fingerprints(corpus.vectors)
+    old_to_new, added, churn = churn_of(previous, corpus.row_ids, fps)
     if churn > settings.incremental_max_churn:
-        return PassChoice(full, f"churn {churn:.3f} > {settings.incremental_max_churn}", churn=churn,
-                          fingerprints=fps)
+        return PassChoice(full, f"churn {churn:.3f} > {settings.incremental_max_churn}", churn=churn, fingerprints=fps)
     return PassChoice("incremental", old_to_new=old_to_new, added=added, churn=churn, fingerprints=fps)
 
 
+def full_pass(corpus: Corpus, settings: NeighbourSettings, fps: np.ndarray, mode: str,
+              exact: TopK | None = None) -> tuple[CandidateState, dict]:
+    """Candidate lists of every row by a full pass: exact (``exact`` = the base rows' lists
+    already computed by the sharded search) or ANN for the base rows."""
+    budget, depth, base = settings.memory_budget_mb << 20, _depth(settings), corpus.base
+    if mode == "exact":
+        return full_state(corpus.row_ids, corpus.vectors, fps, base, depth, budget, exact), {"mode": "exact"}
+    scores, cand, report = ann_topk(
+        corpus.vectors[:base], depth, kind=settings.ann_index,
+        recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
+        hnsw_m=settings.ann_hnsw_m, ef_construction=settings.ann_ef_construction,
+        nlist=settings.ann_nlist, pca_dims=settings.ann_pca_dims, memory_budget_bytes=budget,
+    )
+    state = full_state(corpus.row_ids, corpus.vectors, fps, base, depth, budget, (scores, cand))
+    state.exact = False
+    return state, {"mode": "ann", "ann_index": report.index, "ann_param": report.param, "ann_value": report.value,
+                   "recall_at_10": report.recall_at_10, "recall_sample": report.recall_sample}
+
+
+def candidate_state(corpus: Corpus, settings: NeighbourSettings, previous: CandidateState | None,
+                    choice: PassChoice, exact: TopK | None = None) -> tuple[CandidateState, dict]:
+    """Every row's candidate list by the chosen pass, and what the pass did."""
+    fps = choice.fingerprints if choice.fingerprints is not None else fingerprints(corpus.vectors)
+    if choice.mode == "incremental" and previous is not None:
+        state, report = update_state(previous, corpus.row_ids, corpus.vectors, fps, corpus.base,
+                                     settings.candidates, settings.memory_budget_mb << 20,
+                                     choice.old_to_new, choice.added)
+        return state, {"mode": "incremental", "added": report.added, "removed": report.removed,
+                       "recomputed": report.recomputed, "churn": report.churn}
+    state, extra = full_pass(corpus, settings, fps, choice.mode, exact)
+    if choice.churn is not None:
+        extra["churn"] = round(choice.churn, 6)
+    return state, extra
+
+
+def _deeper(corpus: Corpus, groups: Groups, rows: np.ndarray, start: int, settings: NeighbourSettings) -> tuple:
+    """Pools of rows whose exact candidates held too few distinct groups, from searches
+    twice as deep each round until the pool is complete or every candidate was seen."""
+    cos = np.full((len(rows), start), -np.inf, dtype=np.float32)
+    cand = np.full((len(rows), start), -1, dtype=np.int64)
+    ends = np.full(len(rows), -1, dtype=np.int64)
+    avail = available(corpus.rows, corpus.base)[rows]
+    todo, k = np.arange(len(rows)), start
+    while len(todo):
+        k = min(2 * k, int(avail[todo].max()))
+        s, c = search_rows(corpus.vectors, corpus.base, rows[todo], k, settings.memory_budget_mb << 20)
+        depth = np.minimum(k, avail[todo]).astype(np.int32)
+        e = pool_ends(c, depth, groups.row_group, groups.row_group[rows[todo]], settings.candidates)
+        e = np.where((e < 0) & (depth >= avail[todo]), depth, e)
+        if k > cos.shape[1]:
+            cos = np.pad(cos, ((0, 0), (0, k - cos.shape[1])), constant_values=-np.inf)
+            cand = np.pad(cand, ((0, 0), (0, k - cand.shape[1])), constant_values=-1)
+        cos[todo, :k], cand[todo, :k], ends[todo] = s, c, e
+        todo = todo[e < 0]
+    return cos, cand, ends
+
+
+def final_lists(corpus: Corpus, state: CandidateState, settings: NeighbourSettings) -> tuple[dict[str, JobList], Groups, int]:
+    """Every listed job's final list (:mod:`jobsim.lists`), the duplicate groups, and how
+    many rows were searched deeper."""
+    groups = duplicate_groups(corpus, state.scores, state.cand, settings.candidates, settings.near_duplicate_cosine)
+    ends = pool_ends(state.cand, state.depth, groups.row_group, groups.row_group, settings.candidates)
+    avail = available(corpus.rows, corpus.base)
+    more = rows_needing_more(ends, state.depth, avail)
+    ends = np.where((ends < 0) & (state.depth >= avail), state.depth, ends)  # every candidate seen: all of them
+    deep = np.zeros(corpus.rows, dtype=bool)
+    deep[more] = True
+    jobs = np.flatnonzero(~deep[corpus.job_row])
+    lists = rerank_jobs(corpus, groups, jobs, *pools(state.scores, state.cand, ends, corpus.job_row[jobs]), settings)
+    if len(more):
+        cos, cand, deep_ends = _deeper(corpus, groups, more, state.scores.shape[1], settings)
+        position = np.full(corpus.rows, -1, dtype=np.int64)
+        position[more] = np.arange(len(more))
+        jobs = np.flatnonzero(deep[corpus.job_row])
+        lists.update(rerank_jobs(corpus, groups, jobs, *pools(cos, cand, deep_ends, position[corpus.job_row[jobs]]),
+                                 settings))
+    return lists, groups, len(more)
+
+
 def compute_neighbours(
-    active: ActiveSet, settings: NeighbourSettings, previous: CandidateState | None = None,
+    corpus: Corpus, settings: NeighbourSettings, previous: CandidateState | None = None,
     choice: PassChoice | None = None, exact: TopK | None = None, shards: int = 0,
 ) -> NeighbourResult:
-    """Every active job's top-k list by the pass ``choice`` (:func:`choose_pass` when not
-    given), then the seed's rerank over the cosine candidates. ``exact`` = the exact
-    candidate lists of a full exact pass computed elsewhere (by ``shards`` shards)."""
+    """Every listed job's top-k list by the pass ``choice`` (:func:`choose_pass` when not
+    given). ``exact`` = the base rows' exact candidate lists computed elsewhere (by
+    ``shards`` shards)."""
     started = time.perf_counter()
-    n, dims = len(active.ids), int(active.vectors.shape[1]) if active.vectors.ndim == 2 else 0
-    choice = choice or choose_pass(active, settings, previous)
-    fps = choice.fingerprints if choice.fingerprints is not None else fingerprints(active.vectors)
-    if choice.mode == "incremental" and previous is not None:
-        state, report = update_state(previous, active.ids, active.vectors, fps, settings.candidates,
-                                     settings.memory_budget_mb << 20, choice.old_to_new, choice.added)
-        extra = {"mode": "incremental", "added": report.added, "removed": report.removed,
-                 "recomputed": report.recomputed, "churn": report.churn}
-    else:
-        state, extra = full_pass(active, settings, fps, exact)
-        if exact is not None:
-            extra["shards"] = shards
-        if choice.churn is not None:
-            extra["churn"] = round(choice.churn, 6)
+    choice = choice or choose_pass(corpus, settings, previous)
+    state, extra = candidate_state(corpus, settings, previous, choice, exact)
+    if exact is not None:
+        extra["shards"] = shards
     searched = time.perf_counter()
-    lists = lists_from(active, state, settings)
+    lists, groups, deeper = final_lists(corpus, state, settings)
     done = time.perf_counter()
     stats = NeighbourStats(
-        jobs=n, dims=dims, seconds=round(done - started, 3),
+        jobs=len(corpus.job_ids), dims=int(corpus.vectors.shape[1]), seconds=round(done - started, 3),
         search_seconds=round(searched - started, 3), rerank_seconds=round(done - searched, 3),
-        full_pass_reason=choice.reason if extra.get("mode") != "incremental" else "", **extra,
+        rows=corpus.rows, query_rows=corpus.rows - corpus.base, closed_jobs=int((~corpus.active).sum()),
+        full_pass_reason=choice.reason if extra.get("mode") != "incremental" else "",
+        duplicate_groups=groups.groups, grouped_jobs=groups.grouped_jobs, near_duplicate_links=groups.near_links,
+        deeper_rows=deeper, **extra,
     )
-    log.info("neighbours: %s pass over %d jobs in %.2f s (search %.2f s)%s", stats.mode, n,
-             stats.seconds, stats.search_seconds, f" — {choice.reason}" if stats.full_pass_reason else "")
-    return NeighbourResult(lists=lists, stats=stats, state=state)
-
-
-def compute_lists(active: ActiveSet, settings: NeighbourSettings) -> dict[str, Neighbours]:
-    """Top-k similar jobs of every active job by a full pass (no incremental state)."""
-    return compute_neighbours(active, settings.model_copy(update={"incremental": False})).lists
-
-
-def diff_lists(
-    new: dict[str, Neighbours], stored: dict[str, Neighbours]
-) -> tuple[dict[str, Neighbours], int]:
-    """Lists to write (changed ids or scores; stored non-empty lists of jobs no longer
-    active become empty) and how many were unchanged."""
-    changes: dict[str, Neighbours] = {}
-    unchanged = 0
-    for job_id, items in new.items():
-        if stored.get(job_id, ()) == items:
-            unchanged += 1
-        else:
-            changes[job_id] = items
-    for job_id in stored.keys() - new.keys():
-        changes[job_id] = ()
-    return changes, unchanged
-
-
+    log.info("neighbours: %s pass over %d rows (%d jobs) in %.2f s (search %.2f s)%s", stats.mode, corpus.rows,
+             stats.jobs, stats.seconds, stats.search_seconds, f" — {choice.reason}" if stats.full_pass_reason else "")
+    checks = list_checks(lists, set(corpus.job_ids[corpus.active].tolist()), settings.k)
+    return NeighbourResult(lists=lists, stats=stats, state=state, checks=checks)

@@ -10,10 +10,16 @@ from typing import Any
 from pymongo import UpdateOne, WriteConcern
 from pymongo.database import Database
 
-from jobsim.repositories import EmbeddedMark, JobContexts, Neighbours
+from jobsim.contract import ACTIVE, listing_role
+from jobsim.repositories import EmbeddedMark, JobContexts, JobList, WriteOutcome
 from storage.ids import to_key, to_mongo_id, to_mongo_ids
-from storage.lists import read_stored_list
-from storage.queries import PULL_PROJECTION, active_filter, needs_check_filter
+from storage.lists import read_job_list
+from storage.queries import PULL_PROJECTION, active_filter, listing_filter, needs_check_filter
+from storage.writes import bulk_isolated
+
+LISTING_PROJECTION = {name: 1 for name in (
+    "category", "experienceLevel", "location", "company", "createdAt", "status", "isDeleted", "expiresAt",
+    "updatedAt", "embedding.contentHash")}
 
 log = logging.getLogger(__name__)
 
@@ -49,90 +55,81 @@ class JobsRepository:
             docs += self.collection.find({"_id": {"$in": to_mongo_ids(chunk)}}, PULL_PROJECTION)
         return _keyed(docs)
 
-    def active_context(self, now: datetime) -> JobContexts:
-        """Key, contentHash and the raw context fields of every active, embedded job."""
-        query = {**active_filter(now), "embedding.status": "completed"}
-        projection = {"category": 1, "experienceLevel": 1, "location": 1, "embedding.contentHash": 1}
+    def listing_context(self, now: datetime, closed_days: int) -> JobContexts:
+        """Key, contentHash and raw context of every job that gets a list (active, or
+        closed less than ``closed_days`` ago) and has a completed embedding."""
+        query = {**listing_filter(now, closed_days), "embedding.status": "completed"}
         out = JobContexts()
-        for doc in self.collection.find(query, projection, batch_size=5000):
-            out.append(to_key(doc["_id"]), doc)
+        for doc in self.collection.find(query, LISTING_PROJECTION, batch_size=5000):
+            role = listing_role(doc, now, closed_days)
+            if role is not None:
+                out.append(to_key(doc["_id"]), doc, active=role == ACTIVE)
         return out
 
-    def stored_lists(self) -> dict[str, Neighbours | None]:
-        """Every stored ``similarJobs`` that is not empty: (neighbour key, score) in stored
-        order, or None when it cannot be read (it is then rewritten or cleared)."""
-        cursor = self.collection.find({"similarJobs": {"$exists": True, "$ne": []}}, {"similarJobs": 1},
-                                      batch_size=5000)
-        return {to_key(doc["_id"]): read_stored_list(doc.get("similarJobs")) for doc in cursor}
+    def stored_lists(self) -> dict[str, JobList | None]:
+        """What the pipeline wrote on every job that has a list or a duplicate group; None
+        when it cannot be read (it is then rewritten or cleared)."""
+        query = {"$or": [{"similarJobs": {"$exists": True, "$ne": []}}, {"duplicateGroup": {"$exists": True}}]}
+        cursor = self.collection.find(query, {"similarJobs": 1, "duplicateGroup": 1}, batch_size=5000)
+        return {to_key(doc["_id"]): read_job_list(doc) for doc in cursor}
 
     def count_active(self, now: datetime) -> int:
         return self.collection.count_documents(active_filter(now))
 
-    # -- writes ------------------------------------------------------------
-    def _bulk(self, ops: list[UpdateOne]) -> int:
-        written = 0
-        for chunk in chunks(ops, self.batch_size):
-            written += self.collection.bulk_write(chunk, ordered=False).modified_count
-        return written
+    # -- writes: one document never fails the others (storage/writes.py) ----------------
+    def _marks(self, states: dict[str, tuple[dict[str, Any], list[str]]]) -> WriteOutcome:
+        """``{key: (fields of embedding to set, fields to unset)}``; a job whose ``embedding``
+        is not a document gets the whole sub-document instead."""
+        ops = [(key, UpdateOne({"_id": to_mongo_id(key)}, {
+            "$set": {f"embedding.{k}": v for k, v in fields.items()},
+            **({"$unset": {f"embedding.{k}": "" for k in unset}} if unset else {}),
+        })) for key, (fields, unset) in states.items()]
 
-    def _update_many(self, job_ids: list[str], update: dict[str, Any]) -> None:
-        for chunk in chunks(job_ids, self.batch_size):
-            self.collection.update_many({"_id": {"$in": to_mongo_ids(chunk)}}, update)
+        def whole(key: str) -> UpdateOne:
+            return UpdateOne({"_id": to_mongo_id(key)}, {"$set": {"embedding": states[key][0]}})
 
-    def mark_processing(self, job_ids: list[str], now: datetime) -> None:
-        self._update_many(job_ids, {"$set": {"embedding.status": "processing", "embedding.startedAt": now}})
+        return bulk_isolated(self.collection, ops, self.batch_size, whole)
 
-    def mark_pending(self, job_ids: list[str]) -> None:
+    def mark_pending(self, job_ids: list[str]) -> WriteOutcome:
         """Back to ``pending`` (a transient failure): retried next run, no attempt spent."""
-        self._update_many(job_ids, {"$set": {"embedding.status": "pending"}, "$unset": {"embedding.startedAt": ""}})
+        return self._marks({key: ({"status": "pending"}, ["startedAt"]) for key in job_ids})
 
-    def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> int:
-        return self._bulk([
-            UpdateOne({"_id": to_mongo_id(m.job_id)}, {
-                "$set": {
-                    "embedding.status": "completed", "embedding.model": model,
-                    "embedding.contentHash": m.content_hash, "embedding.generatedAt": now,
-                    "embedding.language": m.language, "embedding.attempts": 0,
-                },
-                "$unset": {"embedding.error": "", "embedding.rejected": "", "embedding.startedAt": ""},
-            })
-            for m in marks
-        ])
+    def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> WriteOutcome:
+        return self._marks({m.job_id: (
+            {"status": "completed", "model": model, "contentHash": m.content_hash, "generatedAt": now,
+             "language": m.language, "attempts": 0},
+            ["error", "rejected", "startedAt", "failedAt"]) for m in marks})
 
-    def mark_failed(self, failures: dict[str, tuple[str, int]], now: datetime) -> int:
+    def mark_failed(self, failures: dict[str, tuple[str, int]], now: datetime) -> WriteOutcome:
         """Embedding failed: keep the reason and the attempts now spent."""
-        return self._bulk([
-            UpdateOne({"_id": to_mongo_id(job_id)}, {
-                "$set": {"embedding.status": "failed", "embedding.error": reason[:500],
-                         "embedding.failedAt": now, "embedding.attempts": attempts},
-                "$unset": {"embedding.rejected": "", "embedding.startedAt": ""},
-            })
-            for job_id, (reason, attempts) in failures.items()
-        ])
+        return self._marks({key: (
+            {"status": "failed", "error": reason[:500], "failedAt": now, "attempts": attempts},
+            ["rejected", "startedAt"]) for key, (reason, attempts) in failures.items()})
 
-    def mark_rejected(self, rejections: dict[str, str], now: datetime) -> int:
+    def mark_rejected(self, rejections: dict[str, str], now: datetime) -> WriteOutcome:
         """Invalid document: record why (``{job key: message}``), so an operator can fix it."""
-        return self._bulk([
-            UpdateOne({"_id": to_mongo_id(job_id)}, {
-                "$set": {"embedding.status": "failed", "embedding.rejected": True,
-                         "embedding.error": message, "embedding.failedAt": now},
-                "$unset": {"embedding.startedAt": ""},
-            })
-            for job_id, message in rejections.items()
-        ])
+        return self._marks({key: (
+            {"status": "failed", "rejected": True, "error": message[:500], "failedAt": now},
+            ["startedAt"]) for key, message in rejections.items()})
 
-    def write_lists(self, lists: dict[str, Neighbours], now: datetime, job_count: int, recompute_days: int) -> int:
-        """Replace ``similarJobs`` and ``similarityMetadata`` of the given jobs."""
+    def write_lists(self, lists: dict[str, JobList], now: datetime, job_count: int,
+                    recompute_days: int) -> WriteOutcome:
+        """Replace ``similarJobs``, ``similarityMetadata`` and ``duplicateGroup`` of the given jobs."""
         metadata = {"lastComputed": now, "nextComputeAt": now + timedelta(days=recompute_days),
                     "jobCountWhenComputed": job_count}
-        return self._bulk([
-            UpdateOne({"_id": to_mongo_id(job_id)}, {"$set": {
-                "similarJobs": [{"jobId": to_mongo_id(other), "score": score, "computedAt": now}
-                                for other, score in items],
+        ops = []
+        for key, job_list in lists.items():
+            update: dict[str, Any] = {"$set": {
+                "similarJobs": [{"jobId": to_mongo_id(n.job_id), "score": n.score, "cosine": n.cosine,
+                                 "match": list(n.match), "computedAt": now} for n in job_list.items],
                 "similarityMetadata": metadata,
-            }})
-            for job_id, items in lists.items()
-        ])
+            }}
+            if job_list.group is None:
+                update["$unset"] = {"duplicateGroup": ""}
+            else:
+                update["$set"]["duplicateGroup"] = to_mongo_id(job_list.group)
+            ops.append((key, UpdateOne({"_id": to_mongo_id(key)}, update)))
+        return bulk_isolated(self.collection, ops, self.batch_size)
 
     # -- admin (ops) ---------------------------------------------------------------
     def reset_failed_attempts(self, job_ids: list[str] | None = None) -> int:

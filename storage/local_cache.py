@@ -22,7 +22,7 @@ from jobsim.candidates import CandidateState
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: rows are distinct vectors (corpus rows), base/query split
 
 
 class NeighbourStateStore:
@@ -48,7 +48,7 @@ class NeighbourStateStore:
                 scores=_matrix(table["scores"], n, width, np.float32),
                 cand=_matrix(table["cand"], n, width, np.int64),
                 depth=table["depth"].to_numpy().astype(np.int32),
-                dims=dims, exact=bool(meta["exact"]),
+                dims=dims, exact=bool(meta["exact"]), base=int(meta["base"]),
             )
         except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
             log.warning("neighbour state %s unreadable (%s): full pass", self.path, exc)
@@ -63,7 +63,8 @@ class NeighbourStateStore:
             "scores": pa.FixedSizeListArray.from_arrays(pa.array(state.scores.reshape(-1)), width),
             "cand": pa.FixedSizeListArray.from_arrays(pa.array(state.cand.reshape(-1)), width),
         })
-        meta = {"version": FORMAT_VERSION, "dims": state.dims, "width": width, "exact": state.exact}
+        meta = {"version": FORMAT_VERSION, "dims": state.dims, "width": width, "exact": state.exact,
+                "base": state.base}
         table = table.replace_schema_metadata({"jobsim": json.dumps(meta)})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")

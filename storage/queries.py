@@ -6,7 +6,7 @@ them against the rules on edge-case documents through the real server).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobsim.contract import ACTIVE, PULL_FIELDS, UNSETTLED
@@ -35,4 +35,14 @@ def needs_check_filter(since: datetime | None, max_attempts: int) -> dict[str, A
         {"embedding.status": {"$in": list(UNSETTLED)}, "status": ACTIVE, "isDeleted": {"$ne": True}},
         {"embedding.status": "failed", "embedding.rejected": {"$ne": True},
          "embedding.attempts": {"$gte": 0, "$lt": max_attempts}},
+    ]}
+
+
+def listing_filter(now: datetime, closed_days: int) -> dict[str, Any]:
+    """:func:`jobsim.contract.listing_role` is not None: active, or closed/expired less than
+    ``closed_days`` ago (not deleted)."""
+    since = now - timedelta(days=closed_days)
+    return {"isDeleted": {"$ne": True}, "$or": [
+        {"status": ACTIVE, "$or": [{"expiresAt": None}, {"expiresAt": {"$gt": since}}]},
+        {"status": "closed", "updatedAt": {"$gte": since}},
     ]}

@@ -11,8 +11,9 @@ from jobsim.candidates import CandidateState
 from jobsim.neighbours import square_block_for
 from jobsim.settings import Settings
 from jobsim.shards import Bounds, PairTopK, min_shards_for, search_pair, shard_bounds
-from jobsim.similarity import ActiveSet, NeighbourResult, PassChoice, TopK, choose_pass, compute_neighbours
-from jobsim.stages.neighbours import load_active, write_changed_lists
+from jobsim.corpus import Corpus
+from jobsim.similarity import NeighbourResult, PassChoice, TopK, choose_pass, compute_neighbours
+from jobsim.stages.neighbours import load_corpus, write_changed_lists
 from jobsim.summary import RunInfo, WriteStats
 from storage import repositories
 from storage.local_cache import NeighbourStateStore
@@ -30,13 +31,15 @@ def state_store(settings: Settings) -> NeighbourStateStore | None:
     )
 
 
-@task(name="load-active-vectors", **IO_TASK)
-def load_active_vectors(settings: Settings, run: RunInfo) -> ActiveSet:
+@task(name="load-vectors", **IO_TASK)
+def load_vectors(settings: Settings, run: RunInfo) -> Corpus:
+    """The jobs that get a list and their vectors, one row per distinct text."""
     repos = repositories(settings)
-    active, stored = load_active(repos.jobs, repos.embeddings, settings.embedding.model,
-                                 settings.embedding.dimensions, run.started_at)
-    get_run_logger().info("%d active jobs with a current vector (of %d stored)", len(active.ids), stored)
-    return active
+    corpus, stored = load_corpus(repos.jobs, repos.embeddings, settings.embedding.model,
+                                 settings.embedding.dimensions, run.started_at, settings.neighbours.closed_list_days)
+    get_run_logger().info("%d jobs with a current vector (%d closed), %d distinct texts (%d stored vectors)",
+                          len(corpus.job_ids), int((~corpus.active).sum()), corpus.rows, stored)
+    return corpus
 
 
 @task(name="load-neighbour-state", **IO_TASK)
@@ -55,13 +58,13 @@ class NeighbourPlan:
 
 
 @task(name="plan-neighbours", **PURE_TASK)
-def plan_neighbours(settings: Settings, active: ActiveSet, previous: CandidateState | None) -> NeighbourPlan:
-    choice = choose_pass(active, settings.neighbours, previous)
+def plan_neighbours(settings: Settings, corpus: Corpus, previous: CandidateState | None) -> NeighbourPlan:
+    choice = choose_pass(corpus, settings.neighbours, previous)
     shards: list[Bounds] = []
-    execution, n = settings.execution, len(active.ids)
+    execution, n = settings.execution, corpus.base
     if choice.mode == "exact" and execution.task_runner == "dask":
         block = square_block_for(n, settings.neighbours.memory_budget_mb << 20)
-        shards = shard_bounds(n, int(active.vectors.shape[1]), execution.shard_memory_mb << 20, block,
+        shards = shard_bounds(n, int(corpus.vectors.shape[1]), execution.shard_memory_mb << 20, block,
                               min_shards=min_shards_for(execution.workers))
         shards = shards if len(shards) > 1 else []
     get_run_logger().info("neighbour pass: %s%s%s", choice.mode, f" ({choice.reason})" if choice.reason else "",
@@ -76,9 +79,9 @@ def search_shard_pair(xa: np.ndarray, a: Bounds, xb: np.ndarray | None, b: Bound
 
 
 @task(name="compute-neighbours", **PURE_TASK)
-def compute_neighbour_lists(settings: Settings, active: ActiveSet, previous: CandidateState | None,
+def compute_neighbour_lists(settings: Settings, corpus: Corpus, previous: CandidateState | None,
                             plan: NeighbourPlan, exact: TopK | None = None) -> NeighbourResult:
-    result = compute_neighbours(active, settings.neighbours, previous, plan.choice, exact, len(plan.shards))
+    result = compute_neighbours(corpus, settings.neighbours, previous, plan.choice, exact, len(plan.shards))
     s = result.stats
     get_run_logger().info(
         "neighbours: %s over %d jobs in %.2f s%s%s", s.mode, s.jobs, s.seconds,
@@ -93,7 +96,8 @@ def compute_neighbour_lists(settings: Settings, active: ActiveSet, previous: Can
 def write_neighbours(settings: Settings, result: NeighbourResult, run: RunInfo) -> WriteStats:
     stats = write_changed_lists(repositories(settings).jobs, result, run.started_at,
                                 settings.neighbours.recompute_days)
-    get_run_logger().info("wrote %d lists (%d cleared), %d unchanged", stats.written, stats.cleared, stats.unchanged)
+    get_run_logger().info("wrote %d lists (%d cleared), %d unchanged%s", stats.written, stats.cleared, stats.unchanged,
+                          f", {len(stats.refused)} refused by the server" if stats.refused else "")
     return stats
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from jobsim.repositories import WriteOutcome
 from jobsim.settings import Settings
 from jobsim.stages.prepare import Prepared, prepare, record_rejections
 from jobsim.stages.pull import add_requested, pull_changed
@@ -39,6 +40,6 @@ def prepare_jobs(settings: Settings, docs: list[dict[str, Any]], run: RunInfo) -
 
 
 @task(name="record-rejections", **IO_TASK)
-def record_rejections_task(settings: Settings, prepared: Prepared, run: RunInfo) -> int:
+def record_rejections_task(settings: Settings, prepared: Prepared, run: RunInfo) -> WriteOutcome:
     """Write each rejected job's reasons onto the job, where operators and the app see it."""
     return record_rejections(repositories(settings).jobs, prepared, run.started_at)

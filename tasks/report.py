@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from jobsim.report import counts_rows, report_markdown, score_histogram
 from jobsim.settings import Settings
-from jobsim.repositories import Neighbours
+from jobsim.repositories import JobList
 from storage import repositories
 from tasks.common import IO_TASK, PURE_TASK
 
@@ -27,7 +27,7 @@ def failed_job_details(settings: Settings) -> list[dict[str, Any]]:
 @task(name="publish-run-report", **PURE_TASK)
 def publish_run_report(
     summary: dict[str, Any],
-    lists: dict[str, Neighbours] | None,
+    lists: dict[str, JobList] | None,
     search: dict[str, Any] | None,
     failed_jobs: list[dict[str, Any]],
     context: dict[str, Any] | None = None,

@@ -15,7 +15,7 @@ from jobsim.repositories import Repositories
 from jobsim.settings import Settings
 from jobsim.similarity import compute_neighbours
 from jobsim.stages.embed import embed_batch, plan_embeddings, store_batch
-from jobsim.stages.neighbours import load_active, write_changed_lists
+from jobsim.stages.neighbours import load_corpus, write_changed_lists
 from jobsim.stages.prepare import prepare, record_rejections
 from jobsim.stages.pull import pull_changed
 from jobsim.stages.runs import finish_run, start_run, summarize
@@ -45,15 +45,18 @@ class MemoryPipeline:
         parts = [store_batch(repos.jobs, repos.embeddings, embed_batch(self.embedder, b), s.embedding.model, now)
                  for b in plan.batches]
         embedded = combine_embed_stats(plan.reused, parts, 0.0)
-        active, _ = load_active(repos.jobs, repos.embeddings, s.embedding.model, s.embedding.dimensions, now)
-        result = compute_neighbours(active, s.neighbours, self.state)
+        corpus, _ = load_corpus(repos.jobs, repos.embeddings, s.embedding.model, s.embedding.dimensions, now,
+                                s.neighbours.closed_list_days)
+        result = compute_neighbours(corpus, s.neighbours, self.state)
         written = write_changed_lists(repos.jobs, result, now, s.neighbours.recompute_days)
         self.state = result.state if s.neighbours.incremental else None
-        summary = summarize(run, len(docs), prepared, embedded, len(active.ids), written, 0.0, {},
+        summary = summarize(run, len(docs), prepared, embedded, int(corpus.active.sum()), written, 0.0, {},
                             result.stats.as_dict())
         finish_run(repos.state, run, summary, now, s.watermark_overlap_s)
         return summary.as_dict()
 
-    def lists(self) -> dict[str, list[tuple[str, float]]]:
-        return {k: [(i["jobId"], i["score"]) for i in d["similarJobs"]]
-                for k, d in self.repos.jobs.docs.items() if d.get("similarJobs")}
+    def lists(self) -> dict[str, list[tuple]]:
+        """Every stored list, entries as (neighbour, score, cosine, match), with the job's group."""
+        return {k: ([(i["jobId"], i["score"], i["cosine"], tuple(i["match"])) for i in d["similarJobs"]],
+                    d.get("duplicateGroup"))
+                for k, d in self.repos.jobs.docs.items() if d.get("similarJobs") or d.get("duplicateGroup")}

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from jobsim.incremental import fingerprints, full_state, update_state
+from jobsim.corpus import Corpus, corpus_from_arrays
 from jobsim.scoring import Context, encode
 from jobsim.settings import NeighbourSettings
-from jobsim.similarity import ActiveSet, compute_lists, compute_neighbours
+from jobsim.similarity import compute_neighbours
 from storage.local_cache import NeighbourStateStore
 
 CATEGORIES = ["it", "finance", "sales", None]
@@ -31,19 +32,23 @@ def random_job(rng: np.random.Generator) -> dict:
             "remote": bool(rng.integers(2))}
 
 
-def to_active(jobs: dict[str, dict]) -> ActiveSet:
+def to_active(jobs: dict[str, dict]) -> Corpus:
     ids = sorted(jobs)
     rows = [jobs[i] for i in ids]
-    return ActiveSet(
-        ids=np.array(ids, dtype=object),
-        vectors=np.stack([r["vector"] for r in rows]) if rows else np.zeros((0, 4), np.float32),
-        context=Context(
+    return corpus_from_arrays(
+        np.array(ids, dtype=object),
+        np.stack([r["vector"] for r in rows]) if rows else np.zeros((0, 4), np.float32),
+        Context(
             category=encode([r["category"] for r in rows]),
             level=np.array([r["level"] for r in rows], dtype=np.int8),
             city=encode([r["city"] for r in rows]),
             remote=np.array([r["remote"] for r in rows], dtype=bool),
         ),
     )
+
+
+def compute_lists(corpus: Corpus, cfg: NeighbourSettings) -> dict:
+    return compute_neighbours(corpus, cfg.model_copy(update={"incremental": False})).lists
 
 
 def mutate(jobs: dict[str, dict], rng: np.random.Generator, next_id: list[int], ops: int) -> None:
@@ -82,7 +87,7 @@ def test_incremental_equals_full_recompute(seed, start, steps):
         full = compute_neighbours(active, CFG.model_copy(update={"incremental": False}))
         assert full.stats.mode == "exact"
         assert result.lists == full.lists
-        n = len(active.ids)
+        n = active.rows
         need = min(CFG.candidates, max(n - 1, 0))
         np.testing.assert_array_equal(result.state.cand[:, :need], full.state.cand[:, :need])
         np.testing.assert_array_equal(result.state.scores[:, :need], full.state.scores[:, :need])
@@ -100,15 +105,15 @@ def test_incremental_on_unit_vectors_matches_full_scores(seed, churn):
     x = rng.standard_normal((n, d)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     ids = np.array([f"j{i:04d}" for i in range(n)], dtype=object)
-    before = full_state(ids, x, fingerprints(x), 20, 1 << 20)
+    before = full_state(ids, x, fingerprints(x), n, 20, 1 << 20)
     changed = rng.random(n) < churn
     y = x.copy()
     fresh = rng.standard_normal((int(changed.sum()), d)).astype(np.float32)
     y[changed] = fresh / np.linalg.norm(fresh, axis=1, keepdims=True)
     keep = rng.random(n) >= churn / 2
     ids2, y = ids[keep], np.ascontiguousarray(y[keep])
-    inc, report = update_state(before, ids2, y, fingerprints(y), 12, 1 << 20)
-    ref = full_state(ids2, y, fingerprints(y), 20, 1 << 20)
+    inc, report = update_state(before, ids2, y, fingerprints(y), len(ids2), 12, 1 << 20)
+    ref = full_state(ids2, y, fingerprints(y), len(ids2), 20, 1 << 20)
     np.testing.assert_array_equal(inc.scores[:, :12], ref.scores[:, :12])
     np.testing.assert_array_equal(inc.cand[:, :12], ref.cand[:, :12])
     assert report.added == int((changed & keep).sum()) and report.removed == int((changed | ~keep).sum())
@@ -145,7 +150,7 @@ def test_state_round_trips_through_the_store(tmp_path):
     back = store.load(4)
     for name in ("ids", "fingerprints", "scores", "cand", "depth"):
         np.testing.assert_array_equal(getattr(back, name), getattr(state, name))
-    assert (back.dims, back.exact) == (4, True)
+    assert (back.dims, back.exact, back.base) == (4, True, state.base)
     assert store.load(8) is None  # other dimensions: a full pass
     jobs["j999"] = random_job(rng)
     result = compute_neighbours(to_active(jobs), CFG, previous=back)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from jobsim.report import counts_rows, histogram_svg, report_markdown, score_histogram
+from jobsim.repositories import JobList, Neighbour
 from storage import repositories
 from tests.helpers import seed_jobs
 
@@ -22,23 +23,32 @@ SUMMARY = {
 }
 
 
+def mark_processing(db, keys: list[str], at: datetime) -> None:
+    """The state earlier versions left on jobs being embedded (housekeeping still resets it)."""
+    from storage.ids import to_mongo_ids
+
+    db.jobs.update_many({"_id": {"$in": to_mongo_ids(keys)}},
+                        {"$set": {"embedding.status": "processing", "embedding.startedAt": at}})
+
+
 # -- report (pure) ---------------------------------------------------------------
 def test_histogram_counts_every_score_like_brute_force():
     rng = random.Random(5)
-    lists = {f"j{i}": tuple((f"o{k}", round(rng.random(), 2)) for k in range(rng.randint(0, 10)))
+    lists = {f"j{i}": JobList(tuple(Neighbour(f"o{k}", round(rng.random(), 2)) for k in range(rng.randint(0, 10))))
              for i in range(300)}
     hist = score_histogram(lists, bins=10)
     expected = [0] * 10
-    for items in lists.values():
-        for _, s in items:
-            expected[min(int(s * 10 + 1e-9), 9)] += 1
+    for job_list in lists.values():
+        for n in job_list.items:
+            expected[min(int(n.score * 10 + 1e-9), 9)] += 1
     assert hist.counts == expected
-    assert hist.lists == 300 and hist.empty == sum(1 for v in lists.values() if not v)
+    assert hist.lists == 300 and hist.empty == sum(1 for v in lists.values() if not v.items)
     assert hist.edges[0] == 0.0 and hist.edges[-1] == 1.0 and len(hist.edges) == 11
 
 
 def test_plot_is_an_svg_data_uri_with_one_bar_per_bin():
-    hist = score_histogram({"a": (("b", 0.91), ("c", 0.45)), "b": (("a", 0.91),), "c": ()}, bins=20)
+    hist = score_histogram({"a": JobList((Neighbour("b", 0.91), Neighbour("c", 0.45))),
+                            "b": JobList((Neighbour("a", 0.91),)), "c": JobList(())}, bins=20)
     markdown = report_markdown(SUMMARY, hist)
     uri = re.search(r"!\[score distribution\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", markdown)
     assert uri, markdown
@@ -92,8 +102,8 @@ def test_reset_stale_processing_and_old_runs(settings, db):
     repos = repositories(settings)
     ids = [str(d["_id"]) for d in db.jobs.find({}, {"_id": 1}).sort("_id", 1)]
     now = datetime.now(timezone.utc)
-    repos.jobs.mark_processing(ids[:2], now - timedelta(hours=3))
-    repos.jobs.mark_processing(ids[2:3], now)
+    mark_processing(db, ids[:2], now - timedelta(hours=3))
+    mark_processing(db, ids[2:3], now)
     assert repos.jobs.reset_stale_processing(now - timedelta(minutes=60)) == 2
     status = {str(d["_id"]): d["embedding"]["status"] for d in db.jobs.find({})}
     assert [status[i] for i in ids] == ["pending", "pending", "processing", "pending"]
@@ -176,7 +186,7 @@ def test_housekeeping_flow(flows_env, db):
     repos = repositories(settings)
     now = datetime.now(timezone.utc)
     ids = [str(d["_id"]) for d in db.jobs.find({}, {"_id": 1})]
-    repos.jobs.mark_processing(ids[:2], now - timedelta(minutes=90))
+    mark_processing(db, ids[:2], now - timedelta(minutes=90))
     repos.state.start_run("ancient", "full", now - timedelta(days=100), {})
     result = housekeeping(stale_processing_minutes=30)
     assert result == {"stale_processing_reset": 2, "run_records_deleted": 1}

@@ -57,9 +57,9 @@ def test_prepare_and_record_rejections_once():
     docs = pipeline.repos.jobs.changed_since(None, 3)
     prepared = prepare(docs, NOW, "m", 64)
     assert len(prepared.jobs) + len(prepared.rejected) + sum(prepared.inactive.values()) == len(keys)
-    assert record_rejections(pipeline.repos.jobs, prepared, NOW) == len(prepared.rejected) > 0
+    assert record_rejections(pipeline.repos.jobs, prepared, NOW).written == len(prepared.rejected) > 0
     again = prepare(pipeline.repos.jobs.changed_since(None, 3), NOW, "m", 64)
-    assert record_rejections(pipeline.repos.jobs, again, NOW) == 0  # same reasons already recorded
+    assert record_rejections(pipeline.repos.jobs, again, NOW).written == 0  # same reasons already recorded
 
 
 class FailingEmbedder:
@@ -85,7 +85,6 @@ def test_embed_then_store_marks_each_outcome():
     word = prepared.jobs[0].title.split()[0]
     plan = plan_embeddings(jobs, pipeline.repos.embeddings, prepared, "fake-model", NOW, batch_jobs=7)
     assert sum(len(b.ids) for b in plan.batches) == len(prepared.jobs) and max(len(b.ids) for b in plan.batches) == 7
-    assert all(jobs.docs[k]["embedding"]["status"] == "processing" for b in plan.batches for k in b.ids)
     for transient in (False, True):
         batch = plan.batches[0]
         before = {k: jobs.docs[k]["embedding"].get("attempts", 0) for k in batch.ids}
@@ -114,11 +113,15 @@ def test_runs_on_memory_repositories_converge_and_follow_edits_and_expiry():
     pipeline.repos.jobs.docs[victim]["expiresAt"] = NOW + timedelta(minutes=6)
     later = pipeline.run(now=NOW + timedelta(minutes=10))
     assert later["embedded"] == 0 and later["lists_written"] >= 1
-    assert victim not in pipeline.lists()  # its list is cleared ...
-    assert all(victim not in {j for j, _ in items} for items in pipeline.lists().values())  # ... and it left every list
-    edited = next(k for k in keys if k in pipeline.lists())
-    pipeline.repos.jobs.docs[edited].update(title="Inxhinier Ndërtimi i Urave", updatedAt=NOW + timedelta(minutes=11))
-    assert pipeline.run(now=NOW + timedelta(minutes=15))["embedded"] == 1
+    lists = pipeline.lists()
+    assert lists[victim][0]  # expired: it keeps a list of open jobs for its visitors ...
+    assert all(victim not in {e[0] for e in items} for items, _ in lists.values())  # ... but left every list
+    gone = pipeline.run(now=NOW + timedelta(days=91))  # past the closed-list window: its list is cleared
+    assert victim not in pipeline.lists() and gone["lists_cleared"] >= 1
+    edited = next(k for k in keys if k in pipeline.lists() and k != victim)
+    pipeline.repos.jobs.docs[edited].update(title="Inxhinier Ndërtimi i Urave", updatedAt=NOW + timedelta(days=92),
+                                            expiresAt=None)
+    assert pipeline.run(now=NOW + timedelta(days=92, minutes=5))["embedded"] == 1
 
 
 def test_incremental_runs_equal_a_fresh_full_pass():
@@ -135,9 +138,8 @@ def test_incremental_runs_equal_a_fresh_full_pass():
             doc["status"] = "closed"
     incremental.run(now=NOW + timedelta(minutes=2))
     assert incremental.repos.state.recent_runs(1)[0]["summary"]["search"]["mode"] == "incremental"
-    full = MemoryPipeline(settings)
-    full.repos.jobs.docs.update({k: {f: v for f, v in d.items() if f not in ("embedding", "similarJobs")}
-                                 | {"embedding": {"status": "pending", "attempts": 0}}
-                                 for k, d in incremental.repos.jobs.docs.items()})
-    full.run("full", now=NOW + timedelta(minutes=2))
-    assert incremental.lists() == full.lists()
+    full = copy.deepcopy(incremental)
+    full.state = None  # no previous candidate lists: a full pass from scratch
+    rerun = full.run("full", now=NOW + timedelta(minutes=2))
+    assert rerun["search"]["mode"] == "exact" and rerun["embedded"] == 0
+    assert rerun["lists_written"] == 0 and full.lists() == incremental.lists()

@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from jobsim.embedders import Embedder
-from jobsim.repositories import EmbeddedMark, EmbeddingsRepo, JobsRepo
+from jobsim.repositories import EmbeddedMark, EmbeddingsRepo, JobsRepo, WriteOutcome
 from jobsim.stages.prepare import Prepared
 from jobsim.summary import EmbedStats
 
@@ -89,14 +89,14 @@ def batch_size(jobs: int, batch_jobs: int, spread: int = 1) -> int:
 def plan_embeddings(jobs: JobsRepo, embeddings: EmbeddingsRepo, prepared: Prepared, model: str,
                     now: datetime, batch_jobs: int, spread: int = 1) -> EmbedPlan:
     """Batches of the jobs needing a new vector; jobs whose stored vector is current are
-    marked embedded now, the others ``processing``."""
+    marked embedded now. (Jobs to embed keep their state until their vector is stored:
+    a run that dies before that leaves them unsettled or changed, so the next run pulls
+    them again.)"""
     stored = embeddings.hashes([job.id for job in prepared.jobs]) if prepared.jobs else {}
     to_embed, to_mark = split_by_stored_hash(prepared, stored)
     if to_mark:
         jobs.mark_embedded([EmbeddedMark(prepared.jobs[i].id, prepared.hashes[i], prepared.jobs[i].language())
                             for i in to_mark], model, now)
-    if to_embed:
-        jobs.mark_processing([prepared.jobs[i].id for i in to_embed], now)
     return EmbedPlan(make_batches(prepared, to_embed, batch_size(len(to_embed), batch_jobs, spread)), len(to_mark))
 
 
@@ -135,14 +135,16 @@ def store_batch(jobs: JobsRepo, embeddings: EmbeddingsRepo, done: BatchVectors, 
                 now: datetime) -> EmbedStats:
     """Store a batch's vectors, then mark its jobs (idempotent: safe to retry)."""
     b = done.batch
+    outcome = WriteOutcome()
     if done.ok:
         embeddings.upsert([b.ids[p] for p in done.ok], [b.hashes[p] for p in done.ok], done.vectors, model, now)
-        jobs.mark_embedded([EmbeddedMark(b.ids[p], b.hashes[p], b.languages[p]) for p in done.ok], model, now)
+        outcome.add(jobs.mark_embedded([EmbeddedMark(b.ids[p], b.hashes[p], b.languages[p]) for p in done.ok],
+                                       model, now))
     if done.failed:
         spent = {job_id: attempts for job_id, attempts in zip(b.ids, b.attempts)}
-        jobs.mark_failed({k: (reason, spent[k] + 1) for k, reason in done.failed.items()}, now)
+        outcome.add(jobs.mark_failed({k: (reason, spent[k] + 1) for k, reason in done.failed.items()}, now))
     if done.deferred:
-        jobs.mark_pending(done.deferred)
+        outcome.add(jobs.mark_pending(done.deferred))
     return EmbedStats(embedded=len(done.ok), failed=dict(done.failed), requests=done.requests,
                       tokens=done.tokens, retries=done.retries, rate_limited=done.rate_limited,
-                      deferred=list(done.deferred), seconds=done.seconds)
+                      deferred=list(done.deferred), seconds=done.seconds, refused=outcome.refused)

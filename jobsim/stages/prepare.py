@@ -9,7 +9,7 @@ from typing import Any
 
 from jobsim.contract import attempts_spent, embedding_state
 from jobsim.jobs import JobRecord, check_job
-from jobsim.repositories import JobsRepo
+from jobsim.repositories import JobsRepo, WriteOutcome
 from jobsim.text import content_hash
 
 
@@ -62,7 +62,7 @@ def prepare(docs: list[dict[str, Any]], now: datetime, model: str, dims: int) ->
     return out
 
 
-def record_rejections(jobs: JobsRepo, prepared: Prepared, now: datetime) -> int:
+def record_rejections(jobs: JobsRepo, prepared: Prepared, now: datetime) -> WriteOutcome:
     """Write each newly rejected job's reasons onto the job, where operators and the app see it."""
     messages = {job_id: rejection_message(r) for job_id, r in prepared.rejections_to_record().items()}
-    return jobs.mark_rejected(messages, now) if messages else 0
+    return jobs.mark_rejected(messages, now) if messages else WriteOutcome()

@@ -7,7 +7,7 @@ from typing import Any
 
 from jobsim.repositories import StateRepo
 from jobsim.stages.prepare import Prepared
-from jobsim.summary import EmbedStats, RunInfo, RunSummary, WriteStats, reason_counts
+from jobsim.summary import EmbedStats, RunInfo, RunSummary, WriteStats, headline, reason_counts
 
 
 def start_run(state: StateRepo, run_id: str, mode: str, now: datetime) -> RunInfo:
@@ -26,9 +26,13 @@ def finish_run(state: StateRepo, run: RunInfo, summary: RunSummary, now: datetim
 def summarize(
     run: RunInfo, seen: int, prepared: Prepared, embedded: EmbedStats, active: int,
     written: WriteStats, price_per_million: float, timings: dict[str, float],
-    search: dict[str, Any] | None = None,
+    search: dict[str, Any] | None = None, lists_check: dict[str, Any] | None = None,
+    refused: dict[str, str] | None = None, unavailable: str | None = None,
 ) -> RunSummary:
-    return RunSummary(
+    """The run's summary; ``refused`` = writes the server refused outside the embedding and
+    write-back steps (rejection records)."""
+    refused = {**(refused or {}), **embedded.refused, **written.refused}
+    summary = RunSummary(
         run_id=run.run_id, mode=run.mode, seen=seen, valid=len(prepared.jobs),
         inactive=dict(prepared.inactive), rejected=len(prepared.rejected),
         rejected_reasons=reason_counts([r for rs in prepared.rejected.values() for r in rs]),
@@ -39,5 +43,8 @@ def summarize(
         cost_usd=round(embedded.tokens * price_per_million / 1e6, 9),
         active_vectors=active, lists_written=written.written, lists_cleared=written.cleared,
         lists_unchanged=written.unchanged, timings={k: round(v, 3) for k, v in timings.items()},
-        search=dict(search or {}),
+        search=dict(search or {}), lists_check=dict(lists_check or {}),
+        refused=len(refused), refused_reasons=reason_counts(list(refused.values())), unavailable=unavailable,
     )
+    summary.status, summary.headline = headline(summary)
+    return summary

@@ -1,0 +1,157 @@
+"""From cosine candidate lists of corpus rows to every job's final similar-jobs list.
+
+For each row, the *pool* is its candidates in cosine order, up to the one where the
+``candidates``-th distinct duplicate group (other than the row's own) appears. A row whose
+exact candidates run out before that is searched deeper (:func:`rows_needing_more`).
+Every job of a row is then reranked over its row's pool:
+
+- each candidate row stands for its *active* jobs; the one kept is the best-scored for
+  this job (the context bonus differs between reposts in other cities), ties → newest;
+- score = w·cosine + (1-w)·bonus; below ``min_score`` dropped;
+- members of the job's own duplicate group never appear, and a group appears once (its
+  best-scored posting, ties → newest);
+- order: score desc, then newest, then row; the first ``k`` kept, with their cosine and
+  the bonuses that applied (``match``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jobsim.corpus import Corpus
+from jobsim.groups import Groups
+from jobsim.repositories import JobList, Neighbour
+from jobsim.scoring import match_codes, pair_bonus
+from jobsim.settings import NeighbourSettings
+
+CODES = [match_codes(bits) for bits in range(32)]
+
+
+def first_in_row(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mask of the entries that are the first (leftmost) valid occurrence of their value in their row."""
+    n, w = values.shape
+    key = np.where(valid, values, np.iinfo(np.int64).max).astype(np.int64)
+    position = np.broadcast_to(np.arange(w, dtype=np.int64), (n, w))
+    order = np.lexsort((position, key), axis=1)
+    sorted_key = np.take_along_axis(key, order, axis=1)
+    first_sorted = np.ones((n, w), dtype=bool)
+    first_sorted[:, 1:] = sorted_key[:, 1:] != sorted_key[:, :-1]
+    out = np.zeros((n, w), dtype=bool)
+    np.put_along_axis(out, order, first_sorted, axis=1)
+    return out & valid
+
+
+def pool_ends(cand: np.ndarray, depth: np.ndarray, row_group: np.ndarray, own: np.ndarray,
+              candidates: int) -> np.ndarray:
+    """Per row of ``cand``, how many leading entries make its pool; -1 when its exact
+    entries hold fewer than ``candidates`` distinct groups other than its own (``own``)."""
+    n, w = cand.shape
+    exact = (np.arange(w)[None, :] < depth[:, None]) & (cand >= 0)
+    groups = np.where(cand >= 0, row_group[np.where(cand < 0, 0, cand)], -1)
+    distinct = first_in_row(groups, exact & (groups != own[:, None]))
+    count = np.cumsum(distinct, axis=1)
+    reached = count >= candidates
+    return np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, -1) if w else np.full(n, -1)
+
+
+def rows_needing_more(ends: np.ndarray, depth: np.ndarray, available: np.ndarray) -> np.ndarray:
+    """Rows whose pool is not complete but whose exact list does not yet hold every
+    candidate there is: they need a deeper search."""
+    return np.flatnonzero((ends < 0) & (depth < available))
+
+
+def _choose_members(corpus: Corpus, subjects: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each (subject job, candidate row), the row's active job with the highest bonus
+    for the subject (members are stored newest first, so ties go to the newest)."""
+    counts = np.diff(corpus.member_start)[np.where(rows < 0, 0, rows)]
+    chosen = np.where(rows >= 0, corpus.members[corpus.member_start[np.where(rows < 0, 0, rows)]], -1)
+    multi = np.flatnonzero((rows >= 0) & (counts > 1))
+    if not len(multi):
+        return chosen
+    seg = counts[multi]
+    offsets = np.arange(seg.sum()) - np.repeat(np.cumsum(seg) - seg, seg)
+    member = corpus.members[np.repeat(corpus.member_start[rows[multi]], seg) + offsets]
+    bonus, _ = pair_bonus(corpus.context, np.repeat(subjects[multi], seg), member[:, None])
+    segment = np.repeat(np.arange(len(multi)), seg)
+    best = np.lexsort((offsets, -bonus[:, 0], segment))
+    firsts = best[np.r_[True, segment[best][1:] != segment[best][:-1]]]
+    chosen[multi] = member[firsts]
+    return chosen
+
+
+def rerank_jobs(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.ndarray,
+                pool_rows: np.ndarray, cfg: NeighbourSettings) -> dict[str, JobList]:
+    """Final lists of ``jobs`` (job indices) from their pools (one row per job, -1 padded)."""
+    if not len(jobs):
+        return {}
+    if pool_rows.shape[1] == 0:
+        return {str(corpus.job_ids[j]): JobList((), groups.original[j]) for j in jobs.tolist()}
+    flat_rows = pool_rows.reshape(-1)
+    chosen = _choose_members(corpus, np.repeat(jobs, pool_rows.shape[1]), flat_rows).reshape(pool_rows.shape)
+    bonus, bits = pair_bonus(corpus.context, jobs, chosen)
+    cosine = np.clip(pool_cos, 0.0, 1.0)
+    blended = cfg.cosine_weight * cosine + (1 - cfg.cosine_weight) * bonus
+    own_group = groups.job_group[jobs][:, None]
+    live = (chosen >= 0) & (blended >= cfg.min_score) & (groups.row_group[np.where(pool_rows < 0, 0, pool_rows)] != own_group)
+    blended = np.where(live, blended, -np.inf)
+    created = np.where(chosen >= 0, corpus.created[np.where(chosen < 0, 0, chosen)], 0)
+    order = np.lexsort((np.where(live, pool_rows, np.iinfo(np.int64).max), -created, -blended), axis=1)
+    take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
+    chosen, blended, cosine, bits, rows = take(chosen), take(blended), take(cosine), take(bits), take(pool_rows)
+    live = np.isfinite(blended)
+    keep = first_in_row(groups.row_group[np.where(rows < 0, 0, rows)], live)
+    keep &= np.cumsum(keep, axis=1) <= cfg.k
+    out: dict[str, JobList] = {}
+    scores = np.round(blended.astype(np.float64), 2).tolist()
+    cosines = np.round(cosine.astype(np.float64), 2).tolist()
+    for i, j in enumerate(jobs.tolist()):
+        cols = np.flatnonzero(keep[i]).tolist()
+        items = tuple(Neighbour(str(corpus.job_ids[chosen[i, c]]), scores[i][c], cosines[i][c], CODES[bits[i, c]])
+                      for c in cols)
+        out[str(corpus.job_ids[j])] = JobList(items, groups.original[j])
+    return out
+
+
+def pools(cos: np.ndarray, cand: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pools of ``rows`` as (cosine, candidate row) matrices padded with -1."""
+    width = int(ends[rows].max()) if len(rows) else 0
+    mask = np.arange(width)[None, :] < ends[rows][:, None]
+    return (np.where(mask, cos[rows, :width], -np.inf).astype(np.float32),
+            np.where(mask, cand[rows, :width], -1))
+
+
+def diff_lists(new: dict[str, JobList], stored: dict[str, JobList | None]) -> tuple[dict[str, JobList], int]:
+    """Lists to write (changed entries, explanations or group; unreadable stored ones) —
+    jobs that no longer get a list but have one stored get an empty one — and how many
+    were unchanged."""
+    changes: dict[str, JobList] = {}
+    unchanged = 0
+    for job_id, job_list in new.items():
+        if stored.get(job_id, JobList(())) == job_list:
+            unchanged += 1
+        else:
+            changes[job_id] = job_list
+    for job_id in stored.keys() - new.keys():
+        if stored[job_id] != JobList(()):
+            changes[job_id] = JobList(())
+    return changes, unchanged
+
+
+def list_checks(lists: dict[str, JobList], active: set[str], k: int) -> dict[str, float | int]:
+    """What the lists look like, counted from the lists themselves: lists holding a
+    duplicate of their own job or two postings of one group (both must be 0), and the
+    median length of active jobs' lists where at least ``k`` other groups have open jobs."""
+    group = {key: job_list.group or key for key, job_list in lists.items()}
+    open_groups = {group[key] for key in active if key in group}
+    own = repeated = 0
+    lengths = []
+    for key, job_list in lists.items():
+        listed = [group.get(n.job_id, n.job_id) for n in job_list.items]
+        own += group[key] in listed
+        repeated += len(set(listed)) < len(listed)
+        if key in active and len(open_groups - {group[key]}) >= k:
+            lengths.append(len(listed))
+    return {"lists": len(lists), "closed_job_lists": len(lists) - len(active & lists.keys()),
+            "with_own_duplicate": own, "with_repeated_group": repeated,
+            "median_length": float(np.median(lengths)) if lengths else 0.0,
+            "shorter_than_k": int(sum(n < k for n in lengths))}

@@ -1,0 +1,180 @@
+"""Final lists (duplicate groups, closed jobs, explanations) against a pair-by-pair reference,
+and incremental runs equal to a full pass over random sequences of reposts, edits, expiries."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from hypothesis import given, settings as hsettings, strategies as st
+
+from jobsim.corpus import build_corpus
+from jobsim.neighbours import rescore
+from jobsim.repositories import JobContexts, VectorSet
+from jobsim.scoring import pair_bonus
+from jobsim.settings import NeighbourSettings, Settings
+from jobsim.similarity import compute_neighbours
+from tests.memory_pipeline import MemoryPipeline
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+CITIES, COMPANIES, CATS = ["Tiranë", "Durrës", None], ["Alfa", "Beta", None], ["IT", "Finance"]
+
+
+def random_corpus(rng: np.random.Generator, n_texts: int, dims: int = 12):
+    """Texts (some near-duplicates of others), each posted 1-3 times (reposts), some closed."""
+    base = rng.standard_normal((n_texts, dims)).astype(np.float32)
+    for t in range(1, n_texts):
+        if rng.random() < 0.3:  # a near-duplicate text of an earlier one
+            base[t] = base[rng.integers(t)] + 0.05 * rng.standard_normal(dims).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    jobs, keys, hashes, vecs = JobContexts(), [], [], []
+    for t in range(n_texts):
+        for r in range(int(rng.integers(1, 4))):
+            key = f"s:j{t:03d}-{r}"
+            doc = {"embedding": {"contentHash": f"h{t:03d}"}, "category": CATS[rng.integers(2)],
+                   "experienceLevel": ["junior", "mid", "senior"][rng.integers(3)],
+                   "location": {"city": CITIES[rng.integers(3)], "remote": bool(rng.random() < 0.2)},
+                   "company": COMPANIES[rng.integers(3)], "createdAt": NOW - timedelta(hours=int(rng.integers(1, 500)))}
+            jobs.append(key, doc, active=bool(rng.random() < 0.8))
+            keys.append(key), hashes.append(f"h{t:03d}"), vecs.append(base[t])
+    vectors = VectorSet(np.array(keys, dtype=object), np.array(hashes, dtype=object), np.stack(vecs))
+    return build_corpus(vectors, jobs)
+
+
+def reference_lists(corpus, cfg: NeighbourSettings) -> dict[str, list]:
+    """Pair by pair: groups from each row's top candidates, pools of distinct groups, best member."""
+    x, base, r = corpus.vectors, corpus.base, corpus.rows
+    cos = rescore(x, x[:base], np.tile(np.arange(base), (r, 1)))  # canonical scores, every pair
+    order = {u: [v for v in sorted(range(base), key=lambda v: (-cos[u, v], v)) if v != u] for u in range(r)}
+    parent = list(range(r))
+
+    def find(a):
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    jobs_of = corpus.row_jobs()
+    for u in range(r):
+        for v in order[u][:cfg.candidates]:
+            cu, cv = set(corpus.company[jobs_of[u]]), set(corpus.company[jobs_of[v]])
+            if cos[u, v] >= cfg.near_duplicate_cosine and (-1 in cu or -1 in cv or cu & cv):
+                parent[find(u)] = find(v)
+    group = [find(u) for u in range(r)]
+    out = {}
+    for j, u in enumerate(corpus.job_row.tolist()):
+        pool, seen = [], set()
+        for v in order[u]:
+            if group[v] == group[u]:
+                continue
+            pool.append(v)
+            seen.add(group[v])
+            if len(seen) == cfg.candidates:
+                break
+        entries = []
+        for v in pool:
+            members = corpus.members[corpus.member_start[v]:corpus.member_start[v + 1]]
+            bonuses, bits = pair_bonus(corpus.context, np.full(len(members), j), members[:, None])
+            best = int(np.argmax(bonuses[:, 0]))  # first max: members are newest first
+            m = int(members[best])
+            score = np.float32(cfg.cosine_weight) * np.float32(min(max(cos[u, v], 0), 1)) \
+                + np.float32(1 - cfg.cosine_weight) * bonuses[best, 0]
+            if score >= cfg.min_score:
+                entries.append((-float(score), -int(corpus.created[m]), v, m, group[v]))
+        taken, listed = set(), []
+        for entry in sorted(entries):
+            if entry[4] not in taken and len(listed) < cfg.k:
+                taken.add(entry[4])
+                listed.append((str(corpus.job_ids[entry[3]]), round(-entry[0], 2)))
+        out[str(corpus.job_ids[j])] = listed
+    return out
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_texts=st.integers(2, 30), candidates=st.integers(2, 8))
+def test_lists_equal_the_pair_by_pair_reference(seed, n_texts, candidates):
+    rng = np.random.default_rng(seed)
+    corpus = random_corpus(rng, n_texts)
+    cfg = NeighbourSettings(k=min(5, candidates), candidates=candidates, candidate_margin=2, min_score=0.2,
+                            near_duplicate_cosine=0.97, incremental=False)
+    result = compute_neighbours(corpus, cfg)
+    expected = reference_lists(corpus, cfg)
+    got = {k: [(n.job_id, n.score) for n in v.items] for k, v in result.lists.items()}
+    assert got == expected
+    active = set(corpus.job_ids[corpus.active].tolist())
+    groups = {k: v.group for k, v in result.lists.items()}
+    for key, job_list in result.lists.items():
+        assert all(n.job_id in active for n in job_list.items)  # closed jobs are never listed
+        listed_groups = [groups[n.job_id] or n.job_id for n in job_list.items]
+        assert len(set(listed_groups)) == len(listed_groups)  # one posting per group
+        assert job_list.group is None or job_list.group not in listed_groups  # never its own reposts
+        for n in job_list.items:
+            assert abs(n.score - (cfg.cosine_weight * n.cosine + (1 - cfg.cosine_weight) * bonus_of(n.match))) < 0.011
+
+
+def bonus_of(match: tuple[str, ...]) -> float:
+    return sum({"category": 0.4, "level": 0.3, "adjacentLevel": 0.15, "city": 0.3, "remote": 0.15}[m] for m in match)
+
+
+# -- incremental runs equal a full pass, over random sequences -----------------------------
+OPS = st.lists(st.tuples(st.sampled_from(["new", "repost", "repost_city", "edit", "expire", "close", "delete",
+                                          "reopen"]), st.integers(0, 10_000)), min_size=1, max_size=6)
+
+
+def posting(i: int, rng: np.random.Generator) -> dict:
+    field = ["Python backend developer", "Accountant with IFRS", "Nurse in the surgery ward",
+             "Sales agent for retail", "Chef for an Italian kitchen"][i % 5]
+    return {"title": f"{field} {i % 7}", "description": f"We are hiring: {field}. Team {i % 3}, shift {i % 4}. "
+            "Good communication and teamwork.", "category": ["IT", "Finance", "Health"][i % 3],
+            "company": COMPANIES[i % 3], "experienceLevel": "mid", "status": "active", "isDeleted": False,
+            "location": {"city": CITIES[i % 3], "remote": i % 5 == 0}, "createdAt": NOW - timedelta(hours=i),
+            "updatedAt": NOW, "embedding": {"status": "pending", "attempts": 0}}
+
+
+def apply(pipeline: MemoryPipeline, op: str, n: int, at: datetime) -> None:
+    docs = pipeline.repos.jobs.docs
+    keys = sorted(docs)
+    target = docs[keys[n % len(keys)]]
+    key = f"s:n{len(docs):04d}"
+    if op == "new":
+        docs[key] = posting(n, np.random.default_rng(n))
+    elif op in ("repost", "repost_city"):
+        docs[key] = copy.deepcopy(target) | {"createdAt": at, "updatedAt": at, "status": "active", "isDeleted": False,
+                                             "expiresAt": None, "embedding": {"status": "pending", "attempts": 0}}
+        if op == "repost_city":
+            docs[key]["location"] = {"city": CITIES[(n + 1) % 3], "remote": False}
+            docs[key]["description"] = str(target.get("description")) + " Also in another city."
+    elif op == "edit":
+        target["description"] = f"Completely new duties number {n}: logistics, driving and warehouse work."
+    elif op == "expire":
+        target["expiresAt"] = at - timedelta(minutes=1)
+    elif op in ("close", "delete", "reopen"):
+        target.update(status="closed" if op == "close" else "active", isDeleted=op == "delete")
+    target["updatedAt"] = at
+
+
+@hsettings(max_examples=25, deadline=None)
+@given(steps=st.lists(OPS, min_size=1, max_size=4))
+def test_incremental_runs_equal_a_full_pass_after_reposts_edits_and_expiries(steps):
+    settings = Settings(neighbours={"state_dir": "", "min_score": 0.0, "k": 5, "candidates": 6,
+                                    "candidate_margin": 3, "incremental_max_churn": 1.0})
+    pipeline = MemoryPipeline(settings)
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        pipeline.repos.jobs.docs[f"s:a{i:03d}"] = posting(i, rng)
+    at = NOW
+    pipeline.run(now=at)
+    for ops in steps:
+        at += timedelta(minutes=10)
+        for op, n in ops:
+            apply(pipeline, op, n, at)
+        pipeline.run(now=at + timedelta(minutes=1))
+        full = copy.deepcopy(pipeline)
+        full.state = None
+        rerun = full.run("full", now=at + timedelta(minutes=1))
+        assert rerun["lists_written"] == 0 and full.lists() == pipeline.lists()
+        docs = pipeline.repos.jobs.docs
+        for key, (items, group) in pipeline.lists().items():
+            for other, *_ in items:
+                assert docs[other].get("status") == "active" and not docs[other].get("isDeleted")
+                assert group is None or docs[other].get("duplicateGroup") != group
