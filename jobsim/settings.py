@@ -67,6 +67,18 @@ class EmbeddingSettings(BaseModel):
         30.0, gt=0, description="Longest wait before one retry (backoff, Retry-After and "
         "x-ratelimit-reset-* headers are capped here)."
     )
+    breaker_failures: int = Field(
+        8, ge=1, le=1000, description="Circuit breaker: after this many consecutive requests "
+        "failed for a transient cause (429, 5xx, timeout, connection, unreadable response), one "
+        "embedding call stops sending; the rows it has not embedded stay pending (no attempt "
+        "spent) and the run reports the service unavailable. While requests fail, one at a time "
+        "probes the service."
+    )
+    outage_max_s: float = Field(
+        120.0, gt=0, description="Circuit breaker: stop as well when no request has succeeded for "
+        "this long since the failures began; a sustained outage ends within this plus one "
+        "request timeout."
+    )
     encoding: str = Field(
         "cl100k_base", description="Tokenizer used to count and truncate inputs (the model's BPE)."
     )
