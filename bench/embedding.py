@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobsim.embedders.openai_api import OpenAIEmbedder  # noqa: E402
+from jobsim.embedders.openai import OpenAIEmbedder  # noqa: E402
 from jobsim.settings import EmbeddingSettings  # noqa: E402
 from jobsim.text import build_embedding_text, clean_text, truncate_at_word  # noqa: E402
 from jobsim.tokens import count_tokens  # noqa: E402

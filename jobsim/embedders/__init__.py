@@ -47,7 +47,7 @@ class Embedder(Protocol):
 def make_embedder(settings: EmbeddingSettings) -> Embedder:
     """The embedder the settings ask for."""
     if settings.provider == "openai":
-        from jobsim.embedders.openai_api import OpenAIEmbedder
+        from jobsim.embedders.openai import OpenAIEmbedder
 
         return OpenAIEmbedder(settings)
     from jobsim.embedders.local import LocalEmbedder
