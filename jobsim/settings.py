@@ -50,7 +50,9 @@ class EmbeddingSettings(BaseModel):
     request_timeout_s: float = Field(60.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(
         6, ge=0, le=20, description="Retries of one request after a transient failure (429, 5xx, "
-        "timeout, connection); jobsim's own retry loop, the openai client's is off."
+        "timeout, connection) while other requests succeed; then its jobs stay pending. While "
+        "none succeeds the circuit breaker below decides. jobsim's own retry loop, the openai "
+        "client's is off."
     )
     concurrency: int = Field(4, ge=1, le=64, description="Embedding requests in flight at once.")
     requests_per_minute: int = Field(

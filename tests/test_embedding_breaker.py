@@ -64,6 +64,16 @@ def test_sustained_500_stops_after_n_consecutive_failures_without_splitting(srv)
     assert all(len(r.inputs) == 10 for r in srv.requests)  # never split
 
 
+def test_a_lone_batch_in_an_outage_ends_with_the_breaker_not_its_retries(srv):
+    # max_retries (2) < breaker_failures (5): nothing succeeds, so the batch keeps probing
+    # until the breaker opens and the caller learns the service is down
+    srv.add_fault("500", times=0)
+    result = embed(srv.url, texts_for(5, "lone"), breaker_failures=5, max_retries=2)
+    assert result.unavailable == "embedding service unavailable: HTTP 500 on 5 consecutive requests"
+    assert_all_transient(result, 5)
+    assert result.requests == len(srv.requests) == 5
+
+
 @pytest.mark.parametrize("retry_after", [0.2, None])
 def test_429_that_never_clears(srv, retry_after):
     srv.add_fault("429", times=0, retry_after=retry_after)

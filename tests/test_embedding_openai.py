@@ -261,10 +261,13 @@ def test_server_down_for_good_fails_with_reason(srv):
     fields = dict(provider="openai", base_url=url, api_key="k", dimensions=DIMS, max_retries=1,
                   retry_base_delay_s=0.01)
     result = make_embedder(EmbeddingSettings(**fields)).embed(texts_for(20, "down"))
-    assert set(result.errors) == set(range(20))
-    assert all("cannot reach" in r for r in result.errors.values())
-    assert result.transient == set(range(20))
-    assert result.requests == 2  # not split: splitting can't help an unreachable server
+    assert set(result.errors) == result.transient == set(range(20))
+    # nothing ever succeeded: not the batch's fault, so not max_retries but the breaker
+    # (default 8 consecutive failures) ends it, and says so
+    assert result.unavailable == ("embedding service unavailable: connection error on 8 "
+                                  "consecutive requests")
+    assert all(r == result.unavailable for r in result.errors.values())
+    assert result.requests == 8  # not split: splitting can't help an unreachable server
 
 
 def test_embed_works_inside_a_running_event_loop(srv):
@@ -312,13 +315,21 @@ def test_random_fault_scripts_lose_nothing(srv, seed):
     assert result.requests == len(srv.requests)
 
 
-def test_rate_limit_storm_fails_rows_as_transient(srv):
-    srv.add_fault("429", times=0, retry_after=0.01)
-    result = make(srv, max_retries=2, batch_max_inputs=10,
-                  breaker_failures=20).embed(texts_for(25, "storm"))  # the breaker: its own tests
-    assert set(result.errors) == result.transient == set(range(25))
-    assert all("rate limited (429) 3 times" in r for r in result.errors.values())
-    assert result.rate_limited == result.requests == 9  # 3 batches x 3 tries, none split
+def test_rate_limits_that_outlast_the_retries_leave_the_batch_transient(srv):
+    # one batch is refused for good while the others are served: after max_retries its rows
+    # come back transient (a caller leaves them pending), unsplit, and the service is not
+    # declared unavailable
+    texts = texts_for(25, "storm")
+    for i in range(10, 20):
+        texts[i] += " STORM"
+    srv.add_fault("429", times=0, retry_after=0.3, match="STORM")
+    result = make(srv, max_retries=2, batch_max_inputs=10).embed(texts)
+    assert set(result.errors) == result.transient == set(range(10, 20))
+    assert all(r == "rate limited (429) 3 times" for r in result.errors.values())
+    assert result.unavailable is None
+    refused = [r for r in srv.requests if r.status == 429]
+    assert result.rate_limited == len(refused) == 3 and all(len(r.inputs) == 10 for r in refused)
+    assert result.requests == len(srv.requests) == 2 + 3
 
 
 def test_input_failures_are_not_transient(srv):

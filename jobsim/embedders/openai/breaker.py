@@ -32,6 +32,7 @@ class CircuitBreaker:
         self.streak = 0  # consecutive transient failures
         self.since: float | None = None  # when the streak's first failed request was sent
         self.last_ok: float | None = None  # when the last success was seen
+        self.successes = 0  # requests that succeeded so far
         self.causes: Counter[str] = Counter()
         self.retry_after: float | None = None  # the streak's last server-requested wait
         self.reason: str | None = None  # set once open
@@ -50,6 +51,7 @@ class CircuitBreaker:
         self.streak, self.since, self.retry_after = 0, None, None
         self.causes.clear()
         self.last_ok = self.clock()
+        self.successes += 1
 
     def failed(self, failure: Failure, sent_at: float) -> None:
         """A request sent at ``sent_at`` failed transiently; may open the breaker."""

@@ -14,10 +14,12 @@ How a call to :meth:`OpenAIEmbedder.embed` runs:
 4. **Settle** each batch by what :mod:`~jobsim.embedders.openai.policy` makes of it:
    vectors are decoded (:mod:`~jobsim.embedders.openai.transport`) straight into the
    result matrix, rows missing from a response are asked for again; an *input* failure
-   (400 …) splits the batch in halves down to the offending input; a *transient* failure is
-   retried up to ``max_retries`` times, then the batch's rows come back transient, unsplit;
-   a *fatal* one (401/403/404) stops everything and ``embed`` raises ``EmbeddingError``.
-   Once the breaker opens, every row not yet embedded comes back transient and
+   (400 …) splits the batch in halves down to the offending input; a *fatal* one
+   (401/403/404) stops everything and ``embed`` raises ``EmbeddingError``; a *transient*
+   one is retried, never split. A batch gives up after ``max_retries`` retries (its rows
+   come back transient) only while other requests succeed; when none does, the failures
+   are the service's and the circuit breaker ends them, also for a lone batch. Once it
+   opens, every row not yet embedded comes back transient and
    ``EmbeddingResult.unavailable`` says why.
 
 Every row ends embedded or in ``EmbeddingResult.errors`` with a reason; none twice.
@@ -39,7 +41,7 @@ import openai
 from jobsim.batching import pack_requests
 from jobsim.embedders import EmbeddingResult
 from jobsim.embedders.openai.breaker import CircuitBreaker
-from jobsim.embedders.openai.gate import Gate, Ticket
+from jobsim.embedders.openai.gate import Gate
 from jobsim.embedders.openai.limiter import RateLimiter
 from jobsim.embedders.openai.policy import RATE_LIMITED, Failure, Kind, classify
 from jobsim.embedders.openai.transport import (
@@ -172,17 +174,22 @@ class OpenAIEmbedder:
             self._settle(run, missing, reason, False)
 
     async def _request(self, client: openai.AsyncOpenAI, run: _Run, batch: _Batch) -> Response | None:
-        """The batch's response, or None once its rows are settled otherwise."""
+        """The batch's response, or None once its rows are settled otherwise.
+
+        A transient failure is retried; the batch gives up (its rows transient) after
+        ``max_retries`` retries only if the service answered other requests meanwhile.
+        While nothing succeeds the failures are the service's, and the breaker ends them.
+        """
         cfg, out = self.settings, run.result
         inputs = [run.texts[r] for r in batch.rows]
         dims = self.dimensions if self.send_dimensions else None
-        failure: Failure | None = None
-        for attempt in range(cfg.max_retries + 1):
+        successes_before, failures = run.gate.breaker.successes, 0
+        while True:
             ticket = None if run.fatal else await run.gate.enter(batch.tokens)
             if ticket is None:  # breaker open (or fatal): every row still here is transient
                 self._settle(run, batch.rows, run.gate.breaker.reason or run.fatal, True)
                 return None
-            out.retries += attempt > 0
+            out.retries += failures > 0
             out.requests += 1
             try:
                 response = await post_embeddings(client, inputs, self.model, dims)
@@ -191,20 +198,24 @@ class OpenAIEmbedder:
                 if failure is None:  # not a request failure: a bug, not the service
                     run.gate.release(ticket)
                     raise
-                if self._failed(run, batch, failure, ticket, attempt):
+                failures += 1
+                delay = run.gate.report(ticket, failure)
+                if self._settled_by(run, batch, failure):
                     return None
+                if failures > cfg.max_retries and run.gate.breaker.successes > successes_before:
+                    self._settle(run, batch.rows, failure.reason(failures), True)
+                    return None
+                if not run.gate.breaker.is_open:
+                    log.warning("embedding request of %d inputs failed (%s); retry %d in ≥ %.2f s",
+                                len(batch.rows), failure.cause, failures, delay)
                 continue
             run.gate.report(ticket, None)
             out.tokens += usage_tokens(response.usage, batch.tokens)
             return response
-        assert failure is not None
-        self._settle(run, batch.rows, failure.reason(cfg.max_retries + 1), True)
-        return None
 
-    def _failed(self, run: _Run, batch: _Batch, failure: Failure, ticket: Ticket,
-                attempt: int) -> bool:
-        """Record a failed request; True when the batch is settled (no retry of it as is)."""
-        delay = run.gate.report(ticket, failure)
+    def _settled_by(self, run: _Run, batch: _Batch, failure: Failure) -> bool:
+        """Act on a failure about the batch's inputs or fatal to the call; True when the
+        batch is settled by it (split or failed), False when it may be retried as is."""
         if failure.kind is Kind.FATAL:
             run.fatal = failure.reason()
             log.error("embedding provider refused all requests: %s", failure.cause)
@@ -219,9 +230,6 @@ class OpenAIEmbedder:
                 self._settle(run, batch.rows, failure.reason(), False)
             return True
         run.result.rate_limited += failure.cause == RATE_LIMITED
-        if attempt < self.settings.max_retries and not run.gate.breaker.is_open:
-            log.warning("embedding request of %d inputs failed (%s); retry %d in ≥ %.2f s",
-                        len(batch.rows), failure.cause, attempt + 1, delay)
         return False
 
     def _store(self, run: _Run, batch: _Batch, data: list) -> list[int]:
