@@ -6,7 +6,9 @@ machine on a fake clock.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import random
 import re
 import time
 
@@ -14,6 +16,8 @@ import pytest
 
 from jobsim.embedders import EmbeddingResult, make_embedder
 from jobsim.embedders.openai.breaker import CircuitBreaker
+from jobsim.embedders.openai.gate import Gate
+from jobsim.embedders.openai.limiter import RateLimiter
 from jobsim.embedders.openai.policy import RATE_LIMITED, Failure, Kind
 from jobsim.settings import EmbeddingSettings
 from tests.embedding_server import EmbeddingServer
@@ -225,3 +229,43 @@ def test_breaker_reasons_for_rate_limits():
     breaker.failed(HTTP_500, clock.t)
     assert breaker.reason == ("embedding service unavailable: 2 consecutive failed requests "
                               "(rate limited (429) ×1, HTTP 500 ×1) (no Retry-After)")
+
+
+# -- the gate: one probe at a time while failing, nothing after close ----------------------
+def make_gate() -> Gate:
+    breaker = CircuitBreaker(100, 60)
+    return Gate(RateLimiter(10_000, 10**9), breaker, 0.001, 0.01, random.Random(0))
+
+
+def test_gate_lets_one_probe_through_while_failing():
+    async def scenario() -> None:
+        gate = make_gate()
+        first = await gate.enter(10)
+        assert first is not None and not first.probe
+        gate.report(first, HTTP_500)
+        probe = await gate.enter(10)
+        assert probe is not None and probe.probe
+        waiting = asyncio.ensure_future(gate.enter(10))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # a second request waits for the probe's outcome
+        gate.report(probe, None)  # the probe succeeded: everyone may go again
+        ticket = await asyncio.wait_for(waiting, 1)
+        assert ticket is not None and not ticket.probe
+
+    asyncio.run(scenario())
+
+
+def test_gate_closed_by_a_fatal_failure_lets_no_waiter_through():
+    async def scenario() -> None:
+        gate = make_gate()
+        first = await gate.enter(10)
+        gate.report(first, HTTP_500)
+        probe = await gate.enter(10)
+        waiting = asyncio.ensure_future(gate.enter(10))
+        await asyncio.sleep(0.05)
+        gate.close()  # the probe got a 401
+        gate.report(probe, Failure(Kind.FATAL, "HTTP 401"))
+        assert await asyncio.wait_for(waiting, 1) is None
+        assert await gate.enter(10) is None
+
+    asyncio.run(scenario())

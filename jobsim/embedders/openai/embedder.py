@@ -185,7 +185,7 @@ class OpenAIEmbedder:
         dims = self.dimensions if self.send_dimensions else None
         successes_before, failures = run.gate.breaker.successes, 0
         while True:
-            ticket = None if run.fatal else await run.gate.enter(batch.tokens)
+            ticket = await run.gate.enter(batch.tokens)
             if ticket is None:  # breaker open (or fatal): every row still here is transient
                 self._settle(run, batch.rows, run.gate.breaker.reason or run.fatal, True)
                 return None
@@ -218,6 +218,7 @@ class OpenAIEmbedder:
         batch is settled by it (split or failed), False when it may be retried as is."""
         if failure.kind is Kind.FATAL:
             run.fatal = failure.reason()
+            run.gate.close()
             log.error("embedding provider refused all requests: %s", failure.cause)
             return True
         if failure.kind is Kind.INPUT:

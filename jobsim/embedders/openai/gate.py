@@ -47,11 +47,13 @@ class Gate:
         self.clock = clock
         self.resume_at = 0.0  # every sender waits until then (backoff after a failure)
         self.probing = False
+        self.closed = False  # nothing more may be sent (a fatal failure)
         self._wake = asyncio.Event()
 
     async def enter(self, tokens: int) -> Ticket | None:
-        """Wait until one request of ``tokens`` may go; None once the breaker is open."""
-        while not self.breaker.check():
+        """Wait until one request of ``tokens`` may go; None once the breaker is open or
+        the gate closed."""
+        while not self.closed and not self.breaker.check():
             now = self.clock()
             wait: float | None = self.resume_at - now
             if wait <= 0:
@@ -83,6 +85,11 @@ class Gate:
                 self.limiter.pause(min(failure.wait, self.max_delay_s))  # for later calls too
         self.release(ticket)
         return delay
+
+    def close(self) -> None:
+        """Let nothing more through (the call is over: credentials, permission or model)."""
+        self.closed = True
+        self._wake.set()
 
     def release(self, ticket: Ticket) -> None:
         """The request of ``ticket`` is over (reported or abandoned): wake the waiters."""
