@@ -50,7 +50,9 @@ class EmbeddingSettings(BaseModel):
     request_timeout_s: float = Field(60.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(
         6, ge=0, le=20, description="Retries of one request after a transient failure (429, 5xx, "
-        "timeout, connection); jobsim's own retry loop, the openai client's is off."
+        "timeout, connection) while other requests succeed; then its jobs stay pending. While "
+        "none succeeds the circuit breaker below decides. jobsim's own retry loop, the openai "
+        "client's is off."
     )
     concurrency: int = Field(4, ge=1, le=64, description="Embedding requests in flight at once.")
     requests_per_minute: int = Field(
@@ -66,6 +68,18 @@ class EmbeddingSettings(BaseModel):
     retry_max_delay_s: float = Field(
         30.0, gt=0, description="Longest wait before one retry (backoff, Retry-After and "
         "x-ratelimit-reset-* headers are capped here)."
+    )
+    breaker_failures: int = Field(
+        8, ge=1, le=1000, description="Circuit breaker: after this many consecutive requests "
+        "failed for a transient cause (429, 5xx, timeout, connection, unreadable response), one "
+        "embedding call stops sending; the rows it has not embedded stay pending (no attempt "
+        "spent) and the run reports the service unavailable. While requests fail, one at a time "
+        "probes the service."
+    )
+    outage_max_s: float = Field(
+        120.0, gt=0, description="Circuit breaker: stop as well when no request has succeeded for "
+        "this long since the failures began; a sustained outage ends within this plus one "
+        "request timeout."
     )
     encoding: str = Field(
         "cl100k_base", description="Tokenizer used to count and truncate inputs (the model's BPE)."

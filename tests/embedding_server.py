@@ -9,8 +9,9 @@ API's documented limits (≤ 2,048 inputs, no empty input, ≤ 8,192 tokens per 
 
 Scripted faults (:class:`Fault`) are applied to the next matching requests: 429 with or
 without ``Retry-After``/``x-ratelimit-*`` headers, 400/401/408/500/503, a hang past the client's
-timeout, NaN/inf in a vector, wrong dimension, fewer vectors than inputs, shuffled or
-duplicated ``index``, unparseable JSON. ``poison`` inputs always get a 400, so a client's
+timeout, NaN/inf in a vector, all-zero/huge (3e38)/tiny (1e-30) vectors, wrong dimension,
+fewer vectors than inputs, shuffled or duplicated ``index``, unparseable JSON. A fault with
+``pass_every=n`` lets every n-th matching request through unharmed (a flaky server). ``poison`` inputs always get a 400, so a client's
 batch splitting can be tested. :meth:`EmbeddingServer.outage` refuses connections for a
 while (the port is closed and reopened). Every parsed request is recorded for assertions.
 
@@ -41,8 +42,9 @@ MAX_INPUT_TOKENS = 8192
 MAX_REQUEST_TOKENS = 300_000
 FAULT_KINDS = frozenset({
     "429", "400", "401", "408", "500", "503", "hang", "nan", "inf", "wrong_dim", "fewer",
-    "shuffle", "duplicate", "bad_json",
+    "shuffle", "duplicate", "bad_json", "zero", "huge", "tiny",
 })
+_VALUE_FAULTS = {"nan": np.nan, "inf": np.inf, "huge": 3e38, "tiny": 1e-30, "zero": 0.0}
 
 
 @dataclass
@@ -54,8 +56,10 @@ class Fault:
     retry_after: float | None = None  # 429: sent as Retry-After (seconds)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
     match: str | None = None  # only requests with an input containing this text
-    rows: int = 1  # nan/inf/fewer: how many rows are affected
+    rows: int = 1  # nan/inf/zero/huge/tiny/fewer: how many rows are affected
     hang_s: float = 3.0
+    pass_every: int = 0  # every n-th matching request passes unharmed (0 = none)
+    seen: int = 0  # matching requests so far
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -177,6 +181,9 @@ class EmbeddingServer:
             for fault in self.faults:
                 if fault.match is not None and not any(fault.match in t for t in inputs):
                     continue
+                fault.seen += 1
+                if fault.pass_every and fault.seen % fault.pass_every == 0:
+                    return None
                 if fault.times == 0:
                     return fault
                 fault.times -= 1
@@ -318,7 +325,9 @@ class _Handler(BaseHTTPRequestHandler):
         indices = list(order)
         if fault and fault.kind in ("nan", "inf"):
             for i in order[: fault.rows]:
-                vectors[i, 3] = np.nan if fault.kind == "nan" else np.inf
+                vectors[i, 3] = _VALUE_FAULTS[fault.kind]
+        if fault and fault.kind in ("zero", "huge", "tiny"):
+            vectors[order[: fault.rows]] = _VALUE_FAULTS[fault.kind]
         if fault and fault.kind == "fewer":
             keep = max(0, len(order) - fault.rows)
             order, indices = order[:keep], indices[:keep]

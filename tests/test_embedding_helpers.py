@@ -9,9 +9,9 @@ import random
 import numpy as np
 import pytest
 
-from jobsim.embedders.openai_api import (
-    RateLimiter, backoff_delay, decode_vector, parse_duration, retry_after_seconds,
-)
+from jobsim.embedders.openai.limiter import RateLimiter
+from jobsim.embedders.openai.policy import backoff_delay, parse_duration, retry_after_seconds
+from jobsim.embedders.openai.transport import decode_vector
 
 
 @pytest.mark.parametrize("value, seconds", [

@@ -13,7 +13,7 @@ import pytest
 
 from jobsim.batching import min_requests
 from jobsim.embedders import EmbeddingResult, make_embedder
-from jobsim.embedders.openai_api import OpenAIEmbedder
+from jobsim.embedders.openai import OpenAIEmbedder
 from jobsim.settings import EmbeddingSettings
 from jobsim.tokens import count_tokens
 from tests.embedding_server import EmbeddingServer
@@ -226,14 +226,21 @@ def test_poisoned_input_is_isolated_by_splitting(srv):
 
 
 @pytest.mark.parametrize("kind", ["500", "hang"])
-def test_persistent_server_failure_on_one_input_is_isolated(srv, kind):
+def test_persistent_server_failure_leaves_its_batch_transient_unsplit(srv, kind):
+    # a 5xx or a timeout is not about the inputs: the batch is retried, then its rows come
+    # back transient (the caller leaves them pending); it is never split
     texts = texts_for(16, kind)
     texts[5] += " CRASHES"
     srv.add_fault(kind, times=0, match="CRASHES", hang_s=1.0)
-    result = make(srv, max_retries=1, request_timeout_s=0.4, concurrency=4).embed(texts)
+    result = make(srv, max_retries=1, request_timeout_s=0.4, concurrency=2,
+                  batch_max_inputs=8).embed(texts)
     check_complete(srv, texts, result, 0.4)
-    assert list(result.errors) == [5]
-    assert ("HTTP 500" if kind == "500" else "timed out") in result.errors[5]
+    assert set(result.errors) == result.transient == set(range(8))
+    cause = "HTTP 500" if kind == "500" else "request timeout"
+    assert all(f"{cause} 2 times" in r for r in result.errors.values())
+    failing = [r for r in srv.requests if any("CRASHES" in t for t in r.inputs)]
+    assert len(failing) == 2 and all(len(r.inputs) == 8 for r in failing)
+    assert len(srv.requests) == 3 and result.unavailable is None
 
 
 def test_connection_refused_for_a_while(srv):
@@ -254,10 +261,13 @@ def test_server_down_for_good_fails_with_reason(srv):
     fields = dict(provider="openai", base_url=url, api_key="k", dimensions=DIMS, max_retries=1,
                   retry_base_delay_s=0.01)
     result = make_embedder(EmbeddingSettings(**fields)).embed(texts_for(20, "down"))
-    assert set(result.errors) == set(range(20))
-    assert all("cannot reach" in r for r in result.errors.values())
-    assert result.transient == set(range(20))
-    assert result.requests == 2  # not split: splitting can't help an unreachable server
+    assert set(result.errors) == result.transient == set(range(20))
+    # nothing ever succeeded: not the batch's fault, so not max_retries but the breaker
+    # (default 8 consecutive failures) ends it, and says so
+    assert result.unavailable == ("embedding service unavailable: connection error on 8 "
+                                  "consecutive requests")
+    assert all(r == result.unavailable for r in result.errors.values())
+    assert result.requests == 8  # not split: splitting can't help an unreachable server
 
 
 def test_embed_works_inside_a_running_event_loop(srv):
@@ -296,7 +306,7 @@ def test_random_fault_scripts_lose_nothing(srv, seed):
         texts[rng.randrange(len(texts))] += " POISON"
         srv.poison.add("POISON")
     result = make(srv, batch_max_inputs=rng.choice([16, 64, 2048]), concurrency=rng.randint(1, 4),
-                  request_timeout_s=1.0, max_retries=4).embed(texts)
+                  request_timeout_s=1.0, max_retries=4, breaker_failures=50).embed(texts)
     ok = check_complete(srv, texts, result, timeout=1.0)
     # without a 400/poison/per-row fault, every input ends embedded
     row_faults = {"nan", "inf", "wrong_dim", "duplicate", "400"}
@@ -305,12 +315,21 @@ def test_random_fault_scripts_lose_nothing(srv, seed):
     assert result.requests == len(srv.requests)
 
 
-def test_rate_limit_storm_fails_rows_as_transient(srv):
-    srv.add_fault("429", times=0, retry_after=0.01)
-    result = make(srv, max_retries=2, batch_max_inputs=10).embed(texts_for(25, "storm"))
-    assert set(result.errors) == result.transient == set(range(25))
-    assert all("rate limited (429) 3 times" in r for r in result.errors.values())
-    assert result.rate_limited == result.requests == 9  # 3 batches x 3 tries, none split
+def test_rate_limits_that_outlast_the_retries_leave_the_batch_transient(srv):
+    # one batch is refused for good while the others are served: after max_retries its rows
+    # come back transient (a caller leaves them pending), unsplit, and the service is not
+    # declared unavailable
+    texts = texts_for(25, "storm")
+    for i in range(10, 20):
+        texts[i] += " STORM"
+    srv.add_fault("429", times=0, retry_after=0.3, match="STORM")
+    result = make(srv, max_retries=2, batch_max_inputs=10).embed(texts)
+    assert set(result.errors) == result.transient == set(range(10, 20))
+    assert all(r == "rate limited (429) 3 times" for r in result.errors.values())
+    assert result.unavailable is None
+    refused = [r for r in srv.requests if r.status == 429]
+    assert result.rate_limited == len(refused) == 3 and all(len(r.inputs) == 10 for r in refused)
+    assert result.requests == len(srv.requests) == 2 + 3
 
 
 def test_input_failures_are_not_transient(srv):

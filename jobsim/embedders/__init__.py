@@ -27,9 +27,14 @@ class EmbeddingResult:
     tokens: int = 0  # input tokens billed (the responses' ``usage``)
     retries: int = 0  # requests that repeated an earlier one (after a failure or a gap)
     rate_limited: int = 0  # 429 responses
-    # rows of ``errors`` that failed through no fault of their text (rate limit or unreachable
-    # server after every retry): a caller may leave them pending instead of counting an attempt
+    # rows of ``errors`` that failed through no fault of their text (rate limit, server error,
+    # timeout or unreachable server after every retry, or never sent because the service was
+    # declared unavailable): a caller may leave them pending instead of counting an attempt
     transient: set[int] = field(default_factory=set)
+    # set when the call stopped sending because the service looks down (circuit breaker):
+    # one line, e.g. "embedding service unavailable: HTTP 500 on 8 consecutive requests";
+    # the rows it had not embedded by then are in ``transient``. A caller should send no more.
+    unavailable: str | None = None
 
 
 class Embedder(Protocol):
@@ -42,7 +47,7 @@ class Embedder(Protocol):
 def make_embedder(settings: EmbeddingSettings) -> Embedder:
     """The embedder the settings ask for."""
     if settings.provider == "openai":
-        from jobsim.embedders.openai_api import OpenAIEmbedder
+        from jobsim.embedders.openai import OpenAIEmbedder
 
         return OpenAIEmbedder(settings)
     from jobsim.embedders.local import LocalEmbedder
