@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from flows.steps import embed_changed, exact_in_shards
+from jobsim.errors import EmbeddingError
 from jobsim.settings import Settings
 from jobsim.stages.runs import summarize
 from tasks.admin import clear_recompute_requests, pending_recompute_requests
@@ -89,6 +90,8 @@ def refresh(
             clear_recompute_requests(settings, run.started_at)
     result = summary.as_dict()
     publish_run_report(result, quote(lists.lists), lists.stats.as_dict(), failed_job_details(settings), context)
+    if summary.status == "failed":  # red in the UI, non-zero for the CLI; the report says why
+        raise EmbeddingError(summary.headline)
     return result
 
 

@@ -16,6 +16,7 @@ from jobsim.settings import Settings
 from jobsim.shards import min_shards_for, search_pair, sharded_topk
 from jobsim.corpus import Corpus
 from jobsim.similarity import TopK
+from jobsim.stages.embed import not_sent
 from jobsim.stages.prepare import Prepared
 from jobsim.summary import EmbedStats, RunInfo, combine_embed_stats
 from tasks.embed import embed_jobs_batch, plan_embedding, store_vectors
@@ -29,9 +30,13 @@ def embed_changed(runner: TaskRunner, settings: Settings, prepared: Prepared, ru
     plan = plan_embedding(settings, quote(prepared), run)
     workers = settings.execution.workers
     each = settings.model_copy(update={"embedding": settings.embedding.shared_by(min(len(plan.batches), workers))})
-    parts = [store_vectors(settings, quote(done), run)
-             for done in fan_out(runner, embed_jobs_batch, (dict(settings=each, batch=b) for b in plan.batches),
-                                 in_flight=workers)]
+    parts: list[EmbedStats] = []
+    batches = iter(plan.batches)
+    calls = (dict(settings=each, batch=b) for b in batches)
+    for done in fan_out(runner, embed_jobs_batch, calls, workers, keep_going=lambda: not any(p.unavailable for p in parts)):
+        parts.append(store_vectors(settings, quote(done), run))
+    for batch in batches:  # not sent: a batch found the service unavailable (circuit breaker)
+        parts.append(store_vectors(settings, quote(not_sent(batch, "not sent: embedding service unavailable")), run))
     return combine_embed_stats(plan.reused, parts, time.perf_counter() - started)
 
 

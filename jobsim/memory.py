@@ -66,8 +66,9 @@ class MemoryJobs:
                 state.pop(field, None)
         return WriteOutcome(written=len(states))
 
-    def mark_pending(self, job_ids: list[str]) -> WriteOutcome:
-        return self._set_embedding({k: ({"status": "pending"}, ("startedAt",)) for k in job_ids})
+    def mark_pending(self, reasons: dict[str, str]) -> WriteOutcome:
+        return self._set_embedding({k: ({"status": "pending", "error": why[:500]}, ("startedAt", "rejected"))
+                                    for k, why in reasons.items()})
 
     def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> WriteOutcome:
         return self._set_embedding({m.job_id: (

@@ -28,6 +28,7 @@ class EmbedStats:
     deferred: list[str] = field(default_factory=list)  # transient failures, left pending
     seconds: float = 0.0
     refused: dict[str, str] = field(default_factory=dict)  # marks the server refused: job key -> reason
+    unavailable: str | None = None  # the embedding service's outage that stopped the run's embedding
 
 
 @dataclass
@@ -92,6 +93,7 @@ def combine_embed_stats(reused: int, parts: list[EmbedStats], seconds: float) ->
         total.rate_limited += part.rate_limited
         total.deferred.extend(part.deferred)
         total.refused.update(part.refused)
+        total.unavailable = total.unavailable or part.unavailable
     return total
 
 

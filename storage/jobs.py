@@ -90,9 +90,10 @@ class JobsRepository:
 
         return bulk_isolated(self.collection, ops, self.batch_size, whole)
 
-    def mark_pending(self, job_ids: list[str]) -> WriteOutcome:
-        """Back to ``pending`` (a transient failure): retried next run, no attempt spent."""
-        return self._marks({key: ({"status": "pending"}, ["startedAt"]) for key in job_ids})
+    def mark_pending(self, reasons: dict[str, str]) -> WriteOutcome:
+        """Back to ``pending`` (a transient failure, ``{key: why}``): retried next run, no attempt spent."""
+        return self._marks({key: ({"status": "pending", "error": why[:500]}, ["startedAt", "rejected"])
+                            for key, why in reasons.items()})
 
     def mark_embedded(self, marks: Iterable[EmbeddedMark], model: str, now: datetime) -> WriteOutcome:
         return self._marks({m.job_id: (

@@ -4,8 +4,10 @@ input the server rejects fails with a reason and is retried only up to max_attem
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from bson import ObjectId
 
@@ -138,3 +140,56 @@ def test_wrong_api_key_fails_the_run_and_burns_no_attempts(settings, db, server)
     server.clear()  # key fixed: the next run embeds everything
     again = run()
     assert again["embedded"] == 6 and again["failed"] == 0
+
+
+@pytest.mark.parametrize("fault, cause", [("500", "HTTP 500"), ("429", "rate limited (429)")])
+def test_an_outage_that_does_not_end_fails_the_run_and_spends_no_attempt(settings, db, server, monkeypatch, fault,
+                                                                           cause):
+    """The circuit breaker ends a sustained 500 or a 429 that never clears: the run is red
+    (the flow raises), every job stays pending with the reason, no attempt is spent, the run
+    record says why, the watermark does not move, and it all ends in bounded time."""
+    import time
+
+    from jobsim.errors import EmbeddingError
+
+    monkeypatch.setenv("JOBSIM_EMBEDDING__BREAKER_FAILURES", "3")
+    monkeypatch.setenv("JOBSIM_EMBEDDING__OUTAGE_MAX_S", "4")
+    monkeypatch.setenv("JOBSIM_EMBEDDING__BATCH_MAX_INPUTS", "4")  # several requests per batch
+    now = datetime.now(timezone.utc)
+    db.jobs.insert_many([make_job(i, now) for i in range(12)])
+    server.add_fault(fault, times=0)
+    started = time.monotonic()
+    with pytest.raises(EmbeddingError, match=f"embedding service unavailable: .*{re.escape(cause)}"):
+        run()
+    assert time.monotonic() - started < 60  # breaker limit 4 s + request timeouts + the run itself
+    assert len(server.requests) <= 3 + 1
+    jobs = list(db.jobs.find({}))
+    assert all(j["embedding"]["status"] == "pending" and j["embedding"].get("attempts", 0) == 0 for j in jobs)
+    assert all("unavailable" in j["embedding"]["error"] or cause in j["embedding"]["error"] for j in jobs)
+    record = db.pipeline_state.find_one({"kind": "run"})
+    assert record["status"] == "failed" and cause in record["summary"]["unavailable"]
+    assert record["summary"]["headline"].startswith("embedding service unavailable")
+    assert db.pipeline_state.find_one({"_id": "watermark:similarity-refresh"}) is None
+
+    server.clear()  # the service is back: the next run embeds everything
+    again = run()
+    assert again["embedded"] == 12 and again["status"] == "ok"
+
+
+@pytest.mark.parametrize("fault", ["zero", "huge"])
+def test_degenerate_vectors_are_rejected_before_they_are_stored(settings, db, server, monkeypatch, fault):
+    monkeypatch.setenv("JOBSIM_EMBEDDING__BATCH_MAX_INPUTS", "1")  # the bad input in a request of its own
+    now = datetime.now(timezone.utc)
+    jobs = [make_job(i, now) for i in range(10)]
+    jobs[4]["description"] += " DEGENERATE"
+    db.jobs.insert_many(jobs)
+    server.add_fault(fault, times=0, match="DEGENERATE", rows=99)  # every vector of that request
+    summary = run()
+    bad = db.jobs.find_one({"_id": jobs[4]["_id"]})["embedding"]
+    assert bad["status"] == "failed" and bad["attempts"] == 1 and "vector" in bad["error"]
+    assert db.job_embeddings.count_documents({}) == summary["embedded"] >= 1
+    for doc in db.job_embeddings.find({}):
+        norm = float(np.linalg.norm(np.frombuffer(doc["vector"], dtype="<f4")))
+        assert abs(norm - 1.0) < 1e-5  # stored vectors are normalised once, on the way in
+    for d in db.jobs.find({"similarJobs.0": {"$exists": True}}):
+        assert all(i["jobId"] != jobs[4]["_id"] and i["score"] <= 1.0 for i in d["similarJobs"])

@@ -225,19 +225,31 @@ def test_poisoned_input_is_isolated_by_splitting(srv):
     assert len(srv.requests) <= 1 + 2 * len(bad) * 9  # bisection: ~2 requests per level per bad input
 
 
-@pytest.mark.parametrize("kind", ["500", "hang"])
-def test_persistent_server_failure_leaves_its_batch_transient_unsplit(srv, kind):
-    # a 5xx or a timeout is not about the inputs: the batch is retried, then its rows come
-    # back transient (the caller leaves them pending); it is never split
-    texts = texts_for(16, kind)
+def test_a_server_error_on_one_input_while_others_succeed_is_isolated(srv):
+    # the service answers other requests: an input that makes it fail with 500 every time is
+    # about that input, so its batch is split down to it; it fails with an attempt spent
+    texts = texts_for(16, "500")
     texts[5] += " CRASHES"
-    srv.add_fault(kind, times=0, match="CRASHES", hang_s=1.0)
-    result = make(srv, max_retries=1, request_timeout_s=0.4, concurrency=2,
-                  batch_max_inputs=8).embed(texts)
+    srv.add_fault("500", times=0, match="CRASHES")
+    result = make(srv, max_retries=1, concurrency=2, batch_max_inputs=8).embed(texts)
+    check_complete(srv, texts, result)
+    assert set(result.errors) == {5} and not result.transient and result.unavailable is None
+    assert "server error on this input (HTTP 500 2 times" in result.errors[5]
+    assert "while other requests succeeded" in result.errors[5]
+    failing = [r for r in srv.requests if any("CRASHES" in t for t in r.inputs)]
+    assert [len(r.inputs) for r in failing] == [8, 8, 4, 4, 2, 2, 1, 1]  # two tries per level
+
+
+def test_a_timeout_on_one_batch_leaves_it_transient_unsplit(srv):
+    # a timeout is not about the inputs: the batch is retried, then its rows come back
+    # transient (the caller leaves them pending); it is never split
+    texts = texts_for(16, "hang")
+    texts[5] += " CRASHES"
+    srv.add_fault("hang", times=0, match="CRASHES", hang_s=1.0)
+    result = make(srv, max_retries=1, request_timeout_s=0.4, concurrency=2, batch_max_inputs=8).embed(texts)
     check_complete(srv, texts, result, 0.4)
     assert set(result.errors) == result.transient == set(range(8))
-    cause = "HTTP 500" if kind == "500" else "request timeout"
-    assert all(f"{cause} 2 times" in r for r in result.errors.values())
+    assert all("request timeout 2 times" in r for r in result.errors.values())
     failing = [r for r in srv.requests if any("CRASHES" in t for t in r.inputs)]
     assert len(failing) == 2 and all(len(r.inputs) == 8 for r in failing)
     assert len(srv.requests) == 3 and result.unavailable is None

@@ -14,6 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from jobsim.embedders import Embedder
+from jobsim.embedders.sanity import sanitize
 from jobsim.repositories import EmbeddedMark, EmbeddingsRepo, JobsRepo, WriteOutcome
 from jobsim.stages.prepare import Prepared
 from jobsim.summary import EmbedStats
@@ -44,12 +45,19 @@ class BatchVectors:
     ok: list[int]  # positions in the batch with a vector
     vectors: np.ndarray  # (len(ok), d) float32, rows parallel to ``ok``
     failed: dict[str, str] = field(default_factory=dict)  # job key -> reason (an attempt spent)
-    deferred: list[str] = field(default_factory=list)  # transient failures: left pending
+    deferred: dict[str, str] = field(default_factory=dict)  # transient failures: left pending, with the reason
     requests: int = 0
     tokens: int = 0
     retries: int = 0
     rate_limited: int = 0
     seconds: float = 0.0
+    unavailable: str | None = None  # the service's outage that stopped the call (circuit breaker)
+
+
+def not_sent(batch: EmbedBatch, reason: str) -> BatchVectors:
+    """A batch the run did not send (the service was unavailable): its jobs stay pending."""
+    return BatchVectors(batch=batch, ok=[], vectors=np.zeros((0, 0), np.float32),
+                        deferred={k: reason for k in batch.ids}, unavailable=reason)
 
 
 def split_by_stored_hash(prepared: Prepared, stored: dict[str, str]) -> tuple[list[int], list[int]]:
@@ -103,6 +111,7 @@ def plan_embeddings(jobs: JobsRepo, embeddings: EmbeddingsRepo, prepared: Prepar
 def embed_batch(embedder: Embedder, batch: EmbedBatch) -> BatchVectors:
     """The paid call for one batch: identical texts (duplicate postings) are sent once.
 
+    Vectors are checked and normalised once (:func:`~jobsim.embedders.sanity.sanitize`).
     Inputs that failed only transiently (rate limit, unreachable service) are ``deferred``;
     the others that failed are ``failed`` with the reason."""
     started = time.perf_counter()
@@ -112,15 +121,15 @@ def embed_batch(embedder: Embedder, batch: EmbedBatch) -> BatchVectors:
     texts = [""] * len(unique)
     for h, text in zip(batch.hashes, batch.texts):
         texts[unique[h]] = text
-    result = embedder.embed(texts)
+    result = sanitize(embedder.embed(texts), embedder.dimensions)
     out = BatchVectors(batch=batch, ok=[], vectors=np.zeros((0, embedder.dimensions), np.float32),
                        requests=result.requests, tokens=result.tokens, retries=result.retries,
-                       rate_limited=result.rate_limited)
+                       rate_limited=result.rate_limited, unavailable=result.unavailable)
     rows = []
     for pos, (job_id, h) in enumerate(zip(batch.ids, batch.hashes)):
         row = unique[h]
         if row in result.transient:
-            out.deferred.append(job_id)
+            out.deferred[job_id] = result.errors.get(row, "not embedded")
         elif row in result.errors:
             out.failed[job_id] = result.errors[row]
         else:
@@ -147,4 +156,5 @@ def store_batch(jobs: JobsRepo, embeddings: EmbeddingsRepo, done: BatchVectors, 
         outcome.add(jobs.mark_pending(done.deferred))
     return EmbedStats(embedded=len(done.ok), failed=dict(done.failed), requests=done.requests,
                       tokens=done.tokens, retries=done.retries, rate_limited=done.rate_limited,
-                      deferred=list(done.deferred), seconds=done.seconds, refused=outcome.refused)
+                      deferred=list(done.deferred), seconds=done.seconds, refused=outcome.refused,
+                      unavailable=done.unavailable)

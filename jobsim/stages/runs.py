@@ -18,16 +18,19 @@ def start_run(state: StateRepo, run_id: str, mode: str, now: datetime) -> RunInf
 
 
 def finish_run(state: StateRepo, run: RunInfo, summary: RunSummary, now: datetime, overlap_s: int) -> None:
-    """Record the summary, then advance the watermark to this run's start (less the overlap)."""
-    state.finish_run(run.run_id, "completed", now, summary.as_dict())
-    state.set_watermark(run.started_at - timedelta(seconds=overlap_s), run.run_id)
+    """Record the summary; a run that did not fail then advances the watermark to its start
+    (less the overlap). A failed run leaves it: the next run redoes its work."""
+    failed = summary.status == "failed"
+    state.finish_run(run.run_id, "failed" if failed else "completed", now, summary.as_dict())
+    if not failed:
+        state.set_watermark(run.started_at - timedelta(seconds=overlap_s), run.run_id)
 
 
 def summarize(
     run: RunInfo, seen: int, prepared: Prepared, embedded: EmbedStats, active: int,
     written: WriteStats, price_per_million: float, timings: dict[str, float],
     search: dict[str, Any] | None = None, lists_check: dict[str, Any] | None = None,
-    refused: dict[str, str] | None = None, unavailable: str | None = None,
+    refused: dict[str, str] | None = None,
 ) -> RunSummary:
     """The run's summary; ``refused`` = writes the server refused outside the embedding and
     write-back steps (rejection records)."""
@@ -44,7 +47,7 @@ def summarize(
         active_vectors=active, lists_written=written.written, lists_cleared=written.cleared,
         lists_unchanged=written.unchanged, timings={k: round(v, 3) for k, v in timings.items()},
         search=dict(search or {}), lists_check=dict(lists_check or {}),
-        refused=len(refused), refused_reasons=reason_counts(list(refused.values())), unavailable=unavailable,
+        refused=len(refused), refused_reasons=reason_counts(list(refused.values())), unavailable=embedded.unavailable,
     )
     summary.status, summary.headline = headline(summary)
     return summary

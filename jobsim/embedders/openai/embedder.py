@@ -16,9 +16,11 @@ How a call to :meth:`OpenAIEmbedder.embed` runs:
    result matrix, rows missing from a response are asked for again; an *input* failure
    (400 …) splits the batch in halves down to the offending input; a *fatal* one
    (401/403/404) stops everything and ``embed`` raises ``EmbeddingError``; a *transient*
-   one is retried, never split. A batch gives up after ``max_retries`` retries (its rows
-   come back transient) only while other requests succeed; when none does, the failures
-   are the service's and the circuit breaker ends them, also for a lone batch. Once it
+   one is retried, never split. A batch gives up after ``max_retries`` retries only while
+   other requests succeed: then a server error (5xx) is about its inputs and the batch is
+   split down to the input that breaks the server, while a rate limit, timeout or lost
+   connection leaves its rows transient. When no request succeeds, the failures are the
+   service's and the circuit breaker ends them, also for a lone batch. Once it
    opens, every row not yet embedded comes back transient and
    ``EmbeddingResult.unavailable`` says why.
 
@@ -203,7 +205,7 @@ class OpenAIEmbedder:
                 if self._settled_by(run, batch, failure):
                     return None
                 if failures > cfg.max_retries and run.gate.breaker.successes > successes_before:
-                    self._settle(run, batch.rows, failure.reason(failures), True)
+                    self._give_up(run, batch, failure, failures)
                     return None
                 if not run.gate.breaker.is_open:
                     log.warning("embedding request of %d inputs failed (%s); retry %d in ≥ %.2f s",
@@ -232,6 +234,23 @@ class OpenAIEmbedder:
             return True
         run.result.rate_limited += failure.cause == RATE_LIMITED
         return False
+
+    def _give_up(self, run: _Run, batch: _Batch, failure: Failure, failures: int) -> None:
+        """A batch that kept failing while the service answered other requests: a server
+        error is then about its inputs (split it down to the one that breaks the server, which
+        fails with an attempt spent); a rate limit, timeout or lost connection is not (its
+        rows come back transient)."""
+        if not failure.cause.startswith("HTTP 5"):
+            self._settle(run, batch.rows, failure.reason(failures), True)
+        elif len(batch.rows) > 1:
+            half = len(batch.rows) // 2
+            for part in (batch.rows[:half], batch.rows[half:]):
+                run.queue.append(_Batch(part, int(run.tokens[part].sum())))
+            log.info("split a batch of %d inputs failing with %s while other requests succeed",
+                     len(batch.rows), failure.cause)
+        else:
+            self._settle(run, batch.rows, f"server error on this input ({failure.reason(failures)}) while other "
+                                          "requests succeeded", False)
 
     def _store(self, run: _Run, batch: _Batch, data: list) -> list[int]:
         """Decode ``data`` into the rows of ``batch``; returns the rows still without a vector."""
