@@ -5,15 +5,18 @@ Each one only orders steps; the refresh steps are ``flows.refresh.refresh``.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 from pydantic import Field, StringConstraints
 
 from flows.refresh import Mode, refresh, writer_slot
 from jobsim.ids import key_from_display
 from jobsim.settings import Settings
 from tasks.admin import delete_old_runs, reset_failed_attempts, reset_stale_processing
+from tasks.run_state import writer_lease
 
 JobId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
                                          pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -45,7 +48,7 @@ def retry_failed_embeddings(job_ids: list[JobId] | None = None, mode: Mode = "in
     """
     settings = Settings()
     keys = [key_from_display(i) for i in job_ids] if job_ids is not None else None
-    with writer_slot(settings):
+    with writer_slot(settings), writer_lease(settings, str(flow_run.id or uuid.uuid4())):
         reset = reset_failed_attempts(settings, keys)
     return {**refresh(settings, mode, job_ids=keys, context={"reset_failed": reset}), "reset_failed": reset}
 
@@ -71,7 +74,7 @@ def housekeeping(
     settings = Settings()
     minutes = stale_processing_minutes or settings.ops.stale_processing_minutes
     days = keep_runs_days or settings.ops.keep_runs_days
-    with writer_slot(settings):  # never reset `processing` under a running refresh
+    with writer_slot(settings), writer_lease(settings, str(flow_run.id or uuid.uuid4())):  # never under a refresh
         stale = reset_stale_processing(settings, minutes)
         deleted = delete_old_runs(settings, days)
     return {"stale_processing_reset": stale, "run_records_deleted": deleted}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, ContextManager, Literal
@@ -23,7 +24,7 @@ from tasks.neighbours import (
 )
 from tasks.pull import add_requested_jobs, prepare_jobs, pull_changed_jobs, record_rejections_task
 from tasks.report import failed_job_details, publish_run_report
-from tasks.run_state import finish_run, start_run
+from tasks.run_state import finish_run, start_run, writer_lease
 from tasks.runner import make_task_runner
 
 Mode = Literal["incremental", "full"]
@@ -37,13 +38,25 @@ def _stage(name: str, timings: dict[str, float]) -> Iterator[None]:
 
 
 def writer_slot(settings: Settings) -> ContextManager[Any]:
-    """The one slot of the shared global concurrency limit: no two runs write at once.
-
-    A no-op where the limit does not exist (e.g. a CLI run on an ephemeral Prefect API).
-    """
-    if not settings.ops.writer_limit:
+    """The one slot of the Prefect global concurrency limit, where it exists (the local stack
+    creates it): runs queue for it visibly in the UI. The exclusion itself is the writer
+    lease in MongoDB (:func:`tasks.run_state.writer_lease`), which every writer sees."""
+    name = settings.ops.writer_limit
+    if not name or not _limit_exists(name):
         return nullcontext()
-    return concurrency(settings.ops.writer_limit, occupy=1, timeout_seconds=settings.ops.writer_wait_s)
+    return concurrency(name, occupy=1, timeout_seconds=settings.ops.writer_wait_s)
+
+
+def _limit_exists(name: str) -> bool:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_global_concurrency_limit_by_name(name)
+        return True
+    except ObjectNotFound:
+        return False
 
 
 def refresh(
@@ -60,8 +73,10 @@ def refresh(
     their jobs are re-checked too, and the requests made before the run started are cleared.
     """
     timings: dict[str, float] = {}
-    with writer_slot(settings), make_task_runner(settings.execution) as runner:
-        run = start_run(settings, str(flow_run.id or "local"), mode)
+    run_id = str(flow_run.id or uuid.uuid4())
+    with writer_slot(settings), writer_lease(settings, run_id) as lease, \
+            make_task_runner(settings.execution) as runner:
+        run = start_run(settings, run_id, mode)
         with _stage("pull", timings):
             docs = pull_changed_jobs(settings, run)
             requested = [*(job_ids or []), *(pending_recompute_requests(settings) if serve_requests else [])]
@@ -80,6 +95,7 @@ def refresh(
             exact = exact_in_shards(runner, settings, corpus) if plan.shards else None
             lists = compute_neighbour_lists(settings, quote(corpus), quote(previous), quote(plan), quote(exact))
         with _stage("write_back", timings):
+            lease.check()
             written = write_neighbours(settings, quote(lists), run)
             save_neighbour_state(settings, quote(lists))
         summary = summarize(run, len(docs), prepared, embedded, int(corpus.active.sum()), written,

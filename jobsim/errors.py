@@ -27,3 +27,7 @@ class InvalidRequestError(JobsimError):
 
 class NotFoundError(JobsimError):
     """The requested job does not exist (or is deleted)."""
+
+
+class BusyError(JobsimError):
+    """Another run holds the writer lease of this database; this one did not write."""

@@ -8,6 +8,7 @@ queries implement in ``storage/queries.py`` are applied here straight from
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -147,10 +148,51 @@ class MemoryEmbeddings:
                          vectors=np.ascontiguousarray(matrix, dtype=np.float32))
 
 
-class MemoryState:
+class MemoryLeases:
+    """The lease half of the state repository (one lock: threads renew while others try)."""
+
     def __init__(self) -> None:
+        self.leases: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def acquire_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> dict[str, Any] | None:
+        with self.lock:
+            held = self.leases.get(name)
+            if held and held["owner"] != owner and held["expiresAt"] >= now:
+                return None
+            lease = {"owner": owner, "heartbeatAt": now, "expiresAt": now + ttl,
+                     "acquiredAt": held["acquiredAt"] if held and held["owner"] == owner else now}
+            self.leases[name] = lease
+            return dict(lease)
+
+    def renew_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        with self.lock:
+            held = self.leases.get(name)
+            if not held or held["owner"] != owner:
+                return False
+            held.update(heartbeatAt=now, expiresAt=now + ttl)
+            return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self.lock:
+            if self.leases.get(name, {}).get("owner") == owner:
+                del self.leases[name]
+
+    def lease(self, name: str) -> dict[str, Any] | None:
+        return dict(self.leases[name]) if name in self.leases else None
+
+
+class MemoryState(MemoryLeases):
+    def __init__(self) -> None:
+        super().__init__()
         self.mark: datetime | None = None
         self.runs: dict[str, dict[str, Any]] = {}
+
+    def mark_crashed(self, except_run: str, now: datetime) -> int:
+        dead = [r for k, r in self.runs.items() if r["status"] == "running" and k != except_run]
+        for run in dead:
+            run.update(status="crashed", finishedAt=now)
+        return len(dead)
 
     def watermark(self) -> datetime | None:
         return self.mark

@@ -206,7 +206,12 @@ class OpsSettings(BaseModel):
         "flow holds while it runs, across deployments and manual runs; empty = none."
     )
     writer_wait_s: float = Field(
-        3600.0, gt=0, description="Longest wait for the writer slot before a run fails."
+        3600.0, ge=0, description="Longest wait for the writer lease (and slot) before a run gives up "
+        "with a clear error."
+    )
+    writer_lease_s: float = Field(
+        300.0, ge=5, description="The writer lease in MongoDB (`pipeline_state`, `lease:writer`): every writing "
+        "run holds it, renewed every third of this; a holder silent this long is taken over (a crashed run)."
     )
     emit_import_events: bool = Field(
         True, description="`jobsim import` emits `jobsim.import.completed` when a Prefect API "

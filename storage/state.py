@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import DESCENDING, WriteConcern
+from pymongo import DESCENDING, ReturnDocument, WriteConcern
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 WATERMARK_ID = "watermark:similarity-refresh"
+LEASE_PREFIX = "lease:"
 
 
 class StateRepository:
@@ -49,3 +51,35 @@ class StateRepository:
     def delete_runs_before(self, cutoff: datetime) -> int:
         """Delete run records started before ``cutoff`` (the watermark is never touched)."""
         return self.collection.delete_many({"kind": "run", "startedAt": {"$lt": cutoff}}).deleted_count
+
+    # -- the writer lease: one writing run at a time, whatever launched it ---------------------
+    def acquire_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> dict[str, Any] | None:
+        """Take the lease (free, expired, or already ours) atomically; None when another
+        owner holds it. Returns the lease document."""
+        try:
+            return self.collection.find_one_and_update(
+                {"_id": LEASE_PREFIX + name, "$or": [{"expiresAt": {"$lt": now}}, {"owner": owner}]},
+                {"$set": {"owner": owner, "heartbeatAt": now, "expiresAt": now + ttl},
+                 "$setOnInsert": {"acquiredAt": now}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # held by someone else and not expired
+            return None
+
+    def renew_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Push the lease's expiry; False when it is no longer ours (it expired and was taken)."""
+        result = self.collection.update_one({"_id": LEASE_PREFIX + name, "owner": owner},
+                                            {"$set": {"heartbeatAt": now, "expiresAt": now + ttl}})
+        return result.matched_count == 1
+
+    def release_lease(self, name: str, owner: str) -> None:
+        self.collection.delete_one({"_id": LEASE_PREFIX + name, "owner": owner})
+
+    def lease(self, name: str) -> dict[str, Any] | None:
+        return self.collection.find_one({"_id": LEASE_PREFIX + name})
+
+    def mark_crashed(self, except_run: str, now: datetime) -> int:
+        """Run records still "running" other than ``except_run`` (whose run holds the lease:
+        the others' processes died) become "crashed"."""
+        return self.collection.update_many(
+            {"kind": "run", "status": "running", "runId": {"$ne": except_run}},
+            {"$set": {"status": "crashed", "finishedAt": now}}).modified_count

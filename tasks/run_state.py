@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from prefect import get_run_logger, task
 
 from jobsim.settings import Settings
+from jobsim.stages.lease import WriterLease
 from jobsim.stages.runs import finish_run as finish, start_run as start
 from jobsim.summary import RunInfo, RunSummary
 from storage import repositories
@@ -24,3 +25,10 @@ def start_run(settings: Settings, run_id: str, mode: str) -> RunInfo:
 def finish_run(settings: Settings, run: RunInfo, summary: RunSummary) -> None:
     """Record the summary, then advance the watermark to this run's start (less the overlap)."""
     finish(repositories(settings).state, run, summary, datetime.now(timezone.utc), settings.watermark_overlap_s)
+
+
+def writer_lease(settings: Settings, owner: str) -> WriterLease:
+    """The database's writer lease for this run (a context manager; held from the first read
+    to the last write)."""
+    ops = settings.ops
+    return WriterLease(repositories(settings).state, owner, ops.writer_lease_s, ops.writer_wait_s)
