@@ -25,10 +25,15 @@ PATH_NOT_VIABLE = 28  # an update into a field whose parent holds a non-document
 Fallback = Callable[[str], UpdateOne | None]
 
 
+KNOWN = {10334: "document would exceed 16 MB", 17419: "document would exceed 16 MB",
+         PATH_NOT_VIABLE: "a field holds the wrong type"}
+
+
 def refusal(error: dict[str, Any]) -> str:
-    """One readable line from a server write error."""
+    """One readable line from a server write error, its gist first (summaries group by it)."""
     message = str(error.get("errmsg", "")).split(":: caused by ::")[-1].strip()
-    return f"MongoDB refused the write (code {error.get('code')}): {message[:200]}"
+    code = error.get("code")
+    return f"MongoDB refused the write: {KNOWN.get(code, 'write error')} (code {code}: {message[:160]})"
 
 
 def _write(collection: Collection, ops: list[tuple[str, UpdateOne]]) -> tuple[int, list[tuple[str, dict]]]:
