@@ -15,15 +15,16 @@ from prefect.utilities.annotations import quote
 
 from flows.steps import embed_changed, exact_in_shards
 from jobsim.errors import EmbeddingError
+from jobsim.report import run_failures
 from jobsim.settings import Settings
 from jobsim.stages.runs import summarize
 from tasks.admin import clear_recompute_requests, pending_recompute_requests
 from tasks.neighbours import (
-    compute_neighbour_lists, load_neighbour_state, load_vectors, plan_neighbours, save_neighbour_state,
+    compute_neighbour_lists, load_neighbour_state, load_vectors, plan_neighbours, save_local_caches,
     write_neighbours,
 )
 from tasks.pull import add_requested_jobs, prepare_jobs, pull_changed_jobs, record_rejections_task
-from tasks.report import failed_job_details, publish_run_report
+from tasks.report import publish_run_report
 from tasks.run_state import finish_run, start_run, writer_lease
 from tasks.runner import make_task_runner
 
@@ -88,7 +89,8 @@ def refresh(
         with _stage("embed", timings):
             embedded = embed_changed(runner, settings, prepared, run)
         with _stage("load_vectors", timings):
-            corpus = load_vectors(settings, run)
+            loaded = load_vectors(settings, run, quote([d["_id"] for d in docs]))
+            corpus = loaded.corpus
         with _stage("neighbours", timings):
             previous = load_neighbour_state(settings)
             plan = plan_neighbours(settings, quote(corpus), quote(previous))
@@ -96,8 +98,8 @@ def refresh(
             lists = compute_neighbour_lists(settings, quote(corpus), quote(previous), quote(plan), quote(exact))
         with _stage("write_back", timings):
             lease.check()
-            written = write_neighbours(settings, quote(lists), run)
-            save_neighbour_state(settings, quote(lists))
+            written, snapshot = write_neighbours(settings, quote(lists), quote(loaded), run)
+            save_local_caches(settings, quote(lists), quote(snapshot))
         summary = summarize(run, len(docs), prepared, embedded, int(corpus.active.sum()), written,
                             settings.embedding.price_per_million_tokens, timings, lists.stats.as_dict(),
                             lists.checks, recorded.refused)
@@ -105,7 +107,10 @@ def refresh(
         if serve_requests:
             clear_recompute_requests(settings, run.started_at)
     result = summary.as_dict()
-    publish_run_report(result, quote(lists.lists), lists.stats.as_dict(), failed_job_details(settings), context)
+    failures = run_failures({d["_id"]: d.get("title") for d in docs}, prepared.rejected, embedded.failed,
+                            {**recorded.refused, **embedded.refused, **written.refused}, embedded.deferred,
+                            settings.ops.report_failed_jobs)
+    publish_run_report(result, quote(lists.lists), lists.stats.as_dict(), quote(failures), context)
     if summary.status == "failed":  # red in the UI, non-zero for the CLI; the report says why
         raise EmbeddingError(summary.headline)
     return result

@@ -102,9 +102,11 @@ def embedding_state(doc: dict[str, Any]) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def needs_check(doc: dict[str, Any], since: datetime | None, max_attempts: int) -> bool:
+def needs_check(doc: dict[str, Any], since: datetime | None, max_attempts: int, now: datetime) -> bool:
     """Whether an incremental run pulls this job: changed since the watermark, never
-    checked, or not settled (pending/processing while shown, failed with attempts left)."""
+    checked, or not settled (pending/processing while shown at ``now``, failed with
+    attempts left). An unsettled job that is not shown (e.g. it expired while pending)
+    waits for its next edit."""
     if since is None:
         return True
     updated = _date_or_none(doc.get("updatedAt"))
@@ -112,7 +114,7 @@ def needs_check(doc: dict[str, Any], since: datetime | None, max_attempts: int) 
         return True
     state = embedding_state(doc)
     status = state.get("status")
-    if status in UNSETTLED and doc.get("status") == ACTIVE and doc.get("isDeleted") is not True:
+    if status in UNSETTLED and is_active(doc, now):
         return True
     attempts = attempts_spent(state)
     return status == "failed" and state.get("rejected") is not True and attempts is not None \

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from jobsim.contract import ACTIVE, PULL_FIELDS, embedding_state, listing_role, needs_check
-from jobsim.repositories import EmbeddedMark, JobContexts, JobList, Neighbour, Repositories, VectorSet, WriteOutcome
+from jobsim.contract import PULL_FIELDS, embedding_state, listing_role, needs_check
+from jobsim.repositories import EmbeddedMark, JobList, Neighbour, Repositories, VectorSet, WriteOutcome
 
 
 def _pulled(key: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -33,23 +33,22 @@ class MemoryJobs:
             doc["embedding"] = {}
         return doc["embedding"]
 
-    def changed_since(self, since: datetime | None, max_attempts: int) -> list[dict[str, Any]]:
-        return [_pulled(k, d) for k, d in self.docs.items() if needs_check(d, since, max_attempts)]
+    def changed_since(self, since: datetime | None, max_attempts: int, now: datetime) -> list[dict[str, Any]]:
+        return [_pulled(k, d) for k, d in self.docs.items() if needs_check(d, since, max_attempts, now)]
 
     def by_ids(self, job_ids: list[str]) -> list[dict[str, Any]]:
         return [_pulled(k, self.docs[k]) for k in job_ids if k in self.docs]
 
-    def listing_context(self, now: datetime, closed_days: int) -> JobContexts:
-        out = JobContexts()
-        for key, doc in sorted(self.docs.items()):
-            role = listing_role(doc, now, closed_days)
-            if role is not None and embedding_state(doc).get("status") == "completed":
-                out.append(key, doc, active=role == ACTIVE)
-        return out
+    def listed_docs(self, now: datetime, closed_days: int) -> dict[str, dict[str, Any]]:
+        return {k: copy.deepcopy(d) for k, d in self.docs.items()
+                if listing_role(d, now, closed_days) is not None and embedding_state(d).get("status") == "completed"}
 
-    def stored_lists(self) -> dict[str, JobList | None]:
+    def listing_docs(self, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        return {k: copy.deepcopy(self.docs[k]) if k in self.docs else None for k in job_ids}
+
+    def stored_lists(self, job_ids: list[str] | None = None) -> dict[str, JobList | None]:
         out: dict[str, JobList | None] = {}
-        for key, doc in self.docs.items():
+        for key, doc in self.docs.items() if job_ids is None else [(k, self.docs[k]) for k in job_ids if k in self.docs]:
             raw, group = doc.get("similarJobs"), doc.get("duplicateGroup")
             if (raw is None or raw == []) and group is None:
                 continue
@@ -119,12 +118,6 @@ class MemoryJobs:
                 count += 1
         return count
 
-    def failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
-        failed = [(k, d) for k, d in self.docs.items() if embedding_state(d).get("status") == "failed"]
-        failed.sort(key=lambda kd: embedding_state(kd[1]).get("failedAt") or datetime.min, reverse=True)
-        return [{"id": k, "title": d.get("title"), "error": embedding_state(d).get("error"),
-                 "attempts": embedding_state(d).get("attempts"), "rejected": embedding_state(d).get("rejected") is True,
-                 "failedAt": embedding_state(d).get("failedAt")} for k, d in failed[:limit]]
 
 
 class MemoryEmbeddings:
@@ -140,8 +133,10 @@ class MemoryEmbeddings:
                               "updatedAt": now}
         return len(job_ids)
 
-    def load(self, model: str, dims: int) -> VectorSet:
-        rows = [(k, r) for k, r in self.rows.items() if r["model"] == model and r["dims"] == dims]
+    def load(self, model: str, dims: int, job_ids: list[str] | None = None) -> VectorSet:
+        wanted = None if job_ids is None else set(job_ids)
+        rows = [(k, r) for k, r in self.rows.items()
+                if r["model"] == model and r["dims"] == dims and (wanted is None or k in wanted)]
         matrix = np.stack([r["vector"] for _, r in rows]) if rows else np.zeros((0, dims), np.float32)
         return VectorSet(ids=np.array([k for k, _ in rows], dtype=object),
                          hashes=np.array([r["contentHash"] for _, r in rows], dtype=object),
@@ -154,6 +149,12 @@ class MemoryLeases:
     def __init__(self) -> None:
         self.leases: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # copies (tests copy a whole database) get their own lock
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, lock=threading.Lock())
 
     def acquire_lease(self, name: str, owner: str, now: datetime, ttl: timedelta) -> dict[str, Any] | None:
         with self.lock:
@@ -187,6 +188,13 @@ class MemoryState(MemoryLeases):
         super().__init__()
         self.mark: datetime | None = None
         self.runs: dict[str, dict[str, Any]] = {}
+
+    def mark_write_back(self, run_id: str, phase: str) -> None:
+        self.write_back = (run_id, phase)
+
+    def written_by(self) -> str | None:
+        run_id, phase = getattr(self, "write_back", (None, None))
+        return run_id if phase == "written" else None
 
     def mark_crashed(self, except_run: str, now: datetime) -> int:
         dead = [r for k, r in self.runs.items() if r["status"] == "running" and k != except_run]

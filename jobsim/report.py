@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from jobsim.ids import display_id
 from jobsim.repositories import JobList
 
 
@@ -203,8 +204,18 @@ def report_markdown(
         else:
             lines += ["No neighbour scores in this run.", ""]
     if failed_jobs:
-        lines += [f"## Failed and rejected jobs (latest {len(failed_jobs)})", "",
-                  *_table(["job", "title", "kind", "attempts", "reason"],
-                          ((j.get("id"), str(j.get("title") or "")[:60], "rejected" if j.get("rejected") else "failed",
-                            j.get("attempts"), str(j.get("error") or "")[:200]) for j in failed_jobs)), ""]
+        lines += [f"## This run's failed, rejected and refused jobs (first {len(failed_jobs)})", "",
+                  *_table(["job", "title", "kind", "reason"],
+                          ((j.get("id"), str(j.get("title") or "")[:60], j.get("kind"), str(j.get("error") or "")[:200])
+                           for j in failed_jobs)), ""]
     return "\n".join(lines)
+
+
+def run_failures(titles: Mapping[str, Any], rejected: Mapping[str, tuple[str, ...]], failed: Mapping[str, str],
+                 refused: Mapping[str, str], deferred: Mapping[str, str], limit: int) -> list[dict[str, Any]]:
+    """This run's jobs that did not make it, with their reasons (for the report; no query)."""
+    rows = [("rejected", k, "invalid: " + "; ".join(r)) for k, r in rejected.items()]
+    rows += [("failed", k, r) for k, r in failed.items()] + [("refused", k, r) for k, r in refused.items()]
+    rows += [("pending", k, r) for k, r in deferred.items()]
+    return [{"id": display_id(k), "title": titles.get(k) if isinstance(titles.get(k), str) else None,
+             "kind": kind, "error": reason} for kind, k, reason in rows[:limit]]

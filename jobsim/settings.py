@@ -222,7 +222,8 @@ class OpsSettings(BaseModel):
     )
     keep_runs_days: int = Field(30, ge=1, description="Housekeeping: run records older than this are deleted.")
     report_failed_jobs: int = Field(
-        50, ge=0, le=1000, description="Failed/rejected jobs listed (with reasons) in each run's artifact."
+        50, ge=0, le=1000, description="This run's failed, rejected, refused and deferred jobs listed (with "
+        "reasons) in its report artifact."
     )
 
 

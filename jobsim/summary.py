@@ -25,7 +25,7 @@ class EmbedStats:
     tokens: int = 0
     retries: int = 0
     rate_limited: int = 0
-    deferred: list[str] = field(default_factory=list)  # transient failures, left pending
+    deferred: dict[str, str] = field(default_factory=dict)  # transient failures, left pending: key -> why
     seconds: float = 0.0
     refused: dict[str, str] = field(default_factory=dict)  # marks the server refused: job key -> reason
     unavailable: str | None = None  # the embedding service's outage that stopped the run's embedding
@@ -91,7 +91,7 @@ def combine_embed_stats(reused: int, parts: list[EmbedStats], seconds: float) ->
         total.tokens += part.tokens
         total.retries += part.retries
         total.rate_limited += part.rate_limited
-        total.deferred.extend(part.deferred)
+        total.deferred.update(part.deferred)
         total.refused.update(part.refused)
         total.unavailable = total.unavailable or part.unavailable
     return total

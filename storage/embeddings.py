@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from bson.binary import Binary
@@ -51,13 +52,18 @@ class EmbeddingsRepository:
             written += result.upserted_count + result.modified_count
         return written
 
-    def load(self, model: str, dims: int) -> VectorSet:
-        """Every stored vector of ``model``/``dims`` (malformed entries are skipped)."""
+    def load(self, model: str, dims: int, job_ids: list[str] | None = None) -> VectorSet:
+        """Every stored vector of ``model``/``dims``, or those of ``job_ids`` (malformed entries
+        are skipped)."""
+        query: dict = {"model": model, "dims": dims}
+        if job_ids is not None:
+            query["_id"] = {"$in": to_mongo_ids(job_ids)}
+        return self._read(self.collection.find(query, {"contentHash": 1, "vector": 1}, batch_size=5000), dims)
+
+    @staticmethod
+    def _read(cursor: Any, dims: int) -> VectorSet:
         ids, hashes, blobs = [], [], []
         expected = dims * 4
-        cursor = self.collection.find(
-            {"model": model, "dims": dims}, {"contentHash": 1, "vector": 1}, batch_size=5000
-        )
         for doc in cursor:
             blob = doc.get("vector")
             if isinstance(blob, bytes) and len(blob) == expected:

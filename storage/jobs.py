@@ -10,16 +10,15 @@ from typing import Any
 from pymongo import UpdateOne, WriteConcern
 from pymongo.database import Database
 
-from jobsim.contract import ACTIVE, listing_role
-from jobsim.repositories import EmbeddedMark, JobContexts, JobList, WriteOutcome
+from jobsim.repositories import EmbeddedMark, JobList, WriteOutcome
+from jobsim.snapshot import FIELDS as SNAPSHOT_FIELDS
 from storage.ids import to_key, to_mongo_id, to_mongo_ids
 from storage.lists import read_job_list
 from storage.queries import PULL_PROJECTION, active_filter, listing_filter, needs_check_filter
 from storage.writes import bulk_isolated
 
-LISTING_PROJECTION = {name: 1 for name in (
-    "category", "experienceLevel", "location", "company", "createdAt", "status", "isDeleted", "expiresAt",
-    "updatedAt", "embedding.contentHash")}
+SNAPSHOT_PROJECTION = {name: 1 for name in SNAPSHOT_FIELDS if name != "embedding"} | {
+    "embedding.status": 1, "embedding.contentHash": 1}
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,9 @@ class JobsRepository:
         self.batch_size = batch_size
 
     # -- reads -------------------------------------------------------------
-    def changed_since(self, since: datetime | None, max_attempts: int) -> list[dict[str, Any]]:
+    def changed_since(self, since: datetime | None, max_attempts: int, now: datetime) -> list[dict[str, Any]]:
         """Raw documents to (re)check (``_id`` as a key): changed since ``since`` or unsettled."""
-        return _keyed(self.collection.find(needs_check_filter(since, max_attempts), PULL_PROJECTION,
+        return _keyed(self.collection.find(needs_check_filter(since, max_attempts, now), PULL_PROJECTION,
                                            batch_size=2000))
 
     def by_ids(self, job_ids: list[str]) -> list[dict[str, Any]]:
@@ -55,23 +54,31 @@ class JobsRepository:
             docs += self.collection.find({"_id": {"$in": to_mongo_ids(chunk)}}, PULL_PROJECTION)
         return _keyed(docs)
 
-    def listing_context(self, now: datetime, closed_days: int) -> JobContexts:
-        """Key, contentHash and raw context of every job that gets a list (active, or
-        closed less than ``closed_days`` ago) and has a completed embedding."""
+    def listed_docs(self, now: datetime, closed_days: int) -> dict[str, dict[str, Any]]:
+        """The fields the neighbour stage reads of every job with a completed embedding that
+        gets a list (active, or closed less than ``closed_days`` ago)."""
         query = {**listing_filter(now, closed_days), "embedding.status": "completed"}
-        out = JobContexts()
-        for doc in self.collection.find(query, LISTING_PROJECTION, batch_size=5000):
-            role = listing_role(doc, now, closed_days)
-            if role is not None:
-                out.append(to_key(doc["_id"]), doc, active=role == ACTIVE)
+        return {to_key(doc["_id"]): doc for doc in self.collection.find(query, SNAPSHOT_PROJECTION, batch_size=5000)}
+
+    def listing_docs(self, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The fields the neighbour stage reads of the given jobs (None: no such job any more)."""
+        out: dict[str, dict[str, Any] | None] = dict.fromkeys(job_ids)
+        for chunk in chunks(job_ids, 5000):
+            for doc in self.collection.find({"_id": {"$in": to_mongo_ids(chunk)}}, SNAPSHOT_PROJECTION):
+                out[to_key(doc["_id"])] = doc
         return out
 
-    def stored_lists(self) -> dict[str, JobList | None]:
-        """What the pipeline wrote on every job that has a list or a duplicate group; None
-        when it cannot be read (it is then rewritten or cleared)."""
-        query = {"$or": [{"similarJobs": {"$exists": True, "$ne": []}}, {"duplicateGroup": {"$exists": True}}]}
-        cursor = self.collection.find(query, {"similarJobs": 1, "duplicateGroup": 1}, batch_size=5000)
-        return {to_key(doc["_id"]): read_job_list(doc) for doc in cursor}
+    def stored_lists(self, job_ids: list[str] | None = None) -> dict[str, JobList | None]:
+        """What the pipeline wrote on every job (or those of ``job_ids``) that has a list or a
+        duplicate group; None when it cannot be read (it is then rewritten or cleared)."""
+        query: dict[str, Any] = {"$or": [{"similarJobs": {"$exists": True, "$ne": []}},
+                                         {"duplicateGroup": {"$exists": True}}]}
+        out: dict[str, JobList | None] = {}
+        for chunk in [None] if job_ids is None else list(chunks(job_ids, 5000)):
+            where = query if chunk is None else {**query, "_id": {"$in": to_mongo_ids(chunk)}}
+            for doc in self.collection.find(where, {"similarJobs": 1, "duplicateGroup": 1}, batch_size=5000):
+                out[to_key(doc["_id"])] = read_job_list(doc)
+        return out
 
     def count_active(self, now: datetime) -> int:
         return self.collection.count_documents(active_filter(now))
@@ -149,18 +156,3 @@ class JobsRepository:
                 {"embedding.startedAt": {"$lt": started_before}}, {"embedding.startedAt": None}]},
             {"$set": {"embedding.status": "pending"}, "$unset": {"embedding.startedAt": ""}},
         ).modified_count
-
-    def failed_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The latest failed or rejected jobs with their reasons (newest first)."""
-        cursor = self.collection.find(
-            {"embedding.status": "failed"},
-            {"title": 1, "embedding.error": 1, "embedding.attempts": 1, "embedding.rejected": 1,
-             "embedding.failedAt": 1},
-        ).sort("embedding.failedAt", -1).limit(limit)
-        out = []
-        for doc in cursor:
-            state = doc.get("embedding") if isinstance(doc.get("embedding"), dict) else {}
-            out.append({"id": to_key(doc["_id"]), "title": doc.get("title"), "error": state.get("error"),
-                        "attempts": state.get("attempts"), "rejected": state.get("rejected") is True,
-                        "failedAt": state.get("failedAt")})
-        return out

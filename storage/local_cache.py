@@ -1,4 +1,5 @@
-"""The incremental neighbour state on local disk (Arrow IPC): a cache, never the truth.
+"""Local caches beside the database, never the truth: the incremental neighbour state
+(Arrow IPC) and the snapshot an incremental run starts from (:class:`SnapshotStore`).
 
 One file per (MongoDB URI, database, embeddings collection, model, dims). What it holds
 (candidate lists keyed by job id + vector fingerprint) is reconciled with the vectors
@@ -12,17 +13,24 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
+import bson
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
+from bson.codec_options import CodecOptions
 
 from jobsim.candidates import CandidateState
+from jobsim.repositories import VectorSet
+from jobsim.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: rows are distinct vectors (corpus rows), base/query split
+SNAPSHOT_VERSION = 1
+CODEC = CodecOptions(tz_aware=True)
 
 
 class NeighbourStateStore:
@@ -79,3 +87,54 @@ class NeighbourStateStore:
 def _matrix(column: pa.ChunkedArray, n: int, width: int, dtype: type) -> np.ndarray:
     flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return np.ascontiguousarray(flat.reshape(n, width), dtype=dtype)
+
+
+class SnapshotStore:
+    """The local snapshot (:mod:`jobsim.snapshot`) of one database + model, beside the
+    candidate state: BSON documents, a float32 ``.npy`` matrix, JSON metadata. Written to a
+    new folder that then replaces the old one (a crash in between leaves no snapshot: a
+    full read)."""
+
+    def __init__(self, directory: str | Path, *key_parts: str) -> None:
+        digest = hashlib.sha256("\x1f".join(key_parts).encode()).hexdigest()[:24]
+        self.path = Path(directory).expanduser() / f"snapshot-{digest}"
+
+    def load(self, dims: int) -> Snapshot | None:
+        """The saved snapshot, or None when absent, unreadable or for other dimensions."""
+        try:
+            meta = json.loads((self.path / "meta.json").read_text())
+            if meta["version"] != SNAPSHOT_VERSION or meta["dims"] != dims:
+                return None
+            docs = {d.pop("_k"): d for d in bson.decode_all((self.path / "docs.bson").read_bytes(), CODEC)}
+            lists = {d["k"]: bytes(d["fp"]) for d in bson.decode_all((self.path / "lists.bson").read_bytes())}
+            rows = bson.decode_all((self.path / "vector_keys.bson").read_bytes())
+            matrix = np.load(self.path / "vectors.npy")
+            if matrix.shape != (len(rows), dims):
+                return None
+            vectors = VectorSet(ids=np.array([r["k"] for r in rows], dtype=object),
+                                hashes=np.array([r["h"] for r in rows], dtype=object),
+                                vectors=np.ascontiguousarray(matrix, dtype=np.float32))
+            return Snapshot(token=meta["token"], docs=docs, vectors=vectors, lists=lists)
+        except FileNotFoundError:
+            return None
+        except (OSError, KeyError, ValueError, TypeError, bson.errors.BSONError) as exc:
+            log.warning("snapshot %s unreadable (%s): full read", self.path, exc)
+            return None
+
+    def save(self, snapshot: Snapshot) -> None:
+        tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        (tmp / "docs.bson").write_bytes(b"".join(bson.encode({"_k": k, **d}) for k, d in snapshot.docs.items()))
+        (tmp / "lists.bson").write_bytes(b"".join(bson.encode({"k": k, "fp": fp}) for k, fp in snapshot.lists.items()))
+        v = snapshot.vectors
+        (tmp / "vector_keys.bson").write_bytes(b"".join(bson.encode({"k": k, "h": h})
+                                                        for k, h in zip(v.ids.tolist(), v.hashes.tolist())))
+        np.save(tmp / "vectors.npy", np.ascontiguousarray(v.vectors, dtype=np.float32))
+        (tmp / "meta.json").write_text(json.dumps({"version": SNAPSHOT_VERSION, "token": snapshot.token,
+                                                   "dims": int(v.vectors.shape[1])}))
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -24,7 +24,7 @@ def active_filter(now: datetime) -> dict[str, Any]:
     }
 
 
-def needs_check_filter(since: datetime | None, max_attempts: int) -> dict[str, Any]:
+def needs_check_filter(since: datetime | None, max_attempts: int, now: datetime) -> dict[str, Any]:
     """:func:`jobsim.contract.needs_check`: changed since ``since``, never checked, or unsettled."""
     if since is None:
         return {}
@@ -32,7 +32,7 @@ def needs_check_filter(since: datetime | None, max_attempts: int) -> dict[str, A
         {"updatedAt": {"$gte": since}},
         {"updatedAt": {"$not": {"$type": "date"}}},
         {"embedding": {"$not": {"$type": "object"}}},
-        {"embedding.status": {"$in": list(UNSETTLED)}, "status": ACTIVE, "isDeleted": {"$ne": True}},
+        {"embedding.status": {"$in": list(UNSETTLED)}, **active_filter(now)},
         {"embedding.status": "failed", "embedding.rejected": {"$ne": True},
          "embedding.attempts": {"$gte": 0, "$lt": max_attempts}},
     ]}

@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 WATERMARK_ID = "watermark:similarity-refresh"
 LEASE_PREFIX = "lease:"
+SNAPSHOT_ID = "write-back"
 
 
 class StateRepository:
@@ -83,3 +84,13 @@ class StateRepository:
         return self.collection.update_many(
             {"kind": "run", "status": "running", "runId": {"$ne": except_run}},
             {"$set": {"status": "crashed", "finishedAt": now}}).modified_count
+
+    # -- which write-back the database reflects (the local snapshot is valid only for it) ------
+    def mark_write_back(self, run_id: str, phase: str) -> None:
+        """``phase`` "writing" before a run's first list write, "written" after its last."""
+        self.collection.update_one({"_id": SNAPSHOT_ID}, {"$set": {"runId": run_id, "phase": phase}}, upsert=True)
+
+    def written_by(self) -> str | None:
+        """The run whose write-back completed last, None while one is in progress (or none was)."""
+        doc = self.collection.find_one({"_id": SNAPSHOT_ID})
+        return doc.get("runId") if doc and doc.get("phase") == "written" else None

@@ -13,11 +13,17 @@ from jobsim.settings import Settings
 from jobsim.shards import Bounds, PairTopK, min_shards_for, search_pair, shard_bounds
 from jobsim.corpus import Corpus
 from jobsim.similarity import NeighbourResult, PassChoice, TopK, choose_pass, compute_neighbours
-from jobsim.stages.neighbours import load_corpus, write_changed_lists
+from jobsim.snapshot import Snapshot
+from jobsim.stages.neighbours import corpus_at, full_snapshot, refreshed_snapshot, write_changed_lists
 from jobsim.summary import RunInfo, WriteStats
 from storage import repositories
-from storage.local_cache import NeighbourStateStore
+from storage.local_cache import NeighbourStateStore, SnapshotStore
 from tasks.common import IO_TASK, PURE_TASK
+
+
+def _cache_key(settings: Settings) -> tuple[str, ...]:
+    return (settings.mongo.uri.get_secret_value(), settings.mongo.database, settings.mongo.embeddings_collection,
+            settings.embedding.model, str(settings.embedding.dimensions))
 
 
 def state_store(settings: Settings) -> NeighbourStateStore | None:
@@ -25,21 +31,39 @@ def state_store(settings: Settings) -> NeighbourStateStore | None:
     cfg = settings.neighbours
     if not cfg.incremental or not cfg.state_dir:
         return None
-    return NeighbourStateStore(
-        cfg.state_dir, settings.mongo.uri.get_secret_value(), settings.mongo.database,
-        settings.mongo.embeddings_collection, settings.embedding.model, str(settings.embedding.dimensions),
-    )
+    return NeighbourStateStore(cfg.state_dir, *_cache_key(settings))
+
+
+def snapshot_store(settings: Settings) -> SnapshotStore | None:
+    """The local snapshot of this database + model (None when disabled)."""
+    cfg = settings.neighbours
+    return SnapshotStore(cfg.state_dir, *_cache_key(settings)) if cfg.incremental and cfg.state_dir else None
+
+
+@dataclass
+class Loaded:
+    corpus: Corpus
+    snapshot: Snapshot
 
 
 @task(name="load-vectors", **IO_TASK)
-def load_vectors(settings: Settings, run: RunInfo) -> Corpus:
-    """The jobs that get a list and their vectors, one row per distinct text."""
-    repos = repositories(settings)
-    corpus, stored = load_corpus(repos.jobs, repos.embeddings, settings.embedding.model,
-                                 settings.embedding.dimensions, run.started_at, settings.neighbours.closed_list_days)
-    get_run_logger().info("%d jobs with a current vector (%d closed), %d distinct texts (%d stored vectors)",
-                          len(corpus.job_ids), int((~corpus.active).sum()), corpus.rows, stored)
-    return corpus
+def load_vectors(settings: Settings, run: RunInfo, pulled: list[str]) -> Loaded:
+    """The jobs that get a list and their vectors, one row per distinct text: an incremental
+    run re-reads only the jobs it pulled when the local snapshot matches the database."""
+    repos, cfg, log = repositories(settings), settings.embedding, get_run_logger()
+    store = snapshot_store(settings) if run.mode == "incremental" else None
+    snapshot = store.load(cfg.dimensions) if store else None
+    if snapshot is not None and snapshot.token == repos.state.written_by():
+        snapshot, read = refreshed_snapshot(repos.jobs, repos.embeddings, snapshot, pulled, cfg.model, cfg.dimensions)
+        log.info("from the local snapshot: %d changed jobs and %d vectors read", len(pulled), read)
+    else:
+        snapshot = full_snapshot(repos.jobs, repos.embeddings, cfg.model, cfg.dimensions, run.started_at,
+                                 settings.neighbours.closed_list_days)
+        log.info("full read (%s)", "full run" if run.mode == "full" else "no valid local snapshot")
+    corpus = corpus_at(snapshot, run.started_at, settings.neighbours.closed_list_days)
+    log.info("%d jobs with a current vector (%d closed), %d distinct texts", len(corpus.job_ids),
+             int((~corpus.active).sum()), corpus.rows)
+    return Loaded(corpus, snapshot)
 
 
 @task(name="load-neighbour-state", **IO_TASK)
@@ -93,17 +117,20 @@ def compute_neighbour_lists(settings: Settings, corpus: Corpus, previous: Candid
 
 
 @task(name="write-neighbours", **IO_TASK)
-def write_neighbours(settings: Settings, result: NeighbourResult, run: RunInfo) -> WriteStats:
-    stats = write_changed_lists(repositories(settings).jobs, result, run.started_at,
-                                settings.neighbours.recompute_days)
+def write_neighbours(settings: Settings, result: NeighbourResult, loaded: Loaded, run: RunInfo) -> tuple[WriteStats, Snapshot]:
+    repos = repositories(settings)
+    stats, snapshot = write_changed_lists(repos.jobs, repos.state, result, loaded.snapshot, run.run_id,
+                                          run.started_at, settings.neighbours.recompute_days)
     get_run_logger().info("wrote %d lists (%d cleared), %d unchanged%s", stats.written, stats.cleared, stats.unchanged,
                           f", {len(stats.refused)} refused by the server" if stats.refused else "")
-    return stats
+    return stats, snapshot
 
 
-@task(name="save-neighbour-state", **IO_TASK)
-def save_neighbour_state(settings: Settings, result: NeighbourResult) -> None:
-    """After the write-back: the next run starts from this state."""
-    store = state_store(settings)
+@task(name="save-local-caches", **IO_TASK)
+def save_local_caches(settings: Settings, result: NeighbourResult, snapshot: Snapshot) -> None:
+    """After the write-back: the next run starts from this state and snapshot."""
+    store, snapshots = state_store(settings), snapshot_store(settings)
     if store is not None and result.state is not None:
         store.save(result.state)
+    if snapshots is not None:
+        snapshots.save(snapshot)

@@ -8,20 +8,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from jobsim.report import counts_rows, report_markdown, score_histogram
-from jobsim.settings import Settings
 from jobsim.repositories import JobList
-from storage import repositories
-from tasks.common import IO_TASK, PURE_TASK
+from tasks.common import PURE_TASK
 
 REPORT_KEY = "jobsim-run-report"
 COUNTS_KEY = "jobsim-run-counts"
-
-
-@task(name="failed-job-details", **IO_TASK)
-def failed_job_details(settings: Settings) -> list[dict[str, Any]]:
-    if not settings.ops.report_failed_jobs:
-        return []
-    return repositories(settings).jobs.failed_jobs(settings.ops.report_failed_jobs)
 
 
 @task(name="publish-run-report", **PURE_TASK)

@@ -15,7 +15,7 @@ from jobsim.repositories import Repositories
 from jobsim.settings import Settings
 from jobsim.similarity import compute_neighbours
 from jobsim.stages.embed import embed_batch, plan_embeddings, store_batch
-from jobsim.stages.neighbours import load_corpus, write_changed_lists
+from jobsim.stages.neighbours import corpus_at, full_snapshot, refreshed_snapshot, write_changed_lists
 from jobsim.stages.prepare import prepare, record_rejections
 from jobsim.stages.pull import pull_changed
 from jobsim.stages.runs import finish_run, start_run, summarize
@@ -30,6 +30,8 @@ class MemoryPipeline:
         self.embedder = embedder or make_embedder(self.settings.embedding)
         self.repos: Repositories = memory_repositories()
         self.state = None  # the incremental candidate state between runs
+        self.snapshot = None  # the local snapshot between runs
+        self.vector_reads: list[int] = []  # vectors read by each run (-1: a full read)
         self.runs = 0
 
     def run(self, mode: str = "incremental", now: datetime | None = None) -> dict[str, Any]:
@@ -45,10 +47,17 @@ class MemoryPipeline:
         parts = [store_batch(repos.jobs, repos.embeddings, embed_batch(self.embedder, b), s.embedding.model, now)
                  for b in plan.batches]
         embedded = combine_embed_stats(plan.reused, parts, 0.0)
-        corpus, _ = load_corpus(repos.jobs, repos.embeddings, s.embedding.model, s.embedding.dimensions, now,
-                                s.neighbours.closed_list_days)
+        model, dims, days = s.embedding.model, s.embedding.dimensions, s.neighbours.closed_list_days
+        if mode == "incremental" and self.snapshot is not None and self.snapshot.token == repos.state.written_by():
+            snapshot, read = refreshed_snapshot(repos.jobs, repos.embeddings, self.snapshot, [d["_id"] for d in docs],
+                                                model, dims)
+        else:
+            snapshot, read = full_snapshot(repos.jobs, repos.embeddings, model, dims, now, days), -1
+        self.vector_reads.append(read)
+        corpus = corpus_at(snapshot, now, days)
         result = compute_neighbours(corpus, s.neighbours, self.state)
-        written = write_changed_lists(repos.jobs, result, now, s.neighbours.recompute_days)
+        written, self.snapshot = write_changed_lists(repos.jobs, repos.state, result, snapshot, run.run_id, now,
+                                                     s.neighbours.recompute_days)
         self.state = result.state if s.neighbours.incremental else None
         summary = summarize(run, len(docs), prepared, embedded, int(corpus.active.sum()), written, 0.0, {},
                             result.stats.as_dict())

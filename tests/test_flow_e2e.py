@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -48,7 +49,8 @@ def stored_lists(db) -> dict[str, list[tuple[str, float]]]:
             for d in db.jobs.find({"similarJobs.0": {"$exists": True}})}
 
 
-def test_refresh_end_to_end(settings, db):
+def test_refresh_end_to_end(settings, db, monkeypatch):
+    monkeypatch.setenv("JOBSIM_WATERMARK_OVERLAP_S", "0")  # runs seconds apart: no re-reads of earlier edits
     assert seed_jobs(settings, 200) == 200
     first = run()
     now = datetime.now(timezone.utc)
@@ -100,13 +102,17 @@ def test_refresh_end_to_end(settings, db):
     popular = max(stored, key=lambda j: sum(j in dict(v) for v in stored.values()))
     holders = [j for j, v in stored.items() if popular in dict(v)]
     assert holders
-    db.jobs.update_one({"_id": _oid(popular)},
-                       {"$set": {"expiresAt": datetime.now(timezone.utc) - timedelta(seconds=1)}})
-    fifth = run()
+    soon = datetime.now(timezone.utc) + timedelta(seconds=2)
+    db.jobs.update_one({"_id": _oid(popular)}, {"$set": {"expiresAt": soon, "updatedAt": datetime.now(timezone.utc)}})
+    assert run()["lists_written"] == 0  # edited, still open
+    while datetime.now(timezone.utc) <= soon + timedelta(seconds=1):
+        time.sleep(0.2)
+    fifth = run()  # nothing pulled: the expiry is seen from the kept expiresAt alone
     after = stored_lists(db)
     assert after[popular] and all(popular not in dict(v) for v in after.values())
-    assert fifth["embedded"] == 0 and fifth["lists_written"] >= len(holders)
-    db.jobs.update_one({"_id": _oid(popular)}, {"$set": {"expiresAt": datetime.now(timezone.utc) - timedelta(days=91)}})
+    assert fifth["embedded"] == 0 and fifth["seen"] == 0
+    db.jobs.update_one({"_id": _oid(popular)}, {"$set": {"expiresAt": datetime.now(timezone.utc) - timedelta(days=91),
+                                                         "updatedAt": datetime.now(timezone.utc)}})
     assert run()["lists_cleared"] == 1 and popular not in stored_lists(db)
 
 

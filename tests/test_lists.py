@@ -117,8 +117,8 @@ def bonus_of(match: tuple[str, ...]) -> float:
 
 
 # -- incremental runs equal a full pass, over random sequences -----------------------------
-OPS = st.lists(st.tuples(st.sampled_from(["new", "repost", "repost_city", "edit", "expire", "close", "delete",
-                                          "reopen"]), st.integers(0, 10_000)), min_size=1, max_size=6)
+OPS = st.lists(st.tuples(st.sampled_from(["new", "repost", "repost_city", "edit", "expire", "expire_later", "close",
+                                          "delete", "reopen"]), st.integers(0, 10_000)), min_size=1, max_size=6)
 
 
 def posting(i: int, rng: np.random.Generator) -> dict:
@@ -148,6 +148,8 @@ def apply(pipeline: MemoryPipeline, op: str, n: int, at: datetime) -> None:
         target["description"] = f"Completely new duties number {n}: logistics, driving and warehouse work."
     elif op == "expire":
         target["expiresAt"] = at - timedelta(minutes=1)
+    elif op == "expire_later":  # expires by itself before the next step: no edit says so
+        target["expiresAt"] = at + timedelta(minutes=5)
     elif op in ("close", "delete", "reopen"):
         target.update(status="closed" if op == "close" else "active", isDeleted=op == "delete")
     target["updatedAt"] = at

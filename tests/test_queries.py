@@ -59,9 +59,10 @@ def test_needs_check_rule_equals_its_query(db, settings, since):
         embedding=states,
         status=["active", "closed", MISSING],
         isDeleted=[True, False, MISSING],
+        expiresAt=[NOW - timedelta(days=1), NOW + timedelta(days=1), MISSING],
     )
     coll = db[settings.mongo.jobs_collection]
     coll.insert_many(docs)
-    by_rule = {d["_id"] for d in coll.find({}) if needs_check(d, since, max_attempts=3)}
-    assert by_rule == selected(coll, needs_check_filter(since, max_attempts=3))
+    by_rule = {d["_id"] for d in coll.find({}) if needs_check(d, since, 3, NOW)}
+    assert by_rule == selected(coll, needs_check_filter(since, 3, NOW))
     assert 0 < len(by_rule) <= len(docs)

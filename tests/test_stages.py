@@ -54,11 +54,11 @@ def test_pull_takes_changed_and_unsettled_jobs_only():
 def test_prepare_and_record_rejections_once():
     pipeline = MemoryPipeline()
     keys = load(pipeline, 60)
-    docs = pipeline.repos.jobs.changed_since(None, 3)
+    docs = pipeline.repos.jobs.changed_since(None, 3, NOW)
     prepared = prepare(docs, NOW, "m", 64)
     assert len(prepared.jobs) + len(prepared.rejected) + sum(prepared.inactive.values()) == len(keys)
     assert record_rejections(pipeline.repos.jobs, prepared, NOW).written == len(prepared.rejected) > 0
-    again = prepare(pipeline.repos.jobs.changed_since(None, 3), NOW, "m", 64)
+    again = prepare(pipeline.repos.jobs.changed_since(None, 3, NOW), NOW, "m", 64)
     assert record_rejections(pipeline.repos.jobs, again, NOW).written == 0  # same reasons already recorded
 
 
@@ -81,7 +81,7 @@ def test_embed_then_store_marks_each_outcome():
     pipeline = MemoryPipeline()
     load(pipeline, 40)
     jobs = pipeline.repos.jobs
-    prepared = prepare(jobs.changed_since(None, 3), NOW, "fake-model", 8)
+    prepared = prepare(jobs.changed_since(None, 3, NOW), NOW, "fake-model", 8)
     word = prepared.jobs[0].title.split()[0]
     plan = plan_embeddings(jobs, pipeline.repos.embeddings, prepared, "fake-model", NOW, batch_jobs=7)
     assert sum(len(b.ids) for b in plan.batches) == len(prepared.jobs) and max(len(b.ids) for b in plan.batches) == 7
@@ -110,14 +110,21 @@ def test_runs_on_memory_repositories_converge_and_follow_edits_and_expiry():
     assert pipeline.run(now=NOW + timedelta(minutes=5))["lists_written"] == 0  # nothing changed
     lists = pipeline.lists()
     victim = next(k for k in keys if k in lists)
-    pipeline.repos.jobs.docs[victim]["expiresAt"] = NOW + timedelta(minutes=6)
-    later = pipeline.run(now=NOW + timedelta(minutes=10))
+    docs = pipeline.repos.jobs.docs
+    docs[victim].update(expiresAt=NOW + timedelta(minutes=9), updatedAt=NOW + timedelta(minutes=5))  # an edit
+    assert pipeline.run(now=NOW + timedelta(minutes=5, seconds=30))["lists_written"] == 0  # expires later
+    assert pipeline.run(now=NOW + timedelta(minutes=8))["seen"] == 1  # re-read once more (watermark overlap)
+    later = pipeline.run(now=NOW + timedelta(minutes=10))  # time passed: no edit, nothing pulled
+    assert later["seen"] == 0 and pipeline.vector_reads[-1] == 0  # from the snapshot, nothing re-read
     assert later["embedded"] == 0 and later["lists_written"] >= 1
     lists = pipeline.lists()
     assert lists[victim][0]  # expired: it keeps a list of open jobs for its visitors ...
     assert all(victim not in {e[0] for e in items} for items, _ in lists.values())  # ... but left every list
     gone = pipeline.run(now=NOW + timedelta(days=91))  # past the closed-list window: its list is cleared
     assert victim not in pipeline.lists() and gone["lists_cleared"] >= 1
+    full = copy.deepcopy(pipeline)
+    full.state = None
+    assert full.run("full", now=NOW + timedelta(days=91))["lists_written"] == 0  # the snapshot path was exact
     edited = next(k for k in keys if k in pipeline.lists() and k != victim)
     pipeline.repos.jobs.docs[edited].update(title="Inxhinier Ndërtimi i Urave", updatedAt=NOW + timedelta(days=92),
                                             expiresAt=None)

@@ -156,5 +156,5 @@ def store_batch(jobs: JobsRepo, embeddings: EmbeddingsRepo, done: BatchVectors, 
         outcome.add(jobs.mark_pending(done.deferred))
     return EmbedStats(embedded=len(done.ok), failed=dict(done.failed), requests=done.requests,
                       tokens=done.tokens, retries=done.retries, rate_limited=done.rate_limited,
-                      deferred=list(done.deferred), seconds=done.seconds, refused=outcome.refused,
+                      deferred=dict(done.deferred), seconds=done.seconds, refused=outcome.refused,
                       unavailable=done.unavailable)

@@ -10,7 +10,7 @@ from jobsim.summary import RunInfo
 
 def pull_changed(jobs: JobsRepo, run: RunInfo, max_attempts: int) -> list[dict[str, Any]]:
     """Raw documents changed since the run's watermark or not yet settled (all on a full run)."""
-    return jobs.changed_since(run.since, max_attempts)
+    return jobs.changed_since(run.since, max_attempts, run.started_at)
 
 
 def add_requested(jobs: JobsRepo, docs: list[dict[str, Any]], job_ids: list[str]) -> tuple[list[dict[str, Any]], int]:

@@ -1,0 +1,98 @@
+"""A local snapshot of what the database held after the last write-back, so an incremental
+run reads only what changed.
+
+It keeps, for every job that had a list role (active or recently closed) and a completed
+embedding, the raw fields the neighbour stage reads and its vector, plus a fingerprint of
+every list written. An incremental run re-reads only the jobs it pulled (every edit bumps
+``updatedAt``, every embedding state change is made by a run on jobs it pulled) and their
+vectors; roles that change with time alone (expiry, the closed-list window) are recomputed
+from the kept fields by the contract's own rule. The database stays the truth: storage
+keeps the snapshot only while the database says the last write-back was the snapshot's
+(a token), so a missing, foreign or stale snapshot costs a full read, never a wrong list.
+Jobs deleted from the collection outside the contract (which deletes with ``isDeleted``)
+are noticed by the next full run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from jobsim.contract import ACTIVE, embedding_state, listing_role
+from jobsim.repositories import JobContexts, JobList, VectorSet
+
+# the raw fields kept per job (dotted paths as projected from MongoDB)
+FIELDS = ("status", "isDeleted", "expiresAt", "updatedAt", "createdAt", "category", "experienceLevel",
+          "location", "company", "embedding")
+
+
+def kept(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a raw job document the snapshot keeps (the embedding's hash and status only)."""
+    out = {f: doc[f] for f in FIELDS if f in doc and f != "embedding"}
+    state = embedding_state(doc)
+    out["embedding"] = {k: state[k] for k in ("status", "contentHash") if k in state}
+    return out
+
+
+def list_fingerprint(job_list: JobList) -> bytes:
+    """A job's list and group as 16 bytes (stable across processes)."""
+    return hashlib.blake2b(repr(tuple(job_list)).encode("utf-8"), digest_size=16).digest()
+
+
+@dataclass
+class Snapshot:
+    token: str  # the run whose write-back this snapshot reflects
+    docs: dict[str, dict[str, Any]]  # job key -> kept fields
+    vectors: VectorSet  # the kept jobs' current vectors (keys, hashes, rows)
+    lists: dict[str, bytes] = field(default_factory=dict)  # job key -> fingerprint of what is stored
+
+    def contexts(self, now: datetime, closed_days: int) -> JobContexts:
+        """The jobs that get a list at ``now``, by the contract's rule (roles change with time)."""
+        out = JobContexts()
+        for key in sorted(self.docs):
+            doc = self.docs[key]
+            role = listing_role(doc, now, closed_days)
+            if role is not None and embedding_state(doc).get("status") == "completed":
+                out.append(key, doc, active=role == ACTIVE)
+        return out
+
+
+def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors: VectorSet) -> Snapshot:
+    """``snapshot`` with the re-read jobs replaced (None = the job is gone) and their vectors:
+    ``vectors`` holds those read again, the others keep theirs when their hash is unchanged."""
+    docs = {k: v for k, v in snapshot.docs.items() if k not in fresh}
+    docs.update({k: kept(doc) for k, doc in fresh.items() if doc is not None})
+    wanted = {k: embedding_state(d).get("contentHash") for k, d in docs.items()}
+    rows: dict[str, tuple[str, np.ndarray]] = {}
+    for source in (snapshot.vectors, vectors):  # the re-read ones win
+        for i, key in enumerate(source.ids.tolist()):
+            if key in wanted and source.hashes[i] == wanted[key]:
+                rows[key] = (source.hashes[i], source.vectors[i])
+    keys = sorted(rows)
+    dims = snapshot.vectors.vectors.shape[1]
+    matrix = np.stack([rows[k][1] for k in keys]) if keys else np.zeros((0, dims), np.float32)
+    return Snapshot(token=snapshot.token, docs=docs, lists=snapshot.lists, vectors=VectorSet(
+        ids=np.array(keys, dtype=object), hashes=np.array([rows[k][0] for k in keys], dtype=object),
+        vectors=np.ascontiguousarray(matrix, dtype=np.float32)))
+
+
+def diff_fingerprints(new: dict[str, JobList], stored: dict[str, bytes]) -> tuple[dict[str, JobList], int, dict[str, bytes]]:
+    """Lists to write against the fingerprints of the stored ones (as :func:`jobsim.lists.diff_lists`),
+    how many are unchanged, and the fingerprints after the write."""
+    changes: dict[str, JobList] = {}
+    after: dict[str, bytes] = {}
+    empty = list_fingerprint(JobList(()))
+    for key, job_list in new.items():
+        fp = list_fingerprint(job_list)
+        if fp != stored.get(key, empty):
+            changes[key] = job_list
+        if fp != empty:
+            after[key] = fp
+    for key in stored.keys() - new.keys():
+        if stored[key] != empty:
+            changes[key] = JobList(())
+    return changes, len(new) - sum(1 for k in changes if k in new), after
