@@ -1,0 +1,1 @@
+"""jobsim's applications: command line, local database, evaluation tool."""
