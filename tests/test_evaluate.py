@@ -198,7 +198,8 @@ def test_cli_runs_on_a_small_csv(tmp_path, capsys):
     labelled_rows(tmp_path)
     out = tmp_path / "report.json"
     code = main([str(tmp_path / "labelled.csv"), "--label-column", "label", "--company-column", "company",
-                 "--embedder", "fitted", "local", "tfidf", "--json", str(out)])
+                 "--embedder", "fitted", "local", "tfidf", "--json", str(out),
+                 "--list-builder", "jobsim_app.evaluate.lists:default_list_builder"])
     assert code == 0
     (report,) = json.loads(out.read_text())
     assert report["rows"] == 90 and report["labels"] == 3
@@ -217,8 +218,10 @@ def test_cli_reports_a_missing_column_a_missing_file_and_absent_shared_data(tmp_
     assert "nope" in capsys.readouterr().err
     assert main([str(tmp_path / "absent.csv"), "--label-column", "x", "--skip-missing"]) == 0
     assert "skipped" in capsys.readouterr().out
+    assert main([str(path), "--label-column", "label", "--list-builder", "jobsim_app.evaluate.lists:nope"]) == 2
+    assert "--list-builder" in capsys.readouterr().err
     assert main(["--data-dir", str(tmp_path), "--embedder", "local"]) == 0
-    assert capsys.readouterr().out.count("skipped") == 3
+    assert capsys.readouterr().out.count("skipped") == 4
 
 
 def test_synthetic_dataset_keeps_the_category_out_of_the_text():

@@ -91,6 +91,7 @@ class FittedEmbedder:
         generic = np.where(model.generic, p.generic_weight, 1.0)
         self._body_weight = (generic * model.idf.astype(np.float64) ** p.body_idf_power)
         self._title_idf = model.idf.astype(np.float64) ** p.title_idf_power
+        self._title_idf_unseen = float(model.idf.max(initial=1.0)) ** p.title_idf_power
         self._feature_hash = self._hash_matrix(list(model.features))
         self._lsa = model.lsa.astype(np.float32)
         self._cache: dict[str, tuple[str, bool] | None] = {}
@@ -163,8 +164,12 @@ class FittedEmbedder:
                                  shape=(len(stems), len(self.fitted.features)))
         if not self._lex_dims:
             return weights @ to_vocab, np.zeros((len(titles), 0))
-        words = (weights @ self._hash_matrix(stems)).toarray()
-        chars = (weights @ self._char_matrix(stems)).toarray()
+        # idf of each title stem (unseen stems: the idf of a single posting), ^ title_idf_power
+        idf = np.full(len(stems), self._title_idf_unseen)
+        idf[[u for u, _ in known]] = [self._title_idf[j] for _, j in known]
+        scaled = weights @ sp.diags(idf)
+        words = (scaled @ self._hash_matrix(stems)).toarray()
+        chars = (scaled @ self._char_matrix(stems)).toarray()
         return weights @ to_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
 
     def body_matrix(self, bodies: list[list[tuple[str, int]]]) -> sp.csr_matrix:

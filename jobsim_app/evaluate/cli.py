@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from jobsim.errors import ConfigError, ImportFileError
 from jobsim_app.evaluate.datasets import SHARED_DATA, Dataset, file_dataset, synthetic_dataset
+from jobsim_app.evaluate.lists import ListBuilder, default_list_builder
 from jobsim_app.evaluate.methods import METHODS
 from jobsim_app.evaluate.real import DEFAULT_SETS, REAL_SETS, real_dataset
 from jobsim_app.evaluate.report import DEPTH, evaluate, format_report
@@ -42,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--city-column")
     parser.add_argument("--level-column")
     parser.add_argument("--dimensions", type=int, default=512, help="embedding dimension")
+    parser.add_argument("--list-builder", metavar="MODULE:FUNCTION",
+                        help="build the lists with this function (a jobsim_app.evaluate.lists.ListBuilder) "
+                        "instead of today's exact_topk + rerank")
     parser.add_argument("--categories", type=int, default=20, help="rows of the per-category table")
     parser.add_argument("--json", type=Path, help="also write the reports as JSON here")
     parser.add_argument("--skip-missing", action="store_true",
@@ -70,6 +75,20 @@ def datasets_of(args: argparse.Namespace) -> list[Dataset]:
     return out
 
 
+def load_list_builder(spec: str | None) -> ListBuilder:
+    """The function named ``module:function`` (default: :func:`default_list_builder`)."""
+    if not spec:
+        return default_list_builder
+    module, _, name = spec.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"--list-builder {spec!r}: {exc}") from exc
+    if not callable(builder):
+        raise ConfigError(f"--list-builder {spec!r} is not callable")
+    return builder
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -82,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     reports = []
     try:
+        builder = load_list_builder(args.list_builder)
         for data in datasets_of(args):
             report = evaluate(data, args.embedder, args.k, args.candidates, args.cosine_weight,
-                              args.dimensions)
+                              args.dimensions, builder)
             print(format_report(report, args.categories), end="\n\n", flush=True)
             reports.append(report)
     except (ImportFileError, ConfigError) as exc:

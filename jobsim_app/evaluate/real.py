@@ -23,7 +23,7 @@ from jobsim_app.evaluate.datasets import (
 )
 
 REAL_SETS = ("nyc-titles", "linkedin-head", "linkedin-field", "nyc-civil-service")
-DEFAULT_SETS = ("nyc-titles", "linkedin-field", "linkedin-head")
+DEFAULT_SETS = REAL_SETS
 MIN_LABEL_ROWS = 5
 _HEAD_CUT = re.compile(r"[-–,(/|]")
 _WORD = re.compile(r"[A-Za-z]+")
