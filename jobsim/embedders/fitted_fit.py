@@ -84,10 +84,21 @@ def _boilerplate(bodies: list[np.ndarray], remap: np.ndarray, companies: list[st
     return common
 
 
+def distinct(texts: list[str], companies: list[str | None] | None) -> tuple[list[str], list[str | None] | None]:
+    """Each distinct text once (first occurrence): reposts count once in every statistic,
+    so a text reposted five times is not its own boilerplate."""
+    first: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        first.setdefault(text, i)
+    keep = list(first.values())
+    return [texts[i] for i in keep], [companies[i] for i in keep] if companies is not None else None
+
+
 def fit(texts: list[str], dimensions: int, companies: list[str | None] | None, seed: int,
         params: FitParams) -> FittedModel:
     started = time.perf_counter()
     params = replace(params, hash_seed=seed)
+    texts, companies = distinct(texts, companies)
     all_tokens, bodies, titles = _tokenise(texts)
     stems, token_stem, df, generic = _document_frequencies(all_tokens, bodies, titles)
     names = list(stems)
@@ -138,7 +149,7 @@ def _with_lsa(model: FittedModel, texts: list[str], seed: int) -> FittedModel:
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(texts), sample, replace=False)) if sample < len(texts) else np.arange(sample)
     words = FittedEmbedder(model).word_matrix([texts[i] for i in chosen])[:, :rows]
-    svd = TruncatedSVD(k, algorithm="randomized", n_iter=5, random_state=seed).fit(words)
+    svd = TruncatedSVD(k, algorithm="randomized", n_iter=p.lsa_iterations, random_state=seed).fit(words)
     lsa = np.ascontiguousarray(svd.components_.T, dtype=np.float16)
     return FittedModel(model.dimensions, p, model.tokens, model.features, model.token_feature,
                        model.idf, model.generic, model.boilerplate, lsa)

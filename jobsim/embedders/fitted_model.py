@@ -36,6 +36,7 @@ class FitParams:
     lsa_dims: int = 128  # LSA block width (capped at dimensions // 2)
     lsa_features: int = 16_384  # most frequent features with an LSA row
     lsa_sample: int = 30_000  # postings the SVD is fitted on
+    lsa_iterations: int = 5  # power iterations of the randomised SVD
     lsa_weight: float = 1.0
     char_weight: float = 1.5
     title_lexical_weight: float = 2.0  # title words + characters in the lexical block

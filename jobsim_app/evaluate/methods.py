@@ -19,11 +19,11 @@ MAX_DENSE_TFIDF = 100_000_000  # n × shared terms above this: LSA (TruncatedSVD
 
 
 def tfidf_matrix(texts: list[str], fit_texts: list[str]) -> Any:
-    """scikit-learn TF-IDF (word 1–2 grams, sublinear tf, L2) fitted on ``fit_texts``:
-    a scipy CSR matrix of ``texts``."""
+    """scikit-learn TF-IDF (word 1–2 grams, sublinear tf, L2) fitted on the distinct texts of
+    ``fit_texts`` (as ``fit_model`` counts a repost once): a scipy CSR matrix of ``texts``."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(fit_texts)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(list(dict.fromkeys(fit_texts)))
     return vectorizer.transform(texts).tocsr()
 
 
