@@ -14,7 +14,6 @@ from jobsim_app.evaluate import metrics as m
 from jobsim_app.evaluate.cli import main
 from jobsim_app.evaluate.datasets import Dataset, file_dataset, synthetic_dataset
 from jobsim_app.evaluate.lists import ListRequest, default_list_builder, duplicate_groups, unknown_context
-from jobsim_app.evaluate.methods import tfidf_matrix
 from jobsim_app.evaluate.real import real_dataset, title_head
 from jobsim_app.evaluate.report import evaluate
 from tests.conftest import shared_file

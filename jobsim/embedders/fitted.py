@@ -19,11 +19,14 @@ line is the title, the other lines the body. Each text gives three sparse parts:
   without idf (titles are short: a rare title word is more often a name than a field);
 - **title characters**: 3–5-grams of each title stem sharing its weight (as v3).
 
-The vector is two blocks, L2-normalised apart, then together: an **LSA block**
-(``lsa_dims`` columns; the words part of the text, L2(title) + L2(body), times the top
-right singular vectors of the fitted postings, for the most frequent features) and a
-**lexical block** (the rest: title words, title characters and body words hashed with a
-random sign, each L2-normalised, added). Rows without any feature come back as errors.
+The vector is two blocks side by side, then L2-normalised: an **LSA block** (``lsa_dims`` =
+128 columns: L2(title words) + L2(body words) on the 16,384 most frequent features, times
+the top right singular vectors of a seeded sample of the fitted postings, L2-normalised)
+and a **lexical block** (the other columns: 2 · L2(L2(title words) + 1.5 · L2(title
+characters)) + 0.25 · L2(body words), each hashed with a random sign, so words never seen
+in the corpus still count). The weights are :class:`FitParams` defaults, stored in the
+model; BENCHMARKS.md ("Quality") has what each part gave. Rows without any feature come back
+as errors ("text has no features").
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from jobsim.embedders.fitted_text import covered, feature_of, shingle_hashes, sp
 
 log = logging.getLogger(__name__)
 __all__ = ["FitParams", "FittedEmbedder", "FittedModel", "fit_model"]
+_CACHE_LIMIT = 500_000
 
 
 def title_stems(title: str, cache: dict[str, tuple[str, bool] | None], generic_weight: float) -> dict[str, float]:
@@ -98,6 +102,8 @@ class FittedEmbedder:
 
     def embed(self, texts: list[str]) -> EmbeddingResult:
         n = len(texts)
+        if len(self._cache) > _CACHE_LIMIT:  # title tokens seen: bounded in a long-lived process
+            self._cache.clear()
         parts = [split_text(t) for t in texts]
         body = self.body_matrix([p[1] for p in parts])
         title_vocab, title = self._titles([p[0] for p in parts])

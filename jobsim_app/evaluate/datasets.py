@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone

@@ -70,16 +70,10 @@ def real_dataset(name: str, data_dir: Path = SHARED_DATA, collapse_duplicates: b
         else:
             labels, multi = _frequent(_column(frame, "Civil Service Title")), "none"
     else:
-        frame = frame.with_columns(frame["description"].alias("_description"))
-        texts = [t for t in texts_of(frame.with_columns(title_blank()), ["_title", "_description"])]
+        import polars as pl
+
+        # description only: an empty title column, so the label (from the title) cannot leak
+        texts = texts_of(frame.with_columns(pl.lit("").alias("_title")), ["_title", "description"])
         companies = [v.casefold() or None for v in _column(frame, "company_name")]
         labels, multi = linkedin_labels(_column(frame, "title"), name == "linkedin-field"), "none"
-    data = finish_dataset(name, texts, labels, multi, ";", collapse_duplicates, None, companies)
-    return data
-
-
-def title_blank():  # noqa: ANN201 - a polars expression
-    """An empty ``_title`` column: LinkedIn rows are embedded from the description alone."""
-    import polars as pl
-
-    return pl.lit("").alias("_title")
+    return finish_dataset(name, texts, labels, multi, ";", collapse_duplicates, None, companies)
