@@ -82,10 +82,11 @@ def test_version_changes_when_the_corpus_or_the_seed_changes(model):
 
 
 def test_the_model_is_immutable(model):
-    with pytest.raises(Exception):
-        model.dimensions = 3  # type: ignore[misc]
-    with pytest.raises(ValueError):
-        model.idf[0] = 1.0
+    for m in (model, pickle.loads(pickle.dumps(model))):
+        with pytest.raises(Exception):
+            m.dimensions = 3  # type: ignore[misc]
+        with pytest.raises(ValueError):
+            m.idf[0] = 1.0
 
 
 def test_embedder_names_the_version_and_returns_unit_float32_rows(model):

@@ -66,6 +66,10 @@ class FittedModel:
         if not self.version:
             object.__setattr__(self, "version", VERSION_PREFIX + hashlib.sha256(self._payload()).hexdigest()[:12])
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its bytes: an unpickled model is validated and read-only like any other."""
+        return (FittedModel.from_bytes, (self.to_bytes(),))
+
     @property
     def lsa_dims(self) -> int:
         return int(self.lsa.shape[1])
