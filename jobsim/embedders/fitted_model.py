@@ -29,7 +29,7 @@ class FitParams:
     boilerplate_fraction: float = 0.005
     boilerplate_companies: int = 0  # ... (> 0: of at least this many distinct companies)
     min_df: int = 2  # body features in fewer postings are dropped
-    max_features: int = 262_144
+    max_features: int = 131_072
     body_idf_power: float = 1.0
     title_idf_power: float = 0.0
     generic_weight: float = 0.5
