@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from sklearn.utils import murmurhash3_32
 
-from jobsim import evaluate as ev
 from jobsim.embedders import local
 from jobsim.embedders.local import V1, V2, V3, LocalEmbedder
 from jobsim.settings import EmbeddingSettings
+from jobsim_app.evaluate.datasets import Dataset
+from jobsim_app.evaluate.methods import embed as evaluate_embed
 
 FROZEN_TEXTS = ["Senior Data Analyst", "Infermier në spital", "Python developer II"]
 # Non-zero entries (index: value) of the 512-d vectors of FROZEN_TEXTS, printed by the v1/v2
@@ -197,7 +198,8 @@ def test_v3_is_deterministic_across_processes():
 
 def test_evaluate_offers_each_local_version():
     texts = FROZEN_TEXTS
+    data = Dataset("frozen", list(texts), ["x"] * len(texts), [frozenset("x")] * len(texts))
     for kind, model in (("local-v1", V1), ("local-v2", V2), ("local-v3", V3), ("local", V3)):
-        vectors, missing = ev.embed(texts, kind, 64)
+        vectors, missing = evaluate_embed(data, kind, 64)
         assert missing == 0
         assert np.array_equal(vectors, LocalEmbedder(model, 64).embed(texts).vectors)

@@ -32,7 +32,7 @@ hash: a stored v1 vector is never compared with a v2 one, and changing the name 
     features are hashed with a random sign (``alternate_sign``), which keeps collisions from
     adding a positive bias to every pair (unsigned hashing lost 0.09 p@10 on long descriptions).
 
-Measured with ``python -m jobsim.evaluate`` (BENCHMARKS.md, "Quality"): precision@10 on
+Measured with ``python -m jobsim_app.evaluate`` (BENCHMARKS.md, "Quality"): precision@10 on
 NYC titles at 512 dimensions v1 0.467, v2 0.486, v3 0.508 (0.511 ± 0.003 over 20 hash
 draws), TF-IDF fitted on the evaluated titles 0.508; synthetic v2 0.989, v3 0.997.
 """

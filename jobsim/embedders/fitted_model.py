@@ -1,0 +1,114 @@
+"""The corpus-fitted model: what :func:`fit_model` learns, immutable, serialised to bytes.
+
+The bytes are a zlib-compressed payload: a JSON header (format, dimensions, parameters,
+array layout), the vocabulary strings, then the arrays (little-endian). The version is
+``jobsim-fitted-v1-<first 12 hex of sha256(payload)>``: any change of the model changes it,
+and the same model always has the same version (the payload is written in a fixed order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+FORMAT = 1
+VERSION_PREFIX = "jobsim-fitted-v1-"
+_ARRAYS = ("token_feature", "idf", "generic", "boilerplate", "lsa")
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """Knobs of the fit and of the embedding (stored in the model)."""
+
+    shingle: int = 3  # words per boilerplate shingle
+    boilerplate_postings: int = 5  # a shingle in at least max(this, fraction·N) postings ...
+    boilerplate_fraction: float = 0.005
+    boilerplate_companies: int = 0  # ... (> 0: of at least this many distinct companies)
+    min_df: int = 2  # body features in fewer postings are dropped
+    max_features: int = 131_072
+    body_idf_power: float = 1.0
+    title_idf_power: float = 0.0
+    generic_weight: float = 0.5
+    lsa_dims: int = 128  # LSA block width (capped at dimensions // 2)
+    lsa_features: int = 16_384  # most frequent features with an LSA row
+    lsa_sample: int = 30_000  # postings the SVD is fitted on
+    lsa_iterations: int = 5  # power iterations of the randomised SVD
+    lsa_weight: float = 1.0
+    char_weight: float = 1.5
+    title_lexical_weight: float = 2.0  # title words + characters in the lexical block
+    body_lexical_weight: float = 0.25  # body words in the lexical block
+    hash_slots: int = 1  # slots per hashed feature (each at weight 1/√slots)
+    hash_seed: int = 0  # set from fit_model's seed
+
+
+@dataclass(frozen=True, eq=False)
+class FittedModel:
+    """Vocabulary, document frequencies, boilerplate shingles and the LSA projection."""
+
+    dimensions: int
+    params: FitParams
+    tokens: tuple[str, ...]  # body vocabulary (surface tokens, function words included)
+    features: tuple[str, ...]  # stems, most frequent first
+    token_feature: np.ndarray  # (tokens,) int32 feature of each token, -1 = function word
+    idf: np.ndarray  # (features,) float32 smoothed idf
+    generic: np.ndarray  # (features,) bool: rank / kind-of-post word
+    boilerplate: np.ndarray  # sorted uint64 shingle hashes
+    lsa: np.ndarray  # (lsa features, lsa dims) float16
+    version: str = field(default="")
+
+    def __post_init__(self) -> None:
+        for name in _ARRAYS:
+            getattr(self, name).setflags(write=False)
+        if not self.version:
+            object.__setattr__(self, "version", VERSION_PREFIX + hashlib.sha256(self._payload()).hexdigest()[:12])
+
+    def __reduce__(self) -> tuple:
+        """Pickled as its bytes: an unpickled model is validated and read-only like any other."""
+        return (FittedModel.from_bytes, (self.to_bytes(),))
+
+    @property
+    def lsa_dims(self) -> int:
+        return int(self.lsa.shape[1])
+
+    def _payload(self) -> bytes:
+        arrays = [np.ascontiguousarray(getattr(self, name)) for name in _ARRAYS]
+        header = {
+            "format": FORMAT, "dimensions": self.dimensions, "params": asdict(self.params),
+            "tokens": len(self.tokens), "features": len(self.features),
+            "arrays": [[name, a.dtype.newbyteorder("<").str, list(a.shape)] for name, a in zip(_ARRAYS, arrays)],
+        }
+        blob = json.dumps(header, sort_keys=True).encode()
+        strings = "\n".join(self.tokens + self.features).encode()
+        parts = [len(blob).to_bytes(8, "little"), blob, len(strings).to_bytes(8, "little"), strings]
+        parts += [a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes() for a in arrays]
+        return b"".join(parts)
+
+    def to_bytes(self) -> bytes:
+        return zlib.compress(self._payload(), 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FittedModel":
+        payload = zlib.decompress(data)
+        size = int.from_bytes(payload[:8], "little")
+        header = json.loads(payload[8 : 8 + size])
+        if header.get("format") != FORMAT:
+            raise ValueError(f"unknown fitted model format {header.get('format')!r}")
+        at = 8 + size
+        n_strings = int.from_bytes(payload[at : at + 8], "little")
+        strings = payload[at + 8 : at + 8 + n_strings].decode()
+        words = tuple(strings.split("\n")) if strings else ()
+        at += 8 + n_strings
+        arrays = {}
+        for name, dtype, shape in header["arrays"]:
+            count = int(np.prod(shape)) if shape else 1
+            array = np.frombuffer(payload, dtype=np.dtype(dtype), count=count, offset=at).reshape(shape)
+            arrays[name] = array.astype(array.dtype.newbyteorder("="))
+            at += array.nbytes
+        n_tokens = header["tokens"]
+        return cls(dimensions=header["dimensions"], params=FitParams(**header["params"]),
+                   tokens=words[:n_tokens], features=words[n_tokens:], **arrays,
+                   version=VERSION_PREFIX + hashlib.sha256(payload).hexdigest()[:12])

@@ -1,0 +1,7 @@
+"""``python -m jobsim_app.evaluate``."""
+
+import sys
+
+from jobsim_app.evaluate.cli import main
+
+sys.exit(main())
