@@ -100,10 +100,14 @@ def _percent(value: float | None) -> int | None:
     return None if value is None else round(value * 100)
 
 
-def id_fields(mongo_id: Any) -> tuple[str, IdType]:
-    """The id as shown (never the internal ``s:`` key) and its type."""
-    key = job_key(mongo_id)
+def shown_id(key: str) -> tuple[str, IdType]:
+    """A job key as shown to people (never the internal ``s:`` key), and its id type."""
     return display_id(key), "string" if key.startswith(STRING) else "objectId"
+
+
+def id_fields(mongo_id: Any) -> tuple[str, IdType]:
+    """A stored ``_id`` as shown, and its id type."""
+    return shown_id(job_key(mongo_id))
 
 
 def _location(loc: Any) -> Location | None:

@@ -20,7 +20,7 @@ from storage.mongo import connect
 
 log = logging.getLogger(__name__)
 
-HEALTH_TIMEOUT_S = 1.0  # /health answers 503 within about this when the database is away
+HEALTH_TIMEOUT_S = 2.0  # /health answers 503 within about this when the database is away
 _AUTH_CODES = {18, 11}  # AuthenticationFailed, UserNotFound
 _DENIED_CODES = {13}  # Unauthorized
 

@@ -35,8 +35,8 @@ from typing import Any
 
 import polars as pl
 
+from api_export.cards import shown_id
 from api_export.database import read_side_db
-from jobsim.ids import STRING, display_id
 from jobsim.settings import Settings
 from storage.embeddings import EmbeddingsRepository, VectorSet
 from storage.job_reads import JobReadsRepository, StoredList
@@ -63,11 +63,6 @@ LISTS_SCHEMA = pl.Schema({
     "computed_at": pl.Datetime("us", "UTC"),
     "neighbours": pl.List(NEIGHBOUR),
 })
-
-
-def shown_id(key: str) -> tuple[str, str]:
-    """A job key as exported: the id as people write it, and ``objectId`` / ``string``."""
-    return display_id(key), "string" if key.startswith(STRING) else "objectId"
 
 
 @dataclass(frozen=True)

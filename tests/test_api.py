@@ -747,7 +747,7 @@ def run_cli(*args: str, env: dict[str, str], timeout: int = 60) -> subprocess.Co
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("case", ["unreachable", "bad-uri", "api-uri-unreachable", "bad-setting"])
+@pytest.mark.parametrize("case", ["unreachable", "bad-uri", "auth-refused", "api-uri-unreachable", "bad-setting"])
 def test_serve_with_an_unusable_database_says_which_setting_to_fix(mongo_server, case):
     from jobsim_app.localdb import free_port
 
@@ -755,6 +755,8 @@ def test_serve_with_an_unusable_database_says_which_setting_to_fix(mongo_server,
     env, setting = {
         "unreachable": ({"JOBSIM_MONGO__URI": dead}, "JOBSIM_MONGO__URI"),
         "bad-uri": ({"JOBSIM_MONGO__URI": "mongodb://reader:s3cret-pw@/nohost"}, "JOBSIM_MONGO__URI"),
+        "auth-refused": ({"JOBSIM_MONGO__URI": mongo_server.uri.replace("mongodb://", "mongodb://reader:s3cret-pw@")},
+                         "JOBSIM_MONGO__URI"),
         "api-uri-unreachable": ({"JOBSIM_API__MONGO_URI": dead, "JOBSIM_MONGO__URI": mongo_server.uri},
                                 "JOBSIM_API__MONGO_URI"),
         "bad-setting": ({"JOBSIM_API__PORT": "eighty", "JOBSIM_MONGO__URI": dead}, "JOBSIM_API__PORT"),
@@ -765,3 +767,5 @@ def test_serve_with_an_unusable_database_says_which_setting_to_fix(mongo_server,
     assert len(lines) == 1 and lines[0].startswith("error: ") and setting in lines[0], result.stderr
     assert "Traceback" not in result.stderr and "s3cret" not in result.stderr + result.stdout
     assert "reader" not in result.stderr
+    if case == "auth-refused":
+        assert "authentication failed" in lines[0]
