@@ -2,13 +2,18 @@
 
 Semantic path: the job's embedding is ``completed`` and it has a stored list. The
 neighbours still active (status active, not deleted, not expired) are loaded in one
-``$in`` query and returned in stored order with their stored scores. When fewer than
-``min_semantic`` remain, the result is topped up with fallback results, and — when some
-neighbours dropped out since the run — a recompute is requested (``recompute_requests``).
+``$in`` query and returned in stored order with their stored scores and explanations
+(``cosine``, ``match``). When fewer than ``min_semantic`` remain, the result is topped up
+with fallback results, and — for an open job some of whose neighbours dropped out since
+the run — a recompute is requested (``recompute_requests``).
 
-Fallback: newest active jobs of the same category or the same city, itself excluded,
-``fallback_limit`` of them; message "Semantic matching in progress" while the job's
-embedding is pending.
+Fallback: newest active jobs of the same category or the same city, ``fallback_limit``
+of them, never the job itself nor a member of its duplicate group.
+
+Messages: "Semantic matching in progress" only for an open job whose embedding is
+pending/processing (or not yet seen by the pipeline); a closed, expired or draft job
+answers its list or the fallback with "This job is no longer open — similar open jobs"
+and never requests a recompute. Deleted or unknown jobs: :class:`NotFoundError`.
 """
 
 from __future__ import annotations
@@ -16,132 +21,88 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 from bson import ObjectId
-from pydantic import BaseModel, ConfigDict, Field
-from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from api_export.cards import (
+    IN_PROGRESS, NO_LONGER_OPEN, REFRESHING, SimilarJob, SimilarJobsResponse, card,
+)
+from api_export.database import read_side_db
+from jobsim.contract import embedding_state, is_active
 from jobsim.errors import InvalidRequestError, NotFoundError
 from jobsim.settings import ApiSettings, Settings
-from storage.job_reads import JobReadsRepository, is_active, stored_items
-from jobsim.ids import display_id
 from storage.ids import to_key as job_key
-from storage.mongo import connect
+from storage.job_reads import JobReadsRepository, StoredEntry, group_of, stored_entries
 from storage.recompute_requests import RecomputeRequestsRepository
 
 log = logging.getLogger(__name__)
 
-IN_PROGRESS = "Semantic matching in progress"
-REFRESHING = "Some similar jobs are no longer available; the list is being refreshed"
-PENDING_STATUSES = (None, "pending", "processing")
+__all__ = [
+    "IN_PROGRESS", "NO_LONGER_OPEN", "REFRESHING", "SimilarJob", "SimilarJobsResponse",
+    "SimilarJobsService", "parse_job_id", "read_side_db", "similar_jobs",
+]
+
+PENDING_STATUSES = (None, "pending", "processing")  # None: not yet seen by the pipeline
+FALLBACK_OVERFETCH = 3  # fallback rows read per result wanted, so reposts can be collapsed
 
 _OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
 _STRING_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
-def parse_job_id(raw: Any, string_ids: bool = False) -> ObjectId | str:
-    """A caller's job id as it can go into a query, or :class:`InvalidRequestError`.
+def parse_job_id(raw: Any, string_ids: bool = False) -> tuple[ObjectId | str, ...]:
+    """The ``_id`` values a caller's job id may mean, in lookup order, or :class:`InvalidRequestError`.
 
-    Only plain strings are accepted: 24 hex digits become an ``ObjectId``; with
-    ``string_ids`` other short ids of letters, digits and ``_ - . :`` stay strings.
-    Anything else (dicts such as ``{"$ne": null}``, ``$where``, junk) is rejected here.
+    Only plain strings are accepted: 24 hex digits mean an ``ObjectId``; with ``string_ids``
+    any short id of letters, digits and ``_ - . :`` may also be a string ``_id`` (so 24 hex
+    digits mean the ObjectId first, else the string). Anything else (dicts such as
+    ``{"$ne": null}``, ``$where``, junk) is rejected here, before any query.
     """
     if not isinstance(raw, str):
         raise InvalidRequestError("job id must be a string")
+    candidates: list[ObjectId | str] = []
     if _OBJECT_ID.fullmatch(raw):
-        return ObjectId(raw)
+        candidates.append(ObjectId(raw))
     if string_ids and _STRING_ID.fullmatch(raw):
-        return raw
-    raise InvalidRequestError(
-        "job id must be 24 hexadecimal characters"
-        + (" or 1-64 of letters, digits, _ - . :" if string_ids else "")
-    )
+        candidates.append(raw)
+    if not candidates:
+        raise InvalidRequestError(
+            "job id must be 24 hexadecimal characters"
+            + (" or 1-64 of letters, digits, _ - . :" if string_ids else "")
+        )
+    return tuple(candidates)
 
 
-def read_side_db(settings: Settings) -> Database:
-    """The database as the read side's user sees it (``JOBSIM_API__MONGO_URI`` when set)."""
-    mongo = settings.mongo
-    if settings.api.mongo_uri is not None:
-        mongo = mongo.model_copy(update={"uri": settings.api.mongo_uri})
-    return connect(mongo)
+class _Distinct:
+    """Admits each job once and at most one member of each duplicate group, never the
+    subject nor a member of the subject's group."""
+
+    def __init__(self, subject: dict[str, Any]) -> None:
+        self.seen = {job_key(subject["_id"])}
+        group = group_of(subject)
+        if group is not None:
+            self.seen.add(job_key(group))
+
+    def take(self, doc: dict[str, Any]) -> bool:
+        ident = job_key(doc["_id"])
+        group = group_of(doc)
+        group_key = ident if group is None else job_key(group)
+        if ident in self.seen or group_key in self.seen:
+            return False
+        self.seen.update((ident, group_key))
+        return True
 
 
-# -- response ------------------------------------------------------------------------
-class Location(BaseModel):
-    city: str | None = None
-    region: str | None = None
-    remote: bool | None = None
-    hybrid: bool | None = None
-
-
-class Salary(BaseModel):
-    min: float | None = None
-    max: float | None = None
-    currency: str | None = None
-
-
-class SimilarJob(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    id: str = Field(serialization_alias="_id", description="The job's id.")
-    title: str | None = None
-    company: str | None = None
-    location: Location | None = None
-    salary: Salary | None = None
-    category: str | None = None
-    postedAt: datetime | None = Field(None, description="When the job was posted (createdAt).")
-    similarityScore: float | None = Field(
-        None, ge=0, le=1, description="Stored similarity (0..1); null for fallback results."
-    )
-    similarityPercentage: int | None = Field(
-        None, ge=0, le=100, description="similarityScore as a whole percentage."
-    )
-
-
-class SimilarJobsResponse(BaseModel):
-    success: bool = True
-    data: list[SimilarJob]
-    total: int
-    method: Literal["semantic", "fallback"]
-    message: str | None = None
-
-
-# -- cards from stored documents (which may be dirty: type-check everything) --------------
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def card(doc: dict[str, Any], score: float | None = None) -> SimilarJob:
-    """A result card from a stored job document."""
-    loc, sal = doc.get("location"), doc.get("salary")
-    created = doc.get("createdAt")
-    if score is not None:
-        score = min(max(score, 0.0), 1.0)
-    return SimilarJob(
-        id=display_id(job_key(doc["_id"])),
-        title=_str(doc.get("title")),
-        company=_str(doc.get("company")),
-        location=Location(city=_str(loc.get("city")), region=_str(loc.get("region")),
-                          remote=_bool(loc.get("remote")), hybrid=_bool(loc.get("hybrid")))
-        if isinstance(loc, dict) else None,
-        salary=Salary(min=_num(sal.get("min")), max=_num(sal.get("max")),
-                      currency=_str(sal.get("currency")))
-        if isinstance(sal, dict) else None,
-        category=_str(doc.get("category")),
-        postedAt=created if isinstance(created, datetime) else None,
-        similarityScore=score,
-        similarityPercentage=None if score is None else round(score * 100),
-    )
+def _dedupe_entries(subject: dict[str, Any], stored: list[StoredEntry]) -> list[StoredEntry]:
+    """Stored entries without the subject and without repeated ids (first kept)."""
+    seen = {job_key(subject["_id"])}
+    out = []
+    for entry in stored:
+        if entry.key not in seen:
+            seen.add(entry.key)
+            out.append(entry)
+    return out
 
 
 class SimilarJobsService:
@@ -163,58 +124,72 @@ class SimilarJobsService:
             settings.api,
         )
 
-    def similar_jobs(self, job_id: Any, limit: int = 10, now: datetime | None = None) -> SimilarJobsResponse:
-        """Similar jobs of ``job_id``; raises InvalidRequestError / NotFoundError."""
-        mongo_id = parse_job_id(job_id, self.settings.string_ids)
+    def _check_limit(self, limit: Any) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.settings.max_limit:
             raise InvalidRequestError(f"limit must be an integer in 1..{self.settings.max_limit}")
+
+    def similar_jobs(self, job_id: Any, limit: int = 10, now: datetime | None = None) -> SimilarJobsResponse:
+        """Similar jobs of ``job_id``; raises InvalidRequestError / NotFoundError."""
+        candidates = parse_job_id(job_id, self.settings.string_ids)
+        self._check_limit(limit)
         now = now or datetime.now(timezone.utc)
-        job = self.reads.subject(mongo_id)
+        job = self.reads.subject(candidates)
         if job is None or job.get("isDeleted") is True:
             raise NotFoundError("job not found")
-        embedding = job.get("embedding") if isinstance(job.get("embedding"), dict) else {}
-        status = embedding.get("status")
-        stored = stored_items(job.get("similarJobs"))
-        if status == "completed" and stored:
-            return self._semantic(job, stored, limit, now)
-        data = self._fallback(job, [job["_id"]], min(limit, self.settings.fallback_limit), now)
-        return SimilarJobsResponse(
-            data=data, total=len(data), method="fallback",
-            message=IN_PROGRESS if status in PENDING_STATUSES else None,
-        )
+        is_open = is_active(job, now)
+        status = embedding_state(job).get("status")
+        stored = stored_entries(job.get("similarJobs")) if status == "completed" else []
+        if stored:
+            return self._semantic(job, stored, limit, now, is_open)
+        data = self._fallback(job, [], min(limit, self.settings.fallback_limit), now, _Distinct(job))
+        if not is_open:
+            message: str | None = NO_LONGER_OPEN
+        else:
+            message = IN_PROGRESS if status in PENDING_STATUSES else None
+        return SimilarJobsResponse(data=data, total=len(data), method="fallback", jobOpen=is_open,
+                                   message=message)
 
     def _semantic(
-        self, job: dict[str, Any], stored: list[tuple[Any, float]], limit: int, now: datetime
+        self, job: dict[str, Any], stored: list[StoredEntry], limit: int, now: datetime, is_open: bool
     ) -> SimilarJobsResponse:
-        wanted: list[tuple[Any, float]] = []
-        seen = {job_key(job["_id"])}
-        for other, score in stored:
-            if job_key(other) not in seen:
-                seen.add(job_key(other))
-                wanted.append((other, score))
-        live = self.reads.live_cards([other for other, _ in wanted], now)
-        data = [card(live[job_key(o)], score) for o, score in wanted if job_key(o) in live]
-        message = None
+        wanted = _dedupe_entries(job, stored)
+        live = self.reads.live_cards([entry.job_id for entry in wanted], now)
+        distinct = _Distinct(job)
+        data = [card(live[e.key], e) for e in wanted if e.key in live and distinct.take(live[e.key])]
+        message = None if is_open else NO_LONGER_OPEN
         if len(data) < self.settings.min_semantic:
-            # Recompute only helps when neighbours dropped out since the run (and the job
-            # itself is still shown); a short list the run produced is topped up as is.
-            if len(data) < len(wanted) and is_active(job, now):
-                self._request_recompute(job["_id"], len(data), len(stored), now)
+            # Recompute only helps an open job whose neighbours dropped out since the run;
+            # a short list the run produced is topped up as is.
+            dropped = sum(1 for e in wanted if e.key not in live)
+            if is_open and dropped:
+                self._request_recompute(job["_id"], len(wanted) - dropped, len(stored), now)
                 message = REFRESHING
             data = data[:limit]
             room = min(limit, self.settings.fallback_limit) - len(data)
-            exclude = [job["_id"], *(o for o, _ in wanted)]
-            data += self._fallback(job, exclude, room, now)
+            data += self._fallback(job, [e.job_id for e in wanted], room, now, distinct)
         else:
             data = data[:limit]
-        return SimilarJobsResponse(data=data, total=len(data), method="semantic", message=message)
+        return SimilarJobsResponse(data=data, total=len(data), method="semantic", jobOpen=is_open,
+                                   message=message)
 
-    def _fallback(self, job: dict[str, Any], exclude: list[Any], limit: int, now: datetime) -> list[SimilarJob]:
+    def _fallback(
+        self, job: dict[str, Any], exclude: list[Any], room: int, now: datetime, distinct: _Distinct
+    ) -> list[SimilarJob]:
+        if room <= 0:
+            return []
         loc = job.get("location") if isinstance(job.get("location"), dict) else {}
+        category, city = job.get("category"), loc.get("city")
         docs = self.reads.fallback_cards(
-            _str(job.get("category")), _str(loc.get("city")), exclude, now, limit
+            category if isinstance(category, str) else None, city if isinstance(city, str) else None,
+            [job["_id"], *exclude], now, room * FALLBACK_OVERFETCH, group_of(job),
         )
-        return [card(doc) for doc in docs]
+        out: list[SimilarJob] = []
+        for doc in docs:
+            if len(out) == room:
+                break
+            if distinct.take(doc):
+                out.append(card(doc))
+        return out
 
     def _request_recompute(self, mongo_id: Any, live: int, stored: int, now: datetime) -> None:
         # The answer is still useful without the request: a failed write is logged, not raised,

@@ -22,12 +22,14 @@ from bson import ObjectId
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from api_export.cards import card  # noqa: E402
 from api_export.export import lists_frame, write_snapshot  # noqa: E402
-from api_export.similar import SimilarJobsService, card  # noqa: E402
+from api_export.similar import SimilarJobsService  # noqa: E402
+from jobsim.contract import is_active  # noqa: E402
 from jobsim_app import localdb  # noqa: E402
 from jobsim.settings import Settings  # noqa: E402
 from storage.job_reads import (  # noqa: E402
-    ACTIVITY_PROJECTION, CARD_PROJECTION, JobReadsRepository, is_active,
+    ACTIVITY_PROJECTION, CARD_PROJECTION, JobReadsRepository, parse_entry,
 )
 from storage.queries import active_filter  # noqa: E402
 
@@ -44,7 +46,9 @@ def seed(coll, n: int, rng: np.random.Generator) -> list[ObjectId]:
             "salary": {"min": 500, "max": 900, "currency": "EUR"}, "status": "active",
             "isDeleted": False, "expiresAt": now + timedelta(days=30), "createdAt": now - timedelta(minutes=i),
             "embedding": {"status": "completed"},
-            "similarJobs": [{"jobId": ids[p], "score": round(0.9 - k / 50, 2), "computedAt": now}
+            "similarJobs": [{"jobId": ids[p], "score": round(0.9 - k / 50, 2),
+                             "cosine": round(0.86 - k / 50, 2), "match": ["category", "city"][: k % 3],
+                             "computedAt": now}
                             for k, p in enumerate(picks) if p != i],
             "similarityMetadata": {"lastComputed": now},
         })
@@ -56,24 +60,24 @@ def seed(coll, n: int, rng: np.random.Generator) -> list[ObjectId]:
 def per_neighbour_baseline(reads: JobReadsRepository, job_id: ObjectId) -> list:
     """The naive read: one ``_id`` query per stored neighbour (activity checked here too)."""
     now = datetime.now(timezone.utc)
-    job = reads.subject(job_id)
+    job = reads.subject([job_id])
     out = []
     projection = {**CARD_PROJECTION, **ACTIVITY_PROJECTION}
     for item in job["similarJobs"]:
         doc = reads.collection.find_one({"_id": item["jobId"]}, projection)
         if doc is not None and is_active(doc, now):
-            out.append(card(doc, item["score"]))
+            out.append(card(doc, parse_entry(item)))
     return out
 
 
 def server_filter_baseline(reads: JobReadsRepository, job_id: ObjectId) -> list:
     """One ``$in`` with the activity predicates in the query (SecantusDB scans for this)."""
     now = datetime.now(timezone.utc)
-    job = reads.subject(job_id)
+    job = reads.subject([job_id])
     wanted = [item["jobId"] for item in job["similarJobs"]]
     docs = {d["_id"]: d for d in reads.collection.find({"_id": {"$in": wanted}, **active_filter(now)},
                                                       CARD_PROJECTION)}
-    return [card(docs[i["jobId"]], i["score"]) for i in job["similarJobs"] if i["jobId"] in docs]
+    return [card(docs[i["jobId"]], parse_entry(i)) for i in job["similarJobs"] if i["jobId"] in docs]
 
 
 def timed(fn, items) -> list[float]:
@@ -106,10 +110,14 @@ def main() -> int:
         ours = timed(lambda i: service.similar_jobs(str(i)), sample)
         base = timed(lambda i: per_neighbour_baseline(reads, i), sample)
         filtered = timed(lambda i: server_filter_baseline(reads, i), sample[: max(10, len(sample) // 5)])
-        coll.update_many({"_id": {"$in": sample}}, {"$set": {"embedding.status": "pending"}})
-        fallback = timed(lambda i: service.similar_jobs(str(i)), sample[: max(10, len(sample) // 5)])
+        few = sample[: max(10, len(sample) // 5)]
+        coll.update_many({"_id": {"$in": few}}, {"$set": {"status": "closed"}})
+        closed = timed(lambda i: service.similar_jobs(str(i)), few)
+        coll.update_many({"_id": {"$in": few}}, {"$set": {"status": "active", "embedding.status": "pending"}})
+        fallback = timed(lambda i: service.similar_jobs(str(i)), few)
         rows = (("one _id $in (ours)", ours), ("_id query per neighbour", base),
-                ("$in + status filter", filtered), ("fallback (pending job)", fallback))
+                ("$in + status filter", filtered), ("closed job, stored list", closed),
+                ("fallback (pending job)", fallback))
         for name, t in rows:
             print(f"similar_jobs {name:26s} p50 {statistics.median(t) * 1e3:7.2f} ms  "
                   f"p95 {np.percentile(t, 95) * 1e3:7.2f} ms")
@@ -117,7 +125,7 @@ def main() -> int:
             print(f"  ratio p50 {name} / ours: {statistics.median(t) / statistics.median(ours):.1f}x")
 
         started = time.perf_counter()
-        lists = list(reads.stored_lists())
+        lists = list(reads.stored_lists(datetime.now(timezone.utc)))
         read_s = time.perf_counter() - started
         started = time.perf_counter()
         snapshot = lists_frame(lists)
@@ -129,8 +137,10 @@ def main() -> int:
         started = time.perf_counter()
         with open(tmp / "baseline.jsonl", "w", encoding="utf-8") as fh:
             for s in lists:
-                fh.write(json.dumps({"job_id": s.job_id, "computed_at": s.computed_at.isoformat(),
-                                     "neighbours": [{"job_id": o, "score": sc} for o, sc in s.items]}) + "\n")
+                fh.write(json.dumps({"job_id": s.job_id, "job_open": s.open,
+                                     "computed_at": s.computed_at.isoformat(),
+                                     "neighbours": [{"job_id": e.key, "score": e.score, "cosine": e.cosine,
+                                                     "match": e.match} for e in s.items]}) + "\n")
         baseline_s = time.perf_counter() - started
         print(f"export {len(lists)} lists: mongo read {read_s:.2f}s ({len(lists) / read_s:,.0f}/s), "
               f"frame {frame_s:.2f}s, parquet+jsonl+manifest (atomic) {write_s:.2f}s")

@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 from pymongo import MongoClient, monitoring
 
 from api_export.app import create_app
-from api_export.similar import IN_PROGRESS, REFRESHING, SimilarJobsService, parse_job_id, similar_jobs
+from api_export.similar import (
+    IN_PROGRESS, NO_LONGER_OPEN, REFRESHING, SimilarJobsService, parse_job_id, similar_jobs,
+)
 from jobsim.errors import InvalidRequestError, NotFoundError
 from jobsim.settings import Settings
 from storage.job_reads import JobReadsRepository
@@ -247,7 +249,8 @@ def test_fallback_with_neither_category_nor_city_is_empty(client, db, settings):
     subject = make_job(category=None, location={"remote": True}, embedding=None)
     insert(db, settings, subject, make_job())
     body = client.get(f"/api/jobs/{subject['_id']}/similar").json()
-    assert body == {"success": True, "data": [], "total": 0, "method": "fallback", "message": IN_PROGRESS}
+    assert body == {"success": True, "data": [], "total": 0, "method": "fallback", "jobOpen": True,
+                    "message": IN_PROGRESS}
 
 
 def test_dirty_stored_documents_never_break_a_response(client, db, settings):
@@ -258,8 +261,13 @@ def test_dirty_stored_documents_never_break_a_response(client, db, settings):
     subject["similarJobs"] += [
         {"jobId": {"$ne": None}, "score": 0.99},  # operator-shaped junk must not reach a query
         {"jobId": fine["_id"], "score": "high"},
+        {"jobId": dirty["_id"], "score": None},
+        {"jobId": fine["_id"], "score": float("nan")},
+        {"jobId": 42, "score": 0.5},
+        {"jobId": [fine["_id"]], "score": 0.5},
         "junk",
         {"score": 0.5},
+        None,
     ]
     subject["similarJobs"].insert(0, {"jobId": fine["_id"], "score": 1.5})  # out of range: clamped
     insert(db, settings, subject, dirty, fine)
@@ -270,6 +278,7 @@ def test_dirty_stored_documents_never_break_a_response(client, db, settings):
     assert data[0]["similarityScore"] == 1.0
     assert data[1]["title"] is None and data[1]["company"] is None and data[1]["location"] is None
     assert data[1]["salary"] == {"min": None, "max": None, "currency": None} and data[1]["postedAt"] is None
+    assert len(data) == 2  # the two well-formed entries (the fallback finds nothing else here)
 
 
 def test_client_side_activity_check_agrees_with_the_pipelines_filter(db, settings):
@@ -356,24 +365,70 @@ def test_library_bounds_the_limit(service, recorder, limit):
 
 
 def test_string_ids_are_an_opt_in(settings):
-    assert parse_job_id("0123456789ABCDEF01234567") == ObjectId("0123456789abcdef01234567")
+    assert parse_job_id("0123456789ABCDEF01234567") == (ObjectId("0123456789abcdef01234567"),)
     with pytest.raises(InvalidRequestError):
         parse_job_id("job-17")
-    assert parse_job_id("job-17", string_ids=True) == "job-17"
+    assert parse_job_id("job-17", string_ids=True) == ("job-17",)
+    # 24 hex digits: the ObjectId first, then the string of the same spelling
+    assert parse_job_id("0123456789abcdef01234567", string_ids=True) == (
+        ObjectId("0123456789abcdef01234567"), "0123456789abcdef01234567")
     for bad in ("$where", "a b", "x" * 65, "{\"$ne\":1}", ""):
         with pytest.raises(InvalidRequestError):
             parse_job_id(bad, string_ids=True)
+
+
+def string_id_client(settings: Settings) -> TestClient:
+    settings = settings.model_copy(update={"api": settings.api.model_copy(update={"string_ids": True})})
+    return TestClient(create_app(settings))
 
 
 def test_string_id_jobs_are_served_when_enabled(db, settings):
     neighbour = make_job(_id="ext-2")
     subject = with_list(make_job(_id="ext-1"), [(neighbour, 0.8)])
     insert(db, settings, subject, neighbour)
-    settings = settings.model_copy(update={"api": settings.api.model_copy(update={"string_ids": True})})
-    client = TestClient(create_app(settings))
+    client = string_id_client(settings)
     body = client.get("/api/jobs/ext-1/similar").json()
-    assert ids(body)[0] == "ext-2"
+    assert ids(body) == ["ext-2"] and body["data"][0]["idType"] == "string"
     assert client.get("/api/jobs/ext-9/similar").status_code == 404
+    assert client.get("/api/jobs/s:ext-1/similar").status_code == 404  # the internal key is no id
+
+
+def test_hex_string_id_is_looked_up_as_a_string_when_no_objectid_job_exists(db, settings):
+    hex_id = "a1b2c3d4e5f6a1b2c3d4e5f6"
+    neighbour = make_job()
+    subject = with_list(make_job(_id=hex_id), [(neighbour, 0.8)])
+    insert(db, settings, subject, neighbour)
+    body = string_id_client(settings).get(f"/api/jobs/{hex_id}/similar").json()
+    assert body["method"] == "semantic" and ids(body) == [str(neighbour["_id"])]
+    assert body["data"][0]["idType"] == "objectId"
+    # with string ids off the same path means only the ObjectId, which does not exist
+    assert TestClient(create_app(settings)).get(f"/api/jobs/{hex_id}/similar").status_code == 404
+
+
+def test_string_id_spelling_an_objectid_never_merges_with_it(db, settings):
+    """A string ``_id`` equal to another job's ObjectId hex is a different job everywhere."""
+    twin_hex = str(ObjectId())
+    object_job = make_job(_id=ObjectId(twin_hex), title="the ObjectId job")
+    string_job = make_job(_id=twin_hex, title="the string job", status="closed")
+    other = [make_job(title=f"other {i}") for i in range(3)]
+    # the ObjectId job's list names the *string* job first (closed: dropped, never resolved
+    # to the active ObjectId job of the same spelling)
+    with_list(object_job, [({"_id": twin_hex}, 0.95), *((o, round(0.8 - i / 10, 2)) for i, o in enumerate(other))])
+    # the string job's list names the ObjectId job, then another job
+    with_list(string_job, [(object_job, 0.9), (other[0], 0.7)])
+    insert(db, settings, object_job, string_job, *other)
+    client = string_id_client(settings)
+
+    body = client.get(f"/api/jobs/{twin_hex}/similar").json()  # the ObjectId job wins the lookup
+    assert body["jobOpen"] is True and ids(body) == [str(o["_id"]) for o in other]
+    assert [item["similarityScore"] for item in body["data"]] == [0.8, 0.7, 0.6]
+
+    # once the ObjectId job is deleted, the same path id means the string job
+    db[settings.mongo.jobs_collection].update_one({"_id": ObjectId(twin_hex)}, {"$set": {"isDeleted": True}})
+    body = client.get(f"/api/jobs/{twin_hex}/similar").json()
+    assert body["jobOpen"] is False and body["message"] == NO_LONGER_OPEN
+    assert ids(body)[0] == str(other[0]["_id"]) and body["data"][0]["similarityScore"] == 0.7
+    assert twin_hex not in ids(body)  # the deleted ObjectId job is not listed under its hex
 
 
 def test_api_only_writes_recompute_requests(client, db, settings, recorder):
@@ -514,3 +569,203 @@ def test_documented_serve_command_starts_the_api(db, settings):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# -- jobs that are not open --------------------------------------------------------------------
+NOT_OPEN = {
+    "closed": {"status": "closed"},
+    "expired": {"expiresAt": NOW - timedelta(days=3)},
+    "draft": {"status": "draft"},
+}
+
+
+@pytest.mark.parametrize("state", sorted(NOT_OPEN))
+def test_job_no_longer_open_answers_its_stored_list_of_open_jobs(client, db, settings, state):
+    live = [make_job(title=f"open {i}") for i in range(4)]
+    gone = make_job(title="closed since", status="closed")
+    subject = with_list(make_job(**NOT_OPEN[state]),
+                        [(live[2], 0.9), (gone, 0.85), (live[0], 0.8), (live[3], 0.7), (live[1], 0.6)])
+    insert(db, settings, subject, gone, *live)
+    body = client.get(f"/api/jobs/{subject['_id']}/similar").json()
+    assert body["method"] == "semantic" and body["jobOpen"] is False
+    assert body["message"] == NO_LONGER_OPEN
+    assert ids(body) == [str(live[i]["_id"]) for i in (2, 0, 3, 1)]
+    assert requests_of(db, settings) == []
+
+
+@pytest.mark.parametrize("state", sorted(NOT_OPEN))
+def test_job_no_longer_open_with_few_neighbours_left_is_topped_up_without_a_request(client, db, settings, state):
+    live = make_job(category="Sales")
+    gone = [make_job(category="Sales", isDeleted=True) for _ in range(3)]
+    subject = with_list(make_job(category="Sales", **NOT_OPEN[state]), [(live, 0.9), *((g, 0.8) for g in gone)])
+    others = [make_job(category="Sales") for _ in range(2)]
+    insert(db, settings, subject, live, *gone, *others)
+    body = client.get(f"/api/jobs/{subject['_id']}/similar").json()
+    assert body["method"] == "semantic" and body["message"] == NO_LONGER_OPEN
+    assert ids(body)[0] == str(live["_id"])
+    assert set(ids(body)[1:]) == {str(o["_id"]) for o in others}
+    assert requests_of(db, settings) == []
+
+
+@pytest.mark.parametrize("embedding", [{"status": "pending"}, {"status": "processing"}, None,
+                                       {"status": "completed"}, {"status": "failed"}])
+@pytest.mark.parametrize("state", sorted(NOT_OPEN))
+def test_job_no_longer_open_is_never_in_progress(client, db, settings, state, embedding):
+    subject = make_job(category="Healthcare", embedding=embedding, **NOT_OPEN[state])
+    match = make_job(category="Healthcare")
+    insert(db, settings, subject, match)
+    body = client.get(f"/api/jobs/{subject['_id']}/similar").json()
+    assert body == {"success": True, "data": body["data"], "total": 1, "method": "fallback",
+                    "jobOpen": False, "message": NO_LONGER_OPEN}
+    assert ids(body) == [str(match["_id"])]
+    assert requests_of(db, settings) == []
+
+
+@pytest.mark.parametrize("embedding, message", [
+    ({"status": "pending"}, IN_PROGRESS), ({"status": "processing"}, IN_PROGRESS), (None, IN_PROGRESS),
+    ({"status": "failed", "error": "invalid: title"}, None), ({"status": "completed"}, None),
+])
+def test_in_progress_only_for_an_open_job_being_embedded(client, db, settings, embedding, message):
+    subject = make_job(embedding=embedding)
+    insert(db, settings, subject, make_job())
+    body = client.get(f"/api/jobs/{subject['_id']}/similar").json()
+    assert body["method"] == "fallback" and body["jobOpen"] is True and body.get("message") == message
+
+
+def test_deleted_job_with_a_list_is_404(client, db, settings):
+    neighbour = make_job()
+    subject = with_list(make_job(isDeleted=True, status="closed"), [(neighbour, 0.9)])
+    insert(db, settings, subject, neighbour)
+    assert client.get(f"/api/jobs/{subject['_id']}/similar").status_code == 404
+
+
+# -- explanations ------------------------------------------------------------------------------
+def test_semantic_results_carry_the_stored_cosine_and_match(client, db, settings):
+    new = [make_job(title=f"new {i}") for i in range(3)]
+    old = make_job(title="old entry")
+    subject = with_list(make_job(), [(n, 0.9) for n in new] + [(old, 0.5)])
+    stored = [(0.78, ["city", "level"]), (0.66, []), (0.71, ["category", "adjacentLevel", "remote"])]
+    for entry, (cosine, match) in zip(subject["similarJobs"], stored):
+        entry.update(cosine=cosine, match=match)
+    insert(db, settings, subject, old, *new)
+    data = client.get(f"/api/jobs/{subject['_id']}/similar").json()["data"]
+    assert [(d["semanticScore"], d["semanticPercentage"], d["match"]) for d in data[:3]] == [
+        (0.78, 78, ["city", "level"]), (0.66, 66, []), (0.71, 71, ["category", "adjacentLevel", "remote"])]
+    assert data[3]["_id"] == str(old["_id"]) and data[3]["similarityScore"] == 0.5
+    assert data[3]["semanticScore"] is None and data[3]["match"] is None  # entry written before
+
+
+def test_explanations_are_read_leniently(client, db, settings):
+    jobs = [make_job() for _ in range(4)]
+    subject = with_list(make_job(), [(j, 0.9 - i / 10) for i, j in enumerate(jobs)])
+    for entry, (cosine, match) in zip(subject["similarJobs"], [
+        ("high", "city"), (float("nan"), ["city", "bogus", 3, "city"]), (1.7, None), (True, [{"$ne": 1}]),
+    ]):
+        entry.update(cosine=cosine, match=match)
+    insert(db, settings, subject, *jobs)
+    data = client.get(f"/api/jobs/{subject['_id']}/similar").json()["data"]
+    assert [(d["semanticScore"], d["match"]) for d in data] == [(None, None), (None, ["city"]), (1.0, None),
+                                                               (None, [])]
+
+
+def test_fallback_results_carry_no_scores_or_explanations(client, db, settings):
+    subject = make_job(embedding={"status": "pending"})
+    insert(db, settings, subject, make_job())
+    (item,) = client.get(f"/api/jobs/{subject['_id']}/similar").json()["data"]
+    assert item["similarityScore"] is None and item["semanticScore"] is None and item["match"] is None
+
+
+def test_openapi_documents_the_response_fields(client):
+    spec = client.get("/openapi.json").json()
+    job = spec["components"]["schemas"]["SimilarJob"]["properties"]
+    for field in ("_id", "idType", "similarityScore", "similarityPercentage", "semanticScore",
+                  "semanticPercentage", "match", "postedAt"):
+        assert job[field].get("description"), field
+    assert job["match"]["anyOf"][0]["items"]["enum"] == ["category", "level", "adjacentLevel", "city", "remote"]
+    response = spec["components"]["schemas"]["SimilarJobsResponse"]["properties"]
+    for field in ("data", "total", "method", "jobOpen", "message"):
+        assert response[field].get("description"), field
+    for message in (IN_PROGRESS, NO_LONGER_OPEN, REFRESHING):
+        assert message in response["message"]["description"]
+
+
+# -- duplicate groups --------------------------------------------------------------------------
+def test_fallback_never_returns_the_subjects_duplicates_and_collapses_reposts(client, db, settings):
+    original = make_job(category="Legal", title="Lawyer (original)")
+    original["duplicateGroup"] = original["_id"]
+    subject = make_job(category="Legal", title="Lawyer (repost)", duplicateGroup=original["_id"],
+                       embedding={"status": "pending"})
+    reposts = [make_job(category="Legal", title="Lawyer (repost)", duplicateGroup=original["_id"]) for _ in range(3)]
+    other_group = make_job(category="Legal", title="Clerk")
+    other_reposts = [make_job(category="Legal", title="Clerk", duplicateGroup=other_group["_id"]) for _ in range(3)]
+    other_group["duplicateGroup"] = other_group["_id"]
+    unique = [make_job(category="Legal", title=f"Notary {i}") for i in range(2)]
+    insert(db, settings, original, subject, *reposts, other_group, *other_reposts, *unique)
+    body = client.get(f"/api/jobs/{subject['_id']}/similar").json()
+    got = ids(body)
+    banned = {str(original["_id"]), str(subject["_id"]), *(str(r["_id"]) for r in reposts)}
+    assert not banned & set(got)
+    # newest first; of the other group only its newest posting
+    assert got == [*(str(u["_id"]) for u in reversed(unique)), str(other_reposts[-1]["_id"])]
+
+
+def test_semantic_list_skips_members_of_the_subjects_group(client, db, settings):
+    original = make_job()
+    original["duplicateGroup"] = original["_id"]
+    repost = make_job(duplicateGroup=original["_id"])
+    others = [make_job() for _ in range(3)]
+    subject = with_list(make_job(duplicateGroup=original["_id"]),
+                        [(original, 0.99), (others[0], 0.9), (repost, 0.88), (others[1], 0.8), (others[2], 0.7)])
+    insert(db, settings, original, repost, subject, *others)
+    body = client.get(f"/api/jobs/{subject['_id']}/similar").json()
+    assert ids(body) == [str(o["_id"]) for o in others]
+    assert requests_of(db, settings) == []
+
+
+# -- health and command line ------------------------------------------------------------------
+def test_health_is_fast_when_the_database_is_away(mongo_server, monkeypatch):
+    """The default 10 s server-selection timeout is not what /health waits."""
+    import time
+
+    from jobsim_app.localdb import free_port
+
+    monkeypatch.setenv("JOBSIM_MONGO__URI", f"mongodb://127.0.0.1:{free_port()}/?directConnection=true")
+    client = TestClient(create_app(Settings()), raise_server_exceptions=False)
+    for _ in range(2):
+        started = time.monotonic()
+        response = client.get("/health")
+        assert response.status_code == 503 and response.json()["status"] == "unavailable"
+        assert time.monotonic() - started < 4
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: int = 60) -> subprocess.CompletedProcess:
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBSIM_")}
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "api_export", *args], cwd=root, env={**clean, **env},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("case", ["unreachable", "bad-uri", "auth-refused", "api-uri-unreachable", "bad-setting"])
+def test_serve_with_an_unusable_database_says_which_setting_to_fix(mongo_server, case):
+    from jobsim_app.localdb import free_port
+
+    dead = f"mongodb://reader:s3cret-pw@127.0.0.1:{free_port()}/?directConnection=true"
+    env, setting = {
+        "unreachable": ({"JOBSIM_MONGO__URI": dead}, "JOBSIM_MONGO__URI"),
+        "bad-uri": ({"JOBSIM_MONGO__URI": "mongodb://reader:s3cret-pw@/nohost"}, "JOBSIM_MONGO__URI"),
+        "auth-refused": ({"JOBSIM_MONGO__URI": mongo_server.uri.replace("mongodb://", "mongodb://reader:s3cret-pw@")},
+                         "JOBSIM_MONGO__URI"),
+        "api-uri-unreachable": ({"JOBSIM_API__MONGO_URI": dead, "JOBSIM_MONGO__URI": mongo_server.uri},
+                                "JOBSIM_API__MONGO_URI"),
+        "bad-setting": ({"JOBSIM_API__PORT": "eighty", "JOBSIM_MONGO__URI": dead}, "JOBSIM_API__PORT"),
+    }[case]
+    result = run_cli("serve", "--port", str(free_port()), env={**env, "JOBSIM_MONGO__TIMEOUT_MS": "300"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and setting in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr + result.stdout
+    assert "reader" not in result.stderr
+    if case == "auth-refused":
+        assert "authentication failed" in lines[0]

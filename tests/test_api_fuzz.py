@@ -26,19 +26,32 @@ SEEDED_IDS = ["000000000000000000000000", "000000000000000000000001", "aaaaaaaaa
               "0123456789abcdef01234567"]
 
 
+STRING_IDS = ["0", "ext-1", "aaaaaaaaaaaaaaaaaaaaaaab"]
+
+
 def _seed(db, settings) -> None:
     jobs = [make_job(_id=ObjectId(i)) for i in SEEDED_IDS]
     with_list(jobs[0], [(jobs[1], 0.9), (jobs[2], 0.8), (jobs[3], 0.7)])
+    for item, match in zip(jobs[0]["similarJobs"], (["city", "level"], [], None)):
+        if match is not None:
+            item.update(cosine=item["score"] - 0.05, match=match)
     with_list(jobs[1], [(jobs[0], 0.9), ({"_id": ObjectId()}, 0.5)])  # one neighbour gone
     jobs[2]["embedding"] = {"status": "pending"}
+    jobs[3].update(status="closed")
+    with_list(jobs[3], [(jobs[0], 0.9)])
+    strings = [make_job(_id=i) for i in STRING_IDS]
+    with_list(strings[0], [(jobs[0], 0.8), (strings[1], 0.7)])
+    strings[2]["status"] = "draft"
     extra = [make_job(category="Finance") for _ in range(4)]
-    db[settings.mongo.jobs_collection].insert_many(jobs + extra)
+    db[settings.mongo.jobs_collection].insert_many(jobs + strings + extra)
 
 
-@pytest.fixture
-def live_api(settings, db):
+@pytest.fixture(params=[False, True], ids=["objectid-ids", "string-ids"])
+def live_api(request, settings, db):
     """The API served by a real uvicorn server in a thread; yields its base URL."""
     _seed(db, settings)
+    if request.param:
+        settings = settings.model_copy(update={"api": settings.api.model_copy(update={"string_ids": True})})
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
@@ -49,7 +62,7 @@ def live_api(settings, db):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", request.param
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -75,7 +88,8 @@ def _fuzz(operation, mode: GenerationMode, examples: int = 40, **fixed) -> list[
 # private Function._nodeid), so each operation's strategy is driven by hypothesis directly.
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
 def test_openapi_spec_fuzzed_against_running_api(live_api, mode):
-    schema = schemathesis.openapi.from_url(f"{live_api}/openapi.json")
+    base, string_ids = live_api
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} == {"/api/jobs/{job_id}/similar", "/health"}
     statuses: dict[str, list[int]] = {}
@@ -85,7 +99,7 @@ def test_openapi_spec_fuzzed_against_running_api(live_api, mode):
         statuses[operation.path] = _fuzz(operation, mode)
         if mode is GenerationMode.POSITIVE and "{job_id}" in operation.path:
             # Random ids are almost never stored ones: also fuzz the query of seeded jobs.
-            for job_id in SEEDED_IDS:
+            for job_id in SEEDED_IDS + (STRING_IDS if string_ids else []):
                 statuses[operation.path] += _fuzz(operation, mode, 10, path_parameters={"job_id": job_id})
     similar = set(statuses["/api/jobs/{job_id}/similar"])
     # The fuzzing reached real answers, not only rejections.
