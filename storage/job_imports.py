@@ -37,17 +37,25 @@ class JobImportsRepository:
         return fields, {"createdAt": doc.get("createdAt") or now,
                         "embedding": {"status": "pending", "attempts": 0}}
 
-    def upsert_imported(self, docs: list[dict[str, Any]], now: datetime) -> tuple[int, int]:
+    def upsert_imported(self, docs: list[dict[str, Any]], now: datetime,
+                        unset: tuple[str, ...] = ()) -> tuple[int, int]:
         """Insert or update postings keyed by (``source``, ``externalId``).
 
         Sets ``updatedAt`` to ``now`` (so the next incremental run sees them) and
-        ``createdAt``/``embedding.status=pending`` on insert. Returns (inserted, updated).
+        ``createdAt``/``embedding.status=pending`` on insert. Fields named in ``unset`` that a
+        document does not carry are removed from the stored posting (``expiresAt`` for an
+        import that ignores expiry dates: a re-import clears the stored one). Unordered bulk
+        writes of ``batch_size``; re-running the same import converges. Returns (inserted, updated).
         """
         ops = []
         for doc in docs:
             fields, on_insert = self._imported(doc, now)
+            update: dict[str, Any] = {"$set": fields, "$setOnInsert": on_insert}
+            cleared = {name: "" for name in unset if name not in doc}
+            if cleared:
+                update["$unset"] = cleared
             ops.append(UpdateOne({"source": doc["source"], "externalId": doc["externalId"]},
-                                 {"$set": fields, "$setOnInsert": on_insert}, upsert=True))
+                                 update, upsert=True))
         inserted = updated = 0
         for chunk in chunks(ops, self.batch_size):
             result = self.collection.bulk_write(chunk, ordered=False)
