@@ -88,8 +88,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def print_outlook(name: str, report: ImportOutlook, inserted: int, updated: int) -> None:
-    print(f"{name}: {report.read:,} rows read, {report.imported:,} imported ({inserted:,} new, "
-          f"{updated:,} updated), {report.read - report.imported:,} rejected")
+    print(f"{name}: {report.imported:,} rows imported ({inserted:,} new, {updated:,} updated), "
+          f"{report.read - report.imported:,} rejected (of {report.read:,} rows read)")
     _table("rejected (not imported)", report.rejected)
     _table("imported, but will not be embedded (jobsim.jobs.check_job, the pipeline's rule)",
            report.not_embedded)
