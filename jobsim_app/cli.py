@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = Settings()
         debug = debug or settings.debug
-        logs.setup(debug)
+        logs.setup(debug, scrub=lambda text: failures.scrub(text, settings))
         return dispatch(args, settings)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every error ends as one line
         failure = failures.describe(exc, settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 # A CLI flow run without PREFECT_API_URL starts a temporary Prefect server; on a loaded 2-core
 # machine it was measured to need up to 90–180 s (Prefect's default: 20 s).
@@ -53,10 +54,17 @@ def _temporary_server() -> bool:
     return not get_current_settings().api.url
 
 
-class _OneLine(logging.Formatter):
-    """Log lines without tracebacks (only this handler's copy: the Prefect API keeps them)."""
+class _Console(logging.Formatter):
+    """Console lines with secrets scrubbed and, unless ``debug``, without tracebacks (only
+    this handler's copy: the Prefect API keeps them)."""
+
+    def __init__(self, scrub: Callable[[str], str], debug: bool) -> None:
+        super().__init__(FORMAT, "%H:%M:%S")
+        self.scrub, self.debug = scrub, debug
 
     def format(self, record: logging.LogRecord) -> str:
+        if self.debug:
+            return self.scrub(super().format(record))
         saved = record.exc_info, record.exc_text, record.stack_info
         record.exc_info = record.exc_text = record.stack_info = None
         try:
@@ -64,13 +72,14 @@ class _OneLine(logging.Formatter):
         finally:
             record.exc_info, record.exc_text, record.stack_info = saved
         head = text.split("\nTraceback (most recent call last)", 1)[0]
-        return head + (" (traceback: --debug)" if saved[0] or head != text else "")
+        return self.scrub(head + (" (traceback: --debug)" if saved[0] or head != text else ""))
 
 
-def setup(debug: bool = False) -> None:
-    """Console logging for a CLI command: INFO, quiet libraries, tracebacks only with ``debug``."""
+def setup(debug: bool = False, scrub: Callable[[str], str] = lambda text: text) -> None:
+    """Console logging for a CLI command: INFO, quiet libraries, tracebacks only with
+    ``debug``, every line passed through ``scrub`` (which removes secrets)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S") if debug else _OneLine(FORMAT, "%H:%M:%S"))
+    handler.setFormatter(_Console(scrub, debug))
     handler.addFilter(_Quiet(NOISE))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -120,3 +120,26 @@ def test_seed_cut_off_midway_says_so_in_one_line_and_a_rerun_converges(tmp_path)
         assert len(jobs.distinct("externalId")) == n
     finally:
         localdb.stop_pid(server.pid)
+
+
+def test_prefect_startup_timeout_default_and_its_error(monkeypatch):
+    from jobsim_app import logs
+    from jobsim_app.failures import describe
+
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    logs.prefect_defaults()
+    import os
+
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "180"
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "400")
+    logs.prefect_defaults()
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "400"  # the user's wins
+    failure = describe(RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server."), None)
+    assert failure.code == 3 and "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in failure.line
+
+
+def test_scrub_removes_credentials_and_keys():
+    from jobsim_app.failures import scrub
+
+    text = f"mongodb://jobsim:{PASSWORD}@h:1/x failed; key {KEY} refused"
+    assert PASSWORD not in scrub(text, None) and "mongodb://***@h:1/x" in scrub(text, None)
