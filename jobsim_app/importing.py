@@ -76,7 +76,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     report = outlook(batch, datetime.now(timezone.utc))
     if not batch.docs:
         print_outlook(path.name, report, 0, 0)
-        print(f"nothing imported: all {report.read:,} rows were rejected")
+        print(f"nothing imported: all {report.read:,} rows were rejected" if report.read
+              else "nothing imported: the file has no rows")
         return FAILED
     unset = ("expiresAt",) if args.ignore_expiry else ()
     inserted, updated = write_postings(settings, batch.docs, unset=unset)
