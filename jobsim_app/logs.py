@@ -81,9 +81,10 @@ def setup(debug: bool = False, scrub: Callable[[str], str] = lambda text: text) 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Console(scrub, debug))
     handler.addFilter(_Quiet(NOISE))
+    handler.jobsim_cli = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in [h for h in root.handlers if getattr(h, "jobsim_cli", False)]:
+        root.removeHandler(old)  # a second main() in one process (tests) replaces it
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     for name in ("faiss", "httpx", "httpx2", "httpcore", "openai"):  # loader lines, one line per request
