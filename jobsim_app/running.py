@@ -34,8 +34,9 @@ def _reasons(counts: dict[str, int]) -> str:
 
 def print_summary(s: dict[str, Any], settings: Settings) -> None:
     """The run's headline first, then its counts with reasons, timings and one example list."""
+    print()
     if s.get("headline"):
-        print(f"\n{s['headline']}")
+        print(s["headline"])
     print(f"run {s['run_id']} ({s['mode']})")
     inactive = s.get("inactive") or {}
     print(f"  jobs pulled {s['seen']:,}: valid {s['valid']:,}, inactive {sum(inactive.values()):,}"

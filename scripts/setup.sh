@@ -36,7 +36,7 @@ run_pip() {  # log, args...: `pip install args` in the background, a progress li
 stamp=.venv/.jobsim-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   log=$(mktemp)
-  echo "installing jobsim and its dependencies into .venv (about a minute on a fast connection; log: $log)"
+  echo "installing jobsim and its dependencies into .venv (1–3 minutes; log: $log)"
   if ! { run_pip "$log" --upgrade pip &&
          run_pip "$log" -c constraints.txt -e ".[dev]"; }; then
     grep -v "^WARNING: Location" "$log" | tail -40

@@ -60,7 +60,7 @@ def headline_and_counts(out: str) -> tuple[str, dict[str, int]]:
     """The run summary's first line (its headline) and its counts, from the CLI's output."""
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if re.match(r"run \S+ \((incremental|full)\)$", line))
-    headline = lines[at - 1].strip() if at and lines[at - 1].strip() else ""
+    headline = lines[at - 1].strip()  # the summary starts with a blank line, then the headline
     counts = {"pulled": int(re.search(r"jobs pulled ([\d,]+)", out).group(1).replace(",", "")),
               "written": int(re.search(r"lists written ([\d,]+)", out).group(1).replace(",", ""))}
     return headline, counts
@@ -91,6 +91,7 @@ def test_the_newcomer_walk(tmp_path):
     stack_env = newcomer_env(home, PREFECT_SERVER_PORT=str(port), PREFECT_WORKER_QUERY_SECONDS="2",
                              JOBSIM_OPS__INCREMENTAL_INTERVAL_MINUTES="1440")
     pids: dict[str, int] = {}
+    missing_headline = ""
     try:
         demo = run(["bash", "scripts/demo.sh", "--n", "150"], project, env, timeout=900)
         assert "database jobsim_demo" in demo.stdout and "lists written" in demo.stdout
@@ -124,10 +125,10 @@ def test_the_newcomer_walk(tmp_path):
         first = run([jobsim, "run"], project, env, timeout=900)
         headline, counts = headline_and_counts(first.stdout)
         assert counts["pulled"] >= 1000, first.stdout
-        if not headline:
-            pytest.fail("the run summary has no headline (summary['headline'], from the run report)\n"
-                        + first.stdout)
-        assert "nothing" in headline and "expired" in headline, headline
+        if not headline:  # checked at the end: the rest of the walk still runs
+            missing_headline = "the run summary has no headline (summary['headline'] of the run report)"
+        else:
+            assert "nothing" in headline and "expired" in headline, headline
 
         again = run([jobsim, "import", str(linkedin), "--preset", "linkedin", "--ignore-expiry"], project, env)
         assert "1,000 of 1,000 rows will be embedded" in again.stdout
@@ -166,3 +167,4 @@ def test_the_newcomer_walk(tmp_path):
         subprocess.run(["bash", "scripts/stack.sh", "down"], cwd=project, env=env, capture_output=True, timeout=120)
         subprocess.run([jobsim, "db", "stop"], cwd=project, env=env, capture_output=True, timeout=60)
     assert not any(_alive(pid) for pid in pids.values()), pids
+    assert not missing_headline, missing_headline
