@@ -32,24 +32,27 @@ def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{reason} {n:,}" for reason, n in counts.items())
 
 
-def print_summary(s: dict[str, Any], settings: Settings) -> None:
+def print_summary(summary: dict[str, Any], settings: Settings) -> None:
     """The run's headline first, then its counts with reasons, timings and one example list."""
+    s: dict[str, Any] = {"timings": {}, "rejected_reasons": {}, "failed_reasons": {}, "inactive": {},
+                         "cost_usd": 0.0, **{k: v for k, v in summary.items() if v is not None}}
+    n = lambda key: f"{s.get(key) or 0:,}"  # noqa: E731
     print()
     if s.get("headline"):
         print(s["headline"])
-    print(f"run {s['run_id']} ({s['mode']})")
-    inactive = s.get("inactive") or {}
-    print(f"  jobs pulled {s['seen']:,}: valid {s['valid']:,}, inactive {sum(inactive.values()):,}"
-          + (f" ({_reasons(inactive)})" if inactive else "") + f", rejected {s['rejected']:,}")
+    print(f"run {s.get('run_id', '?')} ({s.get('mode', '?')})")
+    inactive = s["inactive"]
+    print(f"  jobs pulled {n('seen')}: valid {n('valid')}, inactive {sum(inactive.values()):,}"
+          + (f" ({_reasons(inactive)})" if inactive else "") + f", rejected {n('rejected')}")
     for reason, count in s["rejected_reasons"].items():
         print(f"    rejected {count:6,}  {reason}")
-    print(f"  embedded {s['embedded']:,} (reused {s['reused']:,}, failed {s['failed']:,}"
-          + (f", left pending {s['deferred']:,}" if s.get("deferred") else "")
-          + f"), {s['requests']:,} requests, {s['tokens']:,} tokens, ${s['cost_usd']:.4f}")
+    print(f"  embedded {n('embedded')} (reused {n('reused')}, failed {n('failed')}"
+          + (f", left pending {n('deferred')}" if s.get("deferred") else "")
+          + f"), {n('requests')} requests, {n('tokens')} tokens, ${s['cost_usd']:.4f}")
     for reason, count in s["failed_reasons"].items():
         print(f"    failed {count:6,}  {reason}")
-    print(f"  active jobs with vectors {s['active_vectors']:,}; lists written {s['lists_written']:,} "
-          f"(cleared {s['lists_cleared']:,}), unchanged {s['lists_unchanged']:,}")
+    print(f"  active jobs with vectors {n('active_vectors')}; lists written {n('lists_written')} "
+          f"(cleared {n('lists_cleared')}), unchanged {n('lists_unchanged')}")
     print("  timings " + ", ".join(f"{k} {v:.2f}s" for k, v in s["timings"].items()))
     _print_example(settings)
 
