@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="local MongoDB-compatible server (SecantusDB, dev extra)")
     db_sub = db.add_subparsers(dest="action", required=True)
     start = db_sub.add_parser("start", help=f"start (or find) it; recorded in {STATE_DIR}/local.json")
-    start.add_argument("--dir", default=str(STATE_DIR / "mongo"), help="storage folder")
+    start.add_argument("--dir", help=f"storage folder (default: the recorded one, else {STATE_DIR}/mongo)")
     start.add_argument("--port", type=int, default=None, help="default: a free port")
     start.add_argument("--database", help="database to record (default: the recorded one, else jobsim)")
     db_sub.add_parser("stop", help="stop it and forget it")

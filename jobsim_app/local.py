@@ -35,15 +35,18 @@ def running(entry: dict[str, Any] | None) -> bool:
     return b"secantus" in cmdline.lower()
 
 
-def ensure_started(storage: Path, port: int | None = None, database: str | None = None) -> tuple[dict, bool]:
-    """The recorded local server, started (and recorded) if it does not run; with
-    ``database``, the record points at that database. Returns (entry, started now)."""
+def ensure_started(storage: Path | None = None, port: int | None = None,
+                   database: str | None = None) -> tuple[dict, bool]:
+    """The recorded local server, started (and recorded) if it does not run, on ``storage``
+    (default: the recorded one, else ``.jobsim/mongo``); with ``database``, the record points
+    at that database. Returns (entry, started now)."""
     entry = localstack.mongo()
     if running(entry):
         if database and entry.get("database") != database:
             localstack.set_database(database)
             entry = {**entry, "database": database}
         return entry, False
+    storage = storage or Path((entry or {}).get("storage") or STATE_DIR / "mongo")
     server = localdb.start(storage.resolve(), port=port)
     previous = (entry or {}).get("database")
     entry = localstack.record_mongo(server.uri, database or previous or DEFAULT_DATABASE, server.pid,
@@ -52,7 +55,7 @@ def ensure_started(storage: Path, port: int | None = None, database: str | None 
 
 
 def cmd_db_start(args: argparse.Namespace) -> int:
-    entry, started = ensure_started(Path(args.dir), args.port, args.database)
+    entry, started = ensure_started(Path(args.dir) if args.dir else None, args.port, args.database)
     state = "started" if started else "already running"
     print(f"local MongoDB {state} (pid {entry['pid']}), database {entry['database']}; recorded in "
           f"{localstack.RECORD}: jobsim commands, the stack's flows and the read side use it "

@@ -11,7 +11,7 @@ from jobsim.settings import MongoSettings, Settings
 from jobsim_app import preflight
 from jobsim_app.failures import BAD_INPUT, DONE, where
 from jobsim_app.importing import cmd_seed
-from jobsim_app.local import STATE_DIR, ensure_started
+from jobsim_app.local import ensure_started
 
 DEMO_DATABASE = "jobsim_demo"
 
@@ -80,7 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("error: JOBSIM_MONGO__URI is set, and settings in the environment win: the demo would "
               "load its sample postings there. Unset it to run the demo on the local server.")
         return BAD_INPUT
-    entry, started = ensure_started(STATE_DIR / "mongo", database=DEMO_DATABASE)
+    entry, started = ensure_started(database=DEMO_DATABASE)
     print(f"local MongoDB {'started' if started else 'already running'}: {entry['uri']}, database "
           f"{entry['database']} (recorded in {localstack.RECORD})", flush=True)
     settings = Settings()  # now with the record
