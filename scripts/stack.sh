@@ -16,7 +16,9 @@ STACK_DIR="${JOBSIM_STACK_DIR:-$ROOT/.jobsim/stack}"
 RECORD="$STACK_DIR/stack.json"
 HOST="${PREFECT_SERVER_HOST:-127.0.0.1}"
 PORT="${PREFECT_SERVER_PORT:-4200}"
-if [ "${1:-}" != up ] && [ -f "$RECORD" ] && [ -x .venv/bin/python ]; then  # where `up` started it
+server_pid_alive() { [ -f "$STACK_DIR/server.pid" ] && kill -0 "$(cat "$STACK_DIR/server.pid")" 2>/dev/null; }
+# where `up` started the server (status, down, and an `up` that finds it still running)
+if [ -f "$RECORD" ] && [ -x .venv/bin/python ] && { [ "${1:-}" != up ] || server_pid_alive; }; then
   read -r HOST PORT < <(.venv/bin/python -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["host"], d["port"])' "$RECORD")
 fi
 POOL=jobsim  # = work_pool.name in prefect.yaml
