@@ -106,12 +106,12 @@ def _mongo(exc: BaseException, settings: Settings | None) -> Failure:
     timeout = settings.mongo.timeout_ms if settings else "?"
     if isinstance(exc, (errors.InvalidURI, errors.ConfigurationError)):
         return Failure(BAD_INPUT, f"JOBSIM_MONGO__URI is not a valid MongoDB URI ({_first_line(exc)})")
-    if isinstance(exc, errors.OperationFailure) and (exc.code == 18 or "auth" in str(exc).lower()):
-        return Failure(SERVICE, f"{place} refused the user name or password (authentication "
-                                "failed): fix the credentials in JOBSIM_MONGO__URI")
     if isinstance(exc, errors.OperationFailure) and exc.code == 13:
         return Failure(SERVICE, f"{place}: the user in JOBSIM_MONGO__URI may not do this "
                                 f"({_first_line(exc)})")
+    if isinstance(exc, errors.OperationFailure) and (exc.code == 18 or "authentication" in str(exc).lower()):
+        return Failure(SERVICE, f"{place} refused the user name or password (authentication "
+                                "failed): fix the credentials in JOBSIM_MONGO__URI")
     if isinstance(exc, (errors.NetworkTimeout, errors.ExecutionTimeout, errors.WTimeoutError)):
         return Failure(SERVICE, f"{place} did not answer in time (JOBSIM_MONGO__TIMEOUT_MS={timeout})")
     if isinstance(exc, errors.ConnectionFailure):
