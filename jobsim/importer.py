@@ -122,6 +122,13 @@ PRESETS = {"native": NATIVE, "linkedin": LINKEDIN, "nyc": NYC}
 class ImportBatch:
     docs: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (row, externalId, reason)
+    rows: list[int] = field(default_factory=list)  # file row number of each doc (1 = first data row)
+    titles: dict[int, str] = field(default_factory=dict)  # row number → title, of rejected rows
+
+    @property
+    def read(self) -> int:
+        """Rows of the file (imported + rejected)."""
+        return len(self.docs) + len(self.rejected)
 
 
 def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
@@ -140,6 +147,9 @@ def map_rows(df: pl.DataFrame, preset: Preset, source: str, ignore_expiry: bool 
     seen: set[str] = set()
     for row_no, row in enumerate(df.iter_rows(named=True), start=1):
         parts = [_text(row.get(c)) for c in preset.id_columns]
+        title = _title_of(row, preset)
+        if title:
+            batch.titles[row_no] = title
         if any(p is None for p in parts):
             batch.rejected.append((row_no, "", "missing id"))
             continue
@@ -171,4 +181,17 @@ def map_rows(df: pl.DataFrame, preset: Preset, source: str, ignore_expiry: bool 
             batch.rejected.append((row_no, external_id, "; ".join(reasons)))
             continue
         batch.docs.append(doc)
+        batch.rows.append(row_no)
     return batch
+
+
+def _title_of(row: dict[str, Any], preset: Preset) -> str:
+    columns = preset.fields.get("title", ("", _text))[0]
+    for column in (columns,) if isinstance(columns, str) else columns:
+        try:
+            text = _text(row.get(column))
+        except (ValueError, TypeError):
+            text = None
+        if text:
+            return text
+    return ""

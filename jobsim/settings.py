@@ -1,15 +1,20 @@
 """All jobsim settings: one class tree, env prefix ``JOBSIM_``, nested with ``__``.
 
 Loaded once (``Settings()``) at the entry point (flow, CLI, API) and passed down.
-Nothing else in jobsim reads the environment.
+Nothing else in jobsim reads the environment. Sources, highest priority first: arguments,
+the environment, then the local stack record (``.jobsim/local.json``, see
+:mod:`jobsim.localstack`), then the defaults below.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from jobsim import localstack
 
 
 class MongoSettings(BaseModel):
@@ -260,6 +265,30 @@ class ExecutionSettings(BaseModel):
     )
 
 
+class LocalStackSource(PydanticBaseSettingsSource):
+    """Lowest-priority source: the local MongoDB recorded in ``.jobsim/local.json``.
+
+    Gives ``mongo.uri`` and ``mongo.database`` unless a higher source (the environment,
+    arguments) sets ``mongo.uri``: a URI of one's own replaces the record as a whole. A
+    database set alone picks another database on the recorded server.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ returns the whole contribution
+
+    def __call__(self) -> dict[str, Any]:
+        above = self.current_state.get("mongo")
+        if isinstance(above, BaseModel) or (isinstance(above, dict) and "uri" in above):
+            return {}
+        entry = localstack.mongo()
+        if entry is None:
+            return {}
+        found = {"uri": entry["uri"]}
+        if isinstance(entry.get("database"), str) and entry["database"]:
+            found["database"] = entry["database"]
+        return {"mongo": found}
+
+
 class Settings(BaseSettings):
     """Root of the settings tree (env prefix ``JOBSIM_``, nested delimiter ``__``)."""
 
@@ -277,3 +306,17 @@ class Settings(BaseSettings):
         60, ge=0, description="Incremental pulls re-read this many seconds before the last "
         "run's start (clock skew between the app and the pipeline); re-reads are free."
     )
+    debug: bool = Field(
+        False, description="Command line: print the full traceback of an error (as `--debug` "
+        "does) instead of one line."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, then the local stack record (lowest priority)."""
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings,
+                LocalStackSource(settings_cls))

@@ -96,7 +96,7 @@ def stop_pid(pid: int, timeout_s: float = 15.0) -> None:
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
-            if _reaped(pid):
+            if _reaped(pid) or _zombie(pid):
                 return
         except ProcessLookupError:
             return
@@ -106,6 +106,14 @@ def stop_pid(pid: int, timeout_s: float = 15.0) -> None:
     except ProcessLookupError:
         pass
     _reaped(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited, waiting for its parent (not us) to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _reaped(pid: int) -> bool:

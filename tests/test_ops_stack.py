@@ -150,3 +150,14 @@ def test_scheduled_deployment_runs_through_the_worker(stack):
     metrics = {row["metric"]: row["value"] for row in table}
     assert {"jobs seen", "embedded", "failed", "tokens", "cost (USD)", "lists written"} <= metrics.keys()
     assert "## Timings" in report and "data:image/svg+xml;base64," in report
+
+
+def test_status_finds_the_port_up_started(stack):
+    """`stack.sh status` without PREFECT_SERVER_PORT: the address `up` recorded in stack.json."""
+    from tests.ops_stack import stack_sh
+
+    env = {k: v for k, v in stack.env.items() if k not in ("PREFECT_SERVER_PORT", "PREFECT_API_URL")}
+    out = stack_sh("status", env, timeout=60).stdout
+    assert f"Prefect API: {stack.api} (healthy)" in out, out
+    assert "server: running" in out and "worker: running" in out
+    assert f"database {stack.database} at mongodb://127.0.0.1:" in out and "answering" in out, out
