@@ -23,11 +23,9 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from jobsim.contract import is_active
+from jobsim.repositories import MATCH_CODES
 from storage.ids import to_key as job_key
 from storage.queries import active_filter
-
-# The context bonuses a stored entry's ``match`` may name (the pipeline's codes).
-MATCH_CODES = ("category", "level", "adjacentLevel", "city", "remote")
 
 # What a result card shows (the fields the seed's "Get Similar" selects), and the group.
 CARD_PROJECTION = {

@@ -21,6 +21,7 @@ import numpy as np
 from jobsim.errors import ConfigError, ImportFileError
 from jobsim.scoring import Context, encode
 from jobsim.text import build_embedding_text, clean_text
+from jobsim_app.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +91,7 @@ def label_sets_of(labels: Sequence[str], multi_label: str, sep: str) -> list[fro
     raise ConfigError(f"--multi-label must be none, split or concat (got {multi_label!r})")
 
 
-# -- files -------------------------------------------------------------------------
-def read_table(path: Path) -> Any:
-    """A polars frame of a CSV (every column read as text) or Parquet file."""
-    import polars as pl
-
-    if not path.exists():
-        raise ImportFileError(f"{path} not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pl.read_parquet(path)
-        return pl.read_csv(path, infer_schema_length=0, encoding="utf8-lossy")
-    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear error
-        raise ImportFileError(f"cannot read {path}: {exc}") from exc
+# -- files: jobsim_app.tables.read_table (the importer's reader) ----------------------
 
 
 def _cell_text(value: Any) -> str:
