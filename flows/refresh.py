@@ -26,6 +26,7 @@ from tasks.neighbours import (
 from tasks.pull import add_requested_jobs, prepare_jobs, pull_changed_jobs, record_rejections_task
 from tasks.report import publish_run_report
 from tasks.run_state import finish_run, start_run, writer_lease
+from tasks.embed import prepare_embedder
 from tasks.runner import make_task_runner
 
 Mode = Literal["incremental", "full"]
@@ -87,7 +88,8 @@ def refresh(
             prepared = prepare_jobs(settings, quote(docs), run)
             recorded = record_rejections_task(settings, quote(prepared), run)
         with _stage("embed", timings):
-            embedded = embed_changed(runner, settings, prepared, run)
+            settings, fitted, prepared = prepare_embedder(settings, quote(prepared), run)
+            embedded = embed_changed(runner, settings, prepared, run, fitted)
         with _stage("load_vectors", timings):
             loaded = load_vectors(settings, run, quote([d["_id"] for d in docs]))
             corpus = loaded.corpus

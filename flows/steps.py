@@ -12,6 +12,7 @@ from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import quote
 
 from flows.fanout import fan_out, task_hook
+from jobsim.embedders.fitted_model import FittedModel
 from jobsim.settings import Settings
 from jobsim.shards import min_shards_for, search_pair, sharded_topk
 from jobsim.corpus import Corpus
@@ -23,7 +24,8 @@ from tasks.embed import embed_jobs_batch, plan_embedding, store_vectors
 from tasks.neighbours import search_shard_pair
 
 
-def embed_changed(runner: TaskRunner, settings: Settings, prepared: Prepared, run: RunInfo) -> EmbedStats:
+def embed_changed(runner: TaskRunner, settings: Settings, prepared: Prepared, run: RunInfo,
+                  fitted: FittedModel | None = None) -> EmbedStats:
     """Plan, then each batch's paid call as its own task (rate limits split between the
     batches in flight), each result stored as it arrives, then one summary."""
     started = time.perf_counter()
@@ -32,7 +34,7 @@ def embed_changed(runner: TaskRunner, settings: Settings, prepared: Prepared, ru
     each = settings.model_copy(update={"embedding": settings.embedding.shared_by(min(len(plan.batches), workers))})
     parts: list[EmbedStats] = []
     batches = iter(plan.batches)
-    calls = (dict(settings=each, batch=b) for b in batches)
+    calls = (dict(settings=each, batch=b, fitted=fitted) for b in batches)
     for done in fan_out(runner, embed_jobs_batch, calls, workers, keep_going=lambda: not any(p.unavailable for p in parts)):
         parts.append(store_vectors(settings, quote(done), run))
     for batch in batches:  # not sent: a batch found the service unavailable (circuit breaker)

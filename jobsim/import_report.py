@@ -67,8 +67,9 @@ def reason_key(reason: str) -> str:
     return key[:70] or reason[:70]
 
 
-def outlook(batch: ImportBatch, now: datetime) -> ImportOutlook:
-    """Count every row of ``batch`` as rejected, not to be embedded (and why) or embeddable."""
+def outlook(batch: ImportBatch, now: datetime, closed_days: int = 0) -> ImportOutlook:
+    """Count every row of ``batch`` as rejected, not to be embedded (and why) or embeddable
+    (active, or closed less than ``closed_days`` ago: those get lists too)."""
     out = ImportOutlook(read=batch.read, imported=len(batch.docs), embeddable=0)
     for row, external_id, reason in batch.rejected:
         example = Example(row, external_id, _short(batch.titles.get(row, "")))
@@ -77,7 +78,7 @@ def outlook(batch: ImportBatch, now: datetime) -> ImportOutlook:
             out.rejected.setdefault(key, ReasonGroup()).add(example)
         out.primary["rejected"] = out.primary.get("rejected", 0) + 1
     for row, doc in zip(batch.rows, batch.docs):
-        checked = check_job({**doc, "_id": IMPORTED_ID}, now)
+        checked = check_job({**doc, "_id": IMPORTED_ID}, now, closed_days)
         reasons = [checked.inactive] if checked.inactive else list(checked.reasons)
         if not reasons:
             out.embeddable += 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobsim.contract import EXPERIENCE_LEVELS, as_date, inactive_reason, normalise_label
+from jobsim.contract import ACTIVE, EXPERIENCE_LEVELS, as_date, inactive_reason, listing_role, normalise_label
 from jobsim.ids import unsupported_id_reason
 from jobsim.language import detect_language
 from jobsim.text import build_embedding_text, clean_text
@@ -37,6 +37,7 @@ class JobRecord:
     experience_level: str = ""
     expires_at: datetime | None = None
     company: str = ""
+    active: bool = True  # False: closed or expired less than closed_days ago (it gets a list, is never listed)
 
     def embedding_text(self) -> str:
         return build_embedding_text(
@@ -121,8 +122,11 @@ def _optional_fields(doc: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
     return fields
 
 
-def check_job(doc: dict[str, Any], now: datetime) -> Checked:
-    """Validate one raw job document against the contract at time ``now`` (UTC-aware)."""
+def check_job(doc: dict[str, Any], now: datetime, closed_days: int = 0) -> Checked:
+    """Validate one raw job document against the contract at time ``now`` (UTC-aware).
+
+    Jobs that get a list are checked: active ones, and closed or expired ones less than
+    ``closed_days`` ago (their record says ``active=False``); the others are inactive."""
     job_id = str(doc.get("_id"))
     unsupported = unsupported_id_reason(job_id)
     if unsupported:
@@ -134,11 +138,12 @@ def check_job(doc: dict[str, Any], now: datetime) -> Checked:
     except ValueError as exc:
         reasons.append(f"expiresAt {exc}")
     inactive = inactive_reason(doc, now)
-    if inactive is not None and inactive != "invalid expiresAt":
+    role = listing_role(doc, now, closed_days)
+    if inactive is not None and inactive != "invalid expiresAt" and role is None:
         return Checked(job_id, inactive=inactive)
     title, description = _title_and_description(doc, reasons)
     fields = _optional_fields(doc, reasons)
     if reasons:
         return Checked(job_id, reasons=tuple(reasons))
     return Checked(job_id, job=JobRecord(id=job_id, title=title, description=description,
-                                         expires_at=expires_at, **fields))
+                                         expires_at=expires_at, active=role == ACTIVE, **fields))

@@ -189,6 +189,12 @@ class MemoryState(MemoryLeases):
         self.mark: datetime | None = None
         self.runs: dict[str, dict[str, Any]] = {}
 
+    def embedder_model(self, name: str) -> bytes | None:
+        return getattr(self, "models", {}).get(name)
+
+    def save_embedder_model(self, name: str, version: str, data: bytes, now: datetime, texts: int) -> None:
+        self.models = {**getattr(self, "models", {}), name: data}
+
     def mark_write_back(self, run_id: str, phase: str) -> None:
         self.write_back = (run_id, phase)
 

@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from jobsim import localstack
 
 
+FITTED_FAMILY = "jobsim-fitted-v1"  # the local embedder fitted on the corpus (jobsim.embedders.fitted)
+
+
 class MongoSettings(BaseModel):
     uri: SecretStr = Field(
         SecretStr("mongodb://127.0.0.1:27017"),
@@ -37,7 +40,8 @@ class EmbeddingSettings(BaseModel):
     model: str = Field(
         "",
         description="Model name; default 'text-embedding-3-small' for openai, "
-        "'jobsim-hash-ngram-v3' for local (v1, v2 kept for old vectors).",
+        "'jobsim-fitted-v1' for local (fitted on the corpus, a new version on every full rebuild; "
+        "the corpus-blind hashing embedders jobsim-hash-ngram-v1/v2/v3 stay available).",
     )
     dimensions: int = Field(
         512, ge=8, le=4096, description="Vector dimension; default 512 for local, 1536 for openai "
@@ -90,6 +94,10 @@ class EmbeddingSettings(BaseModel):
         "cl100k_base", description="Tokenizer used to count and truncate inputs (the model's BPE)."
     )
     max_attempts: int = Field(3, ge=1, description="Runs in which a failing job is retried.")
+    refit_on_full_rebuild: bool = Field(
+        True, description="jobsim-fitted-v1: fit a new model on every full rebuild (its version changes, so the "
+        "same run re-embeds every listed job); off = keep the stored model until it is deleted."
+    )
     price_per_million_tokens: float = Field(0.02, ge=0, description="USD, for the cost estimate.")
 
     def shared_by(self, parts: int) -> EmbeddingSettings:
@@ -107,7 +115,7 @@ class EmbeddingSettings(BaseModel):
     def _default_model(self) -> "EmbeddingSettings":
         if not self.model:
             self.model = (
-                "text-embedding-3-small" if self.provider == "openai" else "jobsim-hash-ngram-v3"
+                "text-embedding-3-small" if self.provider == "openai" else FITTED_FAMILY
             )
         if self.provider == "openai" and "dimensions" not in self.model_fields_set:
             self.dimensions = 1536  # text-embedding-3-small's native size

@@ -73,7 +73,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     source = args.source or args.preset
     batch = map_rows(read_table(path, encoding=args.encoding), PRESETS[args.preset], source,
                      ignore_expiry=args.ignore_expiry)
-    report = outlook(batch, datetime.now(timezone.utc))
+    report = outlook(batch, datetime.now(timezone.utc), settings.neighbours.closed_list_days)
     if not batch.docs:
         print_outlook(path.name, report, 0, 0)
         print(f"nothing imported: all {report.read:,} rows were rejected" if report.read

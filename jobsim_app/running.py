@@ -39,7 +39,7 @@ def print_summary(summary: dict[str, Any], settings: Settings) -> None:
     n = lambda key: f"{s.get(key) or 0:,}"  # noqa: E731
     print()
     if s.get("headline"):
-        print(s["headline"])
+        print(f"{s.get('status', 'ok')} — {s['headline']}")
     print(f"run {s.get('run_id', '?')} ({s.get('mode', '?')})")
     inactive = s["inactive"]
     print(f"  jobs pulled {n('seen')}: valid {n('valid')}, inactive {sum(inactive.values()):,}"
@@ -53,8 +53,19 @@ def print_summary(summary: dict[str, Any], settings: Settings) -> None:
         print(f"    failed {count:6,}  {reason}")
     print(f"  active jobs with vectors {n('active_vectors')}; lists written {n('lists_written')} "
           f"(cleared {n('lists_cleared')}), unchanged {n('lists_unchanged')}")
+    _print_lists(s.get("lists_check") or {}, s.get("search") or {})
     print("  timings " + ", ".join(f"{k} {v:.2f}s" for k, v in s["timings"].items()))
     _print_example(settings)
+
+
+def _print_lists(check: dict[str, Any], search: dict[str, Any]) -> None:
+    """What the lists look like: duplicates in them (goal 0) and their length."""
+    if not check:
+        return
+    print(f"  lists {check.get('lists', 0):,} ({check.get('closed_job_lists', 0):,} of closed or expired jobs); "
+          f"holding their own job's duplicate {check.get('with_own_duplicate', 0)}, two of one duplicate group "
+          f"{check.get('with_repeated_group', 0)}; median length {check.get('median_length', 0):g}; "
+          f"duplicate groups {search.get('duplicate_groups', 0):,} ({search.get('grouped_jobs', 0):,} postings)")
 
 
 def _print_example(settings: Settings) -> None:

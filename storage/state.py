@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from bson.binary import Binary
 from pymongo import DESCENDING, ReturnDocument, WriteConcern
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -12,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 WATERMARK_ID = "watermark:similarity-refresh"
 LEASE_PREFIX = "lease:"
 SNAPSHOT_ID = "write-back"
+EMBEDDER_PREFIX = "embedder:"
 
 
 class StateRepository:
@@ -94,3 +96,13 @@ class StateRepository:
         """The run whose write-back completed last, None while one is in progress (or none was)."""
         doc = self.collection.find_one({"_id": SNAPSHOT_ID})
         return doc.get("runId") if doc and doc.get("phase") == "written" else None
+
+    # -- the corpus-fitted embedder's model (a few MB: one document) ----------------------------
+    def embedder_model(self, name: str) -> bytes | None:
+        doc = self.collection.find_one({"_id": EMBEDDER_PREFIX + name}, {"data": 1})
+        return bytes(doc["data"]) if doc and isinstance(doc.get("data"), bytes) else None
+
+    def save_embedder_model(self, name: str, version: str, data: bytes, now: datetime, texts: int) -> None:
+        self.collection.replace_one({"_id": EMBEDDER_PREFIX + name},
+                                    {"version": version, "data": Binary(data), "fittedAt": now, "texts": texts},
+                                    upsert=True)

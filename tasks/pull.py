@@ -33,7 +33,8 @@ def add_requested_jobs(settings: Settings, docs: list[dict[str, Any]], job_ids: 
 
 @task(name="prepare-jobs", **PURE_TASK)
 def prepare_jobs(settings: Settings, docs: list[dict[str, Any]], run: RunInfo) -> Prepared:
-    prepared = prepare(docs, run.started_at, settings.embedding.model, settings.embedding.dimensions)
+    prepared = prepare(docs, run.started_at, settings.embedding.model, settings.embedding.dimensions,
+                       settings.neighbours.closed_list_days)
     get_run_logger().info("%d valid, %d rejected, %d inactive", len(prepared.jobs),
                           len(prepared.rejected), sum(prepared.inactive.values()))
     return prepared

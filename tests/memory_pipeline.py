@@ -9,14 +9,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from jobsim.embedders import Embedder, make_embedder
+from jobsim.embedders import Embedder, is_fitted, make_embedder
 from jobsim.memory import memory_repositories
 from jobsim.repositories import Repositories
-from jobsim.settings import Settings
+from jobsim.settings import FITTED_FAMILY, Settings
 from jobsim.similarity import compute_neighbours
 from jobsim.stages.embed import embed_batch, plan_embeddings, store_batch
 from jobsim.stages.neighbours import corpus_at, full_snapshot, refreshed_snapshot, write_changed_lists
-from jobsim.stages.prepare import prepare, record_rejections
+from jobsim.stages.embedder import fitted_model
+from jobsim.stages.prepare import Prepared, prepare, record_rejections, rehashed
 from jobsim.stages.pull import pull_changed
 from jobsim.stages.runs import finish_run, start_run, summarize
 from jobsim.summary import combine_embed_stats
@@ -27,27 +28,38 @@ class MemoryPipeline:
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings or Settings(neighbours={"state_dir": ""})
-        self.embedder = embedder or make_embedder(self.settings.embedding)
+        self.embedder = embedder  # None: the settings' (the fitted one is fitted or loaded per run)
         self.repos: Repositories = memory_repositories()
         self.state = None  # the incremental candidate state between runs
         self.snapshot = None  # the local snapshot between runs
         self.vector_reads: list[int] = []  # vectors read by each run (-1: a full read)
         self.runs = 0
 
-    def run(self, mode: str = "incremental", now: datetime | None = None) -> dict[str, Any]:
+    def _embedder(self, prepared: Prepared, mode: str, now: datetime, refit: bool | None) -> tuple[Embedder, Prepared]:
+        """As the flow's prepare-embedder step: the fitted model is loaded, or fitted on every listed job."""
+        s, repos = self.settings, self.repos
+        if self.embedder is not None or not is_fitted(s.embedding):
+            return self.embedder or make_embedder(s.embedding), prepared
+        dims, days = s.embedding.dimensions, s.neighbours.closed_list_days
+        every = lambda: prepare(repos.jobs.changed_since(None, 3, now), now, FITTED_FAMILY, dims, days)  # noqa: E731
+        refit = mode == "full" and s.embedding.refit_on_full_rebuild if refit is None else refit
+        model, _ = fitted_model(repos.state, FITTED_FAMILY, dims, refit, every, now)
+        return make_embedder(s.embedding, model), rehashed(prepared, model.version, dims)
+
+    def run(self, mode: str = "incremental", now: datetime | None = None, refit: bool | None = None) -> dict[str, Any]:
         s, repos = self.settings, self.repos
         now = now or datetime.now(timezone.utc)
         self.runs += 1
         run = start_run(repos.state, f"run-{self.runs}", mode, now)
         docs = pull_changed(repos.jobs, run, s.embedding.max_attempts)
-        prepared = prepare(docs, now, s.embedding.model, s.embedding.dimensions)
+        prepared = prepare(docs, now, s.embedding.model, s.embedding.dimensions, s.neighbours.closed_list_days)
         record_rejections(repos.jobs, prepared, now)
-        plan = plan_embeddings(repos.jobs, repos.embeddings, prepared, s.embedding.model, now,
-                               s.execution.embed_batch_jobs)
-        parts = [store_batch(repos.jobs, repos.embeddings, embed_batch(self.embedder, b), s.embedding.model, now)
+        embedder, prepared = self._embedder(prepared, mode, now, refit)
+        model, dims, days = embedder.model, s.embedding.dimensions, s.neighbours.closed_list_days
+        plan = plan_embeddings(repos.jobs, repos.embeddings, prepared, model, now, s.execution.embed_batch_jobs)
+        parts = [store_batch(repos.jobs, repos.embeddings, embed_batch(embedder, b), model, now)
                  for b in plan.batches]
         embedded = combine_embed_stats(plan.reused, parts, 0.0)
-        model, dims, days = s.embedding.model, s.embedding.dimensions, s.neighbours.closed_list_days
         if mode == "incremental" and self.snapshot is not None and self.snapshot.token == repos.state.written_by():
             snapshot, read = refreshed_snapshot(repos.jobs, repos.embeddings, self.snapshot, [d["_id"] for d in docs],
                                                 model, dims)

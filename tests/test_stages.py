@@ -124,7 +124,7 @@ def test_runs_on_memory_repositories_converge_and_follow_edits_and_expiry():
     assert victim not in pipeline.lists() and gone["lists_cleared"] >= 1
     full = copy.deepcopy(pipeline)
     full.state = None
-    assert full.run("full", now=NOW + timedelta(days=91))["lists_written"] == 0  # the snapshot path was exact
+    assert full.run("full", now=NOW + timedelta(days=91), refit=False)["lists_written"] == 0  # snapshot path exact
     edited = next(k for k in keys if k in pipeline.lists() and k != victim)
     pipeline.repos.jobs.docs[edited].update(title="Inxhinier Ndërtimi i Urave", updatedAt=NOW + timedelta(days=92),
                                             expiresAt=None)
@@ -147,6 +147,47 @@ def test_incremental_runs_equal_a_fresh_full_pass():
     assert incremental.repos.state.recent_runs(1)[0]["summary"]["search"]["mode"] == "incremental"
     full = copy.deepcopy(incremental)
     full.state = None  # no previous candidate lists: a full pass from scratch
-    rerun = full.run("full", now=NOW + timedelta(minutes=2))
+    rerun = full.run("full", now=NOW + timedelta(minutes=2), refit=False)
     assert rerun["search"]["mode"] == "exact" and rerun["embedded"] == 0
     assert rerun["lists_written"] == 0 and full.lists() == incremental.lists()
+
+
+def vectors_of(pipeline: MemoryPipeline) -> dict[str, tuple[str, bytes]]:
+    return {k: (r["model"], r["vector"].tobytes()) for k, r in pipeline.repos.embeddings.rows.items()}
+
+
+def test_the_fitted_embedder_keeps_vectors_until_a_refit_re_embeds_every_listed_job():
+    pipeline = MemoryPipeline()
+    keys = load(pipeline, 120, seed=17)
+    first = pipeline.run(now=NOW)
+    before = vectors_of(pipeline)
+    (version,) = {m for m, _ in before.values()}
+    assert version.startswith("jobsim-fitted-v1-") and first["embedded"] == len(before) > 80
+
+    docs = pipeline.repos.jobs.docs
+    edited = next(k for k in keys if k in before)
+    docs[edited].update(title="Inxhinier Ndërtimi i Urave", updatedAt=NOW + timedelta(minutes=4))
+    closing = next(k for k in keys if k in before and k != edited)
+    docs[closing].update(status="closed", updatedAt=NOW + timedelta(minutes=4))
+    second = pipeline.run(now=NOW + timedelta(minutes=5))
+    after = vectors_of(pipeline)
+    assert second["embedded"] == 1 and {m for m, _ in after.values()} == {version}  # the stored model is used
+    assert {k: v for k, v in after.items() if k != edited} == {k: v for k, v in before.items() if k != edited}
+
+    rebuilt = pipeline.run("full", now=NOW + timedelta(minutes=10))  # a full rebuild fits a new model ...
+    refitted = vectors_of(pipeline)
+    (new_version,) = {m for m, _ in refitted.values() if m != version} or {version}
+    listed = {k for k, d in docs.items() if d["embedding"].get("status") == "completed"}
+    assert new_version != version and rebuilt["embedded"] == len(listed)  # ... and re-embeds every listed job
+    assert all(refitted[k][0] == new_version for k in listed)  # the closed one too: it keeps its list
+    assert pipeline.lists()[closing][0]
+    full = copy.deepcopy(pipeline)
+    full.state = None
+    assert full.run("full", now=NOW + timedelta(minutes=10), refit=False)["lists_written"] == 0
+
+    docs[edited].update(description="Completely different duties: driving a delivery van around Durrës.",
+                        updatedAt=NOW + timedelta(minutes=14))
+    assert pipeline.run(now=NOW + timedelta(minutes=15))["embedded"] == 1  # incremental after a refit ...
+    full = copy.deepcopy(pipeline)
+    full.state = None
+    assert full.run("full", now=NOW + timedelta(minutes=15), refit=False)["lists_written"] == 0  # ... equals full

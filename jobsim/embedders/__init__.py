@@ -6,11 +6,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from jobsim.settings import EmbeddingSettings
+from jobsim.errors import ConfigError
+from jobsim.settings import FITTED_FAMILY, EmbeddingSettings
+
+if TYPE_CHECKING:
+    from jobsim.embedders.fitted_model import FittedModel
 
 
 @dataclass
@@ -44,12 +48,24 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> EmbeddingResult: ...
 
 
-def make_embedder(settings: EmbeddingSettings) -> Embedder:
-    """The embedder the settings ask for."""
+def make_embedder(settings: EmbeddingSettings, fitted: FittedModel | None = None) -> Embedder:
+    """The embedder the settings ask for; ``fitted`` = the corpus-fitted model the run uses
+    (the local provider's default, :mod:`jobsim.embedders.fitted`)."""
     if settings.provider == "openai":
         from jobsim.embedders.openai import OpenAIEmbedder
 
         return OpenAIEmbedder(settings)
+    if fitted is not None:
+        from jobsim.embedders.fitted import FittedEmbedder
+
+        return FittedEmbedder(fitted)
+    if is_fitted(settings):
+        raise ConfigError(f"{settings.model} needs its fitted model (the run fits or loads it first)")
     from jobsim.embedders.local import LocalEmbedder
 
     return LocalEmbedder(settings.model, settings.dimensions)
+
+
+def is_fitted(settings: EmbeddingSettings) -> bool:
+    """Whether the settings name the corpus-fitted local embedder (fitted per corpus)."""
+    return settings.provider == "local" and settings.model.startswith(FITTED_FAMILY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,11 +37,12 @@ def rejection_message(reasons: tuple[str, ...]) -> str:
     return ("invalid: " + "; ".join(reasons))[:500]
 
 
-def prepare(docs: list[dict[str, Any]], now: datetime, model: str, dims: int) -> Prepared:
-    """Validate raw documents and build each valid job's embedding text and hash."""
+def prepare(docs: list[dict[str, Any]], now: datetime, model: str, dims: int, closed_days: int = 0) -> Prepared:
+    """Validate raw documents and build each valid job's embedding text and hash (active
+    jobs, and closed ones less than ``closed_days`` ago: they get lists too)."""
     out = Prepared()
     for doc in docs:
-        checked = check_job(doc, now)
+        checked = check_job(doc, now, closed_days)
         state = embedding_state(doc)
         if checked.job is None:
             if checked.inactive:
@@ -66,3 +68,10 @@ def record_rejections(jobs: JobsRepo, prepared: Prepared, now: datetime) -> Writ
     """Write each newly rejected job's reasons onto the job, where operators and the app see it."""
     messages = {job_id: rejection_message(r) for job_id, r in prepared.rejections_to_record().items()}
     return jobs.mark_rejected(messages, now) if messages else WriteOutcome()
+
+
+def rehashed(prepared: Prepared, model: str, dims: int) -> Prepared:
+    """``prepared`` with each text's hash for ``model`` (e.g. a fitted embedder's version)."""
+    out = copy.copy(prepared)
+    out.hashes = [content_hash(text, model, dims) for text in prepared.texts]
+    return out
