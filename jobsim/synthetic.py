@@ -87,7 +87,7 @@ COMPANIES = ["Albtelecom", "Raiffeisen Bank", "Vodafone Albania", "Balfin Group"
              "Solutions", "Hotel Rogner", "Ernst & Young", "Neptun", "Agna Group"]
 
 EN_INTRO = ["{company} is looking for a motivated {title} to join our team in {city}.",
-            "We are hiring a {title} for our office in {city}.",
+            "We are hiring a {title} for our office in {city} ({company}).",
             "Join {company} as a {title} and grow your career with us."]
 EN_BODY = ["You will work with {s1} and {s2} every day.",
            "Responsibilities include tasks related to {s1}, {s2} and {s3}.",
@@ -98,7 +98,7 @@ EN_BODY = ["You will work with {s1} and {s2} every day.",
            "Good communication skills and a positive attitude are required.",
            "Working hours are Monday to Friday, with flexible start times."]
 SQ_INTRO = ["{company} kërkon një {title} të motivuar për t'u bashkuar me ekipin tonë në {city}.",
-            "Po punësojmë një {title} për zyrën tonë në {city}.",
+            "Po punësojmë një {title} për zyrën tonë në {city} ({company}).",
             "Bashkohu me {company} si {title} dhe zhvillo karrierën tënde me ne."]
 SQ_BODY = ["Do të punoni çdo ditë me {s1} dhe {s2}.",
            "Përgjegjësitë përfshijnë detyra që lidhen me {s1}, {s2} dhe {s3}.",

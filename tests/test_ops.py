@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobsim.report import counts_rows, histogram_svg, report_markdown, score_histogram
+from jobsim.report import counts_rows, histogram_svg, report_markdown, run_failures, score_histogram
 from jobsim.repositories import JobList, Neighbour
 from storage import repositories
 from tests.helpers import seed_jobs
@@ -59,13 +59,15 @@ def test_plot_is_an_svg_data_uri_with_one_bar_per_bin():
 
 
 def test_report_lists_counts_cost_timings_and_failures():
-    failed = [{"id": "x1", "title": "Nurse | night", "error": "HTTP 400 bad input", "attempts": 3, "rejected": False},
-              {"id": "x2", "title": "T", "error": "invalid: description too short", "attempts": 0, "rejected": True}]
+    failed = run_failures({"x1": "Nurse | night", "s:x2": "T", "x3": None}, {"s:x2": ("description too short",)},
+                          {"x1": "HTTP 400 bad input"}, {"x3": "MongoDB refused the write: document would exceed 16 MB"},
+                          {}, limit=10)
     md = report_markdown(SUMMARY, None, failed, search={"mode": "ann", "recall_at_10": 0.973, "recall_sample": 500},
                          context={"import_id": "imp-1", "rows": 12})
     for text in ("| rejected: description too short | 2 |", "| failed: HTTP 400 | 1 |", "| tokens | 1,234 |",
                  "cost **$0.0000**", "| embed | 1.5 | 75% |", "| ANN recall@10 | 0.973 |", "| import_id | imp-1 |",
-                 "| x1 | Nurse \\| night | failed | 3 | HTTP 400 bad input |", "| x2 | T | rejected |"):
+                 "| x1 | Nurse \\| night | failed | HTTP 400 bad input |",
+                 "| x2 | T | rejected | invalid: description too short |", "| x3 |  | refused | MongoDB refused"):
         assert text in md, text
     assert "Score distribution" not in md  # no lists given: no plot section
 

@@ -84,6 +84,8 @@ def huge_posting(db, now: datetime) -> ObjectId:
 def test_poison_documents_cost_only_themselves(settings, db, monkeypatch):
     from storage import connect
 
+    # a corpus-blind embedder: the fitted default learns from every valid posting, the huge one included
+    monkeypatch.setenv("JOBSIM_EMBEDDING__MODEL", "jobsim-hash-ngram-v3")
     now = datetime.now(timezone.utc)
     jobs = normal_jobs(now)
     monkeypatch.setenv("JOBSIM_MONGO__DATABASE", settings.mongo.database + "_clean")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jobsim.errors import ConfigError, ImportFileError
 from jobsim_app.evaluate.datasets import SHARED_DATA, Dataset, file_dataset, synthetic_dataset
-from jobsim_app.evaluate.lists import ListBuilder, default_list_builder
+from jobsim_app.evaluate.lists import ListBuilder, default_list_builder, pipeline_list_builder
 from jobsim_app.evaluate.methods import METHODS
 from jobsim_app.evaluate.real import DEFAULT_SETS, REAL_SETS, real_dataset
 from jobsim_app.evaluate.report import DEPTH, evaluate, format_report
@@ -44,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--city-column")
     parser.add_argument("--level-column")
     parser.add_argument("--dimensions", type=int, default=512, help="embedding dimension")
-    parser.add_argument("--list-builder", metavar="MODULE:FUNCTION",
-                        help="build the lists with this function (a jobsim_app.evaluate.lists.ListBuilder) "
-                        "instead of today's exact_topk + rerank")
+    parser.add_argument("--list-builder", metavar="pipeline|plain|MODULE:FUNCTION", default="pipeline",
+                        help="how lists are built: pipeline (default: the pipeline's own, without duplicates), "
+                        "plain (exact candidates + rerank, duplicates kept) or a jobsim_app.evaluate.lists.ListBuilder")
     parser.add_argument("--categories", type=int, default=20, help="rows of the per-category table")
     parser.add_argument("--json", type=Path, help="also write the reports as JSON here")
     parser.add_argument("--skip-missing", action="store_true",
@@ -76,8 +76,11 @@ def datasets_of(args: argparse.Namespace) -> list[Dataset]:
 
 
 def load_list_builder(spec: str | None) -> ListBuilder:
-    """The function named ``module:function`` (default: :func:`default_list_builder`)."""
-    if not spec:
+    """The function named ``module:function``; ``pipeline`` (the default) = the pipeline's own
+    lists, without duplicates; ``plain`` = exact candidates + rerank, duplicates kept."""
+    if not spec or spec == "pipeline":
+        return pipeline_list_builder
+    if spec == "plain":
         return default_list_builder
     module, _, name = spec.partition(":")
     try:

@@ -43,6 +43,8 @@ class ListRequest:
     context: Context  # category is -1 for every row: the label never enters a bonus
     cosine_weight: float  # 1.0 = cosine only
     groups: np.ndarray  # (n,) int64 duplicate group of each row
+    companies: list[str | None] | None = None  # per row, when the source has them (near-duplicates need them)
+    text_hashes: list[str] | None = None  # per row: identical texts share a hash (the pipeline's content hash)
 
 
 ListBuilder = Callable[[ListRequest], np.ndarray]
@@ -102,3 +104,26 @@ def duplicate_groups(texts: list[str], reference: object, companies: list[str | 
                           or companies[i] == companies[j]):
                 uf.union(int(i), int(j))
     return np.array([uf.find(i) for i in range(n)], dtype=np.int64)
+
+
+def pipeline_list_builder(request: ListRequest) -> np.ndarray:
+    """The pipeline's own lists (:mod:`jobsim.lists`): identical texts share a row, duplicate
+    groups found from the candidates (cosine plus companies when the dataset has them, cosine
+    alone otherwise), never the subject's own duplicates, one posting per group, refilled by
+    deeper search."""
+    from jobsim.corpus import corpus_from_arrays
+    from jobsim.settings import NeighbourSettings
+    from jobsim.similarity import compute_neighbours
+
+    n = len(request.vectors)
+    keys = np.array([f"r{i:08d}" for i in range(n)], dtype=object)
+    hashes = np.array(request.text_hashes or keys.tolist(), dtype=object)
+    cfg = NeighbourSettings(k=request.depth, candidates=max(50, request.depth), min_score=0.0, incremental=False,
+                            cosine_weight=request.cosine_weight, closed_list_days=0)
+    corpus = corpus_from_arrays(keys, request.vectors, request.context, hashes, company=request.companies)
+    lists = compute_neighbours(corpus, cfg).lists
+    out = np.full((n, request.depth), -1, dtype=np.int64)
+    for i, key in enumerate(keys.tolist()):
+        rows = [int(entry.job_id[1:]) for entry in lists[key].items]
+        out[i, : len(rows)] = rows
+    return out

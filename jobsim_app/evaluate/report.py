@@ -12,6 +12,7 @@ import numpy as np
 
 from jobsim.errors import ConfigError
 from jobsim.scoring import Context
+from jobsim.text import content_hash
 from jobsim_app.evaluate import metrics as m
 from jobsim_app.evaluate.datasets import Dataset
 from jobsim_app.evaluate.lists import (
@@ -94,8 +95,8 @@ def evaluate(
     for kind in embedders:
         started = time.perf_counter()
         vectors, no_features = embed(data, kind, dimensions)
-        request = ListRequest(vectors, k, max(k, candidates), context,
-                              cosine_weight if use_context else 1.0, groups)
+        request = ListRequest(vectors, k, max(k, candidates), context, cosine_weight if use_context else 1.0,
+                              groups, data.companies, [content_hash(t, "evaluate", 0) for t in data.texts])
         idx = list_builder(request)
         results.append(_score(kind, idx, data, groups, k, time.perf_counter() - started, no_features))
         log.info("%s: %s p@%d %.3f", data.name, kind, k, results[-1].precision_overlap_dedup)

@@ -1,0 +1,102 @@
+"""An incremental run reads what changed, not the whole collection: with the local snapshot
+warm, the vector documents read equal the jobs whose text changed, and every job document
+read belongs to a job the run pulled. A snapshot the database does not vouch for costs a
+full read."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+from pymongo import monitoring
+
+from tests.helpers import seed_jobs
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+class DocsRead(monitoring.CommandListener):
+    """Documents returned per collection by find/getMore, while ``on``."""
+
+    def __init__(self) -> None:
+        self.on, self.lock = False, threading.Lock()
+        self.pending: dict[int, str] = {}
+        self.cursors: dict[int, str] = {}  # open cursor id -> what it reads
+        self.docs: Counter = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command = event.command
+        name = command.get("find") or (self.cursors.get(command.get("getMore")) if "getMore" in command else None)
+        if name == "job_embeddings" and "vector" in (command.get("projection") or {}):
+            name = "vectors"  # the vectors themselves (not the hash lookups)
+        if self.on and name:
+            with self.lock:
+                self.pending[event.request_id] = name
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        with self.lock:
+            name = self.pending.pop(event.request_id, None)
+        cursor = event.reply.get("cursor") if name else None
+        if cursor:
+            self.docs[name] += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
+            self.cursors[cursor.get("id")] = name
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.pending.pop(event.request_id, None)
+
+
+@pytest.fixture
+def reads():
+    from storage import mongo
+
+    listener = DocsRead()
+    monitoring.register(listener)  # applies to clients created from now on
+    mongo._client.cache_clear()
+    yield listener
+    listener.on = False
+    mongo._client.cache_clear()
+
+
+def run(mode: str = "incremental") -> dict:
+    from flows.refresh import similarity_refresh
+
+    return similarity_refresh(mode=mode)
+
+
+def test_a_warm_incremental_run_reads_only_what_changed(settings, db, reads, monkeypatch):
+    monkeypatch.setenv("JOBSIM_WATERMARK_OVERLAP_S", "0")
+    seed_jobs(settings, 150, seed=23)
+    first = run()
+    assert first["lists_written"] > 100
+    edited = [d["_id"] for d in db.jobs.find({"embedding.status": "completed"}, {"_id": 1}).limit(3)]
+    for i, job_id in enumerate(edited):
+        db.jobs.update_one({"_id": job_id}, {"$set": {"description": f"New duties {i}: forklift driving and "
+                                                                     "warehouse inventory in Durrës.",
+                                                      "updatedAt": datetime.now(timezone.utc)}})
+    reads.on = True
+    second = run()
+    reads.on = False
+    assert second["seen"] == 3 and second["embedded"] == 3 and second["search"]["mode"] == "incremental"
+    assert reads.docs["vectors"] == 3  # the changed vectors only
+    assert reads.docs["jobs"] <= 3 * second["seen"]  # pulled, re-read for the snapshot, their stored lists
+
+    reads.docs.clear()
+    reads.on = True
+    nothing = run()  # nothing changed: one pull query, nothing else read
+    reads.on = False
+    assert nothing["seen"] == 0 and nothing["lists_written"] == 0
+    assert reads.docs["vectors"] == reads.docs["job_embeddings"] == reads.docs["jobs"] == 0
+
+
+def test_a_snapshot_the_database_does_not_vouch_for_costs_a_full_read(settings, db, reads):
+    seed_jobs(settings, 60, seed=24)
+    run()
+    db.pipeline_state.update_one({"_id": "write-back"}, {"$set": {"phase": "writing"}})  # an interrupted write-back
+    reads.on = True
+    again = run()
+    reads.on = False
+    stored = db.job_embeddings.count_documents({})
+    assert reads.docs["vectors"] == stored > 40  # every vector read again
+    assert again["lists_written"] == 0  # and nothing needed rewriting
