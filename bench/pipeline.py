@@ -14,9 +14,11 @@ temporary ``PREFECT_HOME``). Steps:
    does not re-read them through the watermark overlap);
 2. ``similarity_refresh(mode="full")``;
 3. churn: 1% of the jobs edited (description changed: 3 through ``upsert_imported`` to
-   measure it, the rest by ``_id`` as the web app edits), 0.5% new jobs, 0.5% expirations (``expiresAt`` moved into the past *without* touching
-   ``updatedAt``: time passing, not an edit);
-4. ``similarity_refresh(mode="incremental")``;
+   measure it, the rest by ``_id`` as the web app edits), 0.5% new jobs, 0.5% expirations:
+   time passing, not an edit — those jobs were loaded with an ``expiresAt`` a few seconds after
+   the full run's start, so they expire between the two runs without any write;
+4. ``similarity_refresh(mode="incremental")``, then once more with nothing changed (the
+   no-change run);
 5. the same MongoDB server's raw rates, with plain pymongo, for the operations the
    pipeline does (find with the pull projection, bulk UpdateOne, vector ReplaceOne upserts,
    vector reads), so the pipeline's overhead over the server is visible.
@@ -183,11 +185,12 @@ def run_flow(mode: str, timer: MongoTimer, nlog: NeighbourLog, emb_pid: int, emb
 
 
 def churn(docs: list[dict[str, Any]], n: int, seed: int) -> tuple[list[dict], list[dict], list[Any]]:
-    """1% edited copies (with their ``_id``), 0.5% new jobs, 0.5% ``_id``s to expire."""
+    """1% edited copies (with their ``_id``), 0.5% new jobs, 0.5% ``_id``s that will expire."""
     from jobsim.synthetic import generate_jobs
 
     rng = random.Random(seed)
-    live = [d for d in docs if d["status"] == "active" and not d["isDeleted"]]
+    now = datetime.now(timezone.utc)
+    live = [d for d in docs if d["status"] == "active" and not d["isDeleted"] and d["expiresAt"] > now]
     picked = rng.sample(live, max(1, n // 100) + max(1, n // 200))
     edits = [dict(d, description=d["description"] + " Updated: the team now also works remotely on Fridays.")
              for d in picked[: max(1, n // 100)]]
@@ -201,8 +204,8 @@ IMPORTER_SAMPLE = 3  # churn edits sent through upsert_imported (the rest by _id
 
 def apply_churn(db: Any, repos: Any, edits: list[dict], new: list[dict], expire: list[Any]) -> dict[str, Any]:
     """Edits as the web app makes them (``$set`` by ``_id`` of the changed field and
-    ``updatedAt``), a few through the importer to measure its rate, new jobs bulk-loaded,
-    expirations as time passing (``expiresAt`` in the past, ``updatedAt`` untouched)."""
+    ``updatedAt``), a few through the importer to measure its rate, new jobs bulk-loaded
+    (the expirations happen by themselves: :func:`expire_soon`)."""
     now = datetime.now(timezone.utc)
     stored_only = ("_id", "embedding", "createdAt", "updatedAt")  # fields the importer sets itself
     sample = [{k: v for k, v in d.items() if k not in stored_only} for d in edits[:IMPORTER_SAMPLE]]
@@ -213,12 +216,17 @@ def apply_churn(db: Any, repos: Any, edits: list[dict], new: list[dict], expire:
     for d in edits[IMPORTER_SAMPLE:]:
         db.jobs.update_one({"_id": d["_id"]}, {"$set": {"description": d["description"], "updatedAt": now}})
     repos.insert_new(new, now)
-    past = now - timedelta(minutes=1)
-    for job_id in expire:
-        db.jobs.update_one({"_id": job_id}, {"$set": {"expiresAt": past}})
     return {"churn_upserts": len(sample), "churn_upsert_seconds": importer_s,
-            "churn_by_id": len(edits) - len(sample) + len(expire), "churn_new": len(new),
+            "churn_by_id": len(edits) - len(sample), "churn_new": len(new),
             "churn_other_seconds": time.perf_counter() - t, "churn_expired": len(expire)}
+
+
+def expire_soon(db: Any, ids: list[Any], seconds: float) -> datetime:
+    """Give ``ids`` an expiry ``seconds`` from now, as loaded data (before the full run): they
+    are open for the full run and expire before the incremental one, with no write between."""
+    at = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    db.jobs.update_many({"_id": {"$in": ids}}, {"$set": {"expiresAt": at}})
+    return at
 
 
 def warm_up_prefect() -> None:
@@ -308,11 +316,10 @@ def raw_rates(db: Any, n: int) -> dict[str, float]:
 STAGE_OPS = {  # repository methods whose MongoDB time belongs to each stage
     "pull": ("Jobs.changed_since",),
     "prepare": ("Jobs.mark_rejected",),
-    "embed": ("Embeddings.hashes", "Jobs.mark_processing", "Embeddings.upsert", "Jobs.mark_embedded",
-              "Jobs.mark_failed"),
-    "load_vectors": ("Jobs.active_context", "Embeddings.load"),
+    "embed": ("Embeddings.hashes", "Embeddings.upsert", "Jobs.mark_embedded", "Jobs.mark_failed", "Jobs.mark_pending"),
+    "load_vectors": ("Jobs.listed_docs", "Jobs.listing_docs", "Jobs.stored_lists", "Embeddings.load", "State.written_by"),
     "neighbours": (),
-    "write_back": ("Jobs.stored_lists", "Jobs.write_lists"),
+    "write_back": ("Jobs.write_lists", "State.mark_write_back"),
 }
 
 
@@ -327,52 +334,48 @@ def by_method(ops: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def report(n: int, load: dict[str, float], runs: list[dict[str, Any]], raw: dict[str, float],
            args: argparse.Namespace) -> str:
-    full, inc = runs
+    full, inc, idle = runs
     lines = [f"pipeline benchmark: {n:,} synthetic jobs, embedding server latency {args.latency * 1000:.0f} ms, "
              f"{args.vectors} vectors of {args.dims} dims, client limit {args.tpm:,} tokens/min",
              f"load: {load['docs']:,} jobs inserted (insert_many) in {load['seconds']:.1f} s ({load['docs'] / load['seconds']:,.0f}/s); "
              f"churn: {load['churn_upserts']} upsert_imported in {load['churn_upsert_seconds']:.2f} s "
-             f"({load['churn_upserts'] / load['churn_upsert_seconds']:,.2f}/s); {load['churn_by_id']} edits/expirations "
+             f"({load['churn_upserts'] / load['churn_upsert_seconds']:,.2f}/s); {load['churn_by_id']} edits "
              f"by _id + {load['churn_new']} new jobs in {load['churn_other_seconds']:.1f} s; "
-             f"{load['churn_expired']} expired", ""]
-    head = f"{'stage':<14}{'full s':>9}{'incr s':>9}{'incr/full':>10}   {'MongoDB s (full / incr)':<25} note"
+             f"{load['churn_expired']} expired by time alone", ""]
+    head = (f"{'stage':<14}{'full s':>9}{'incr s':>9}{'idle s':>9}{'incr/full':>10}{'idle/full':>10}   "
+            f"{'MongoDB s (full / incr / idle)':<30} note")
     lines += [head, "-" * len(head)]
     methods = [by_method(r["mongo_ops"]) for r in runs]
     for stage in STAGES:
-        tf, ti = (r["summary"]["timings"].get(stage, 0.0) for r in runs)
-        mongo = [sum(m[op]["seconds"] for op in STAGE_OPS[stage] if op in m) for m in methods]
-        note = ""
-        if stage == "neighbours":
-            parts = []
-            for r in runs:
-                a = r["neighbours_log"]
-                parts.append(f"{a[0]} search {a[3]:.2f} s" if a else "?")
-            note = "; ".join(parts)
-        elif stage == "embed":
-            note = (f"test server CPU {full['embedding_server_cpu']:.1f} / {inc['embedding_server_cpu']:.1f} s")
-        lines.append(f"{stage:<14}{tf:>9.2f}{ti:>9.2f}{(ti / tf if tf else float('nan')):>10.3f}   "
-                     f"{mongo[0]:>8.2f} / {mongo[1]:<14.2f} {note}")
-    lines.append(f"{'flow total':<14}{full['wall']:>9.2f}{inc['wall']:>9.2f}{inc['wall'] / full['wall']:>10.3f}"
-                 f"   (wall incl. Prefect task/flow overhead, start/finish run)")
+        t = [r["summary"]["timings"].get(stage, 0.0) for r in runs]
+        mongo = [sum(op["seconds"] for name, op in m.items() if name in STAGE_OPS[stage]) for m in methods]
+        note = "; ".join(f"{a[0]} search {a[3]:.2f} s" if (a := r["neighbours_log"]) else "?" for r in runs) \
+            if stage == "neighbours" else ""
+        lines.append(f"{stage:<14}{t[0]:>9.2f}{t[1]:>9.2f}{t[2]:>9.2f}{_ratio(t[1], t[0]):>10}{_ratio(t[2], t[0]):>10}   "
+                     f"{mongo[0]:>8.2f} / {mongo[1]:>6.2f} / {mongo[2]:<8.2f} {note}")
+    walls = [r["wall"] for r in runs]
+    lines.append(f"{'flow total':<14}{walls[0]:>9.2f}{walls[1]:>9.2f}{walls[2]:>9.2f}{_ratio(walls[1], walls[0]):>10}"
+                 f"{_ratio(walls[2], walls[0]):>10}   (wall incl. Prefect task/flow overhead, lease, run record)")
     lines.append("")
     for r in runs:
         s = r["summary"]
         lines.append(
-            f"{r['mode']:<12} seen {s['seen']:,}, valid {s['valid']:,}, embedded {s['embedded']:,}, "
-            f"reused {s['reused']:,}, failed {s['failed']}, rejected {s['rejected']}; requests {s['requests']} "
-            f"(server saw {r['server_requests']}), tokens {s['tokens']:,}; active vectors {s['active_vectors']:,}; "
-            f"lists written {s['lists_written']:,} (cleared {s['lists_cleared']}), unchanged {s['lists_unchanged']:,}; "
-            f"client CPU {r['client_cpu']:.1f} s, MongoDB server CPU {r['mongo_server_cpu']:.1f} s, "
-            f"peak RSS so far {r['peak_rss_mb']:.0f} MB")
-    lines += ["", f"{'MongoDB operation (full run)':<40}{'docs':>9}{'cmds':>6}{'s':>8}{'docs/s':>10}"]
-    for method, op in sorted(methods[0].items(), key=lambda kv: -kv[1]["seconds"]):
-        if op["seconds"] < 0.005:
-            continue
-        rate = op["docs"] / op["seconds"] if op["seconds"] else 0
-        lines.append(f"{method:<40}{int(op['docs']):>9,}{int(op['commands']):>6}{op['seconds']:>8.2f}{rate:>10,.0f}")
+            f"{r['mode']:<12} {s.get('headline', '')}; seen {s['seen']:,}, embedded {s['embedded']:,}, requests "
+            f"{s['requests']} (server saw {r['server_requests']}), tokens {s['tokens']:,}; neighbour pass "
+            f"{s['search'].get('mode')}; client CPU {r['client_cpu']:.1f} s, MongoDB server CPU "
+            f"{r['mongo_server_cpu']:.1f} s, peak RSS so far {r['peak_rss_mb']:.0f} MB")
+    for title, m in zip(("full run", "incremental run", "no-change run"), methods):
+        lines += ["", f"{'MongoDB operations, ' + title:<40}{'docs':>9}{'cmds':>6}{'s':>8}{'docs/s':>10}"]
+        for method, op in sorted(m.items(), key=lambda kv: -kv[1]["seconds"]):
+            rate = op["docs"] / op["seconds"] if op["seconds"] else 0
+            lines.append(f"{method:<40}{int(op['docs']):>9,}{int(op['commands']):>6}{op['seconds']:>8.2f}{rate:>10,.0f}")
     lines += ["", "raw pymongo on the same server, same run:"]
     lines += [f"  {name:<52}{rate:>10,.0f} docs/s" for name, rate in raw.items()]
     return "\n".join(lines)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.3f}" if b else "–"
 
 
 def main() -> int:
@@ -431,20 +434,27 @@ def main() -> int:
         load = {"docs": len(jobs), "seconds": time.perf_counter() - t}
         timer.reset()
         warm_up_prefect()
+        edits, new, expire = churn(docs, args.n, args.seed)
+        expires_at = expire_soon(db, expire, 20)
 
         print("full run ...", file=sys.stderr, flush=True)
         full = run_flow("full", timer, nlog, emb_proc.pid, url, mongo.pid)
+        if full["summary"]["timings"] and datetime.now(timezone.utc) < expires_at:
+            time.sleep((expires_at - datetime.now(timezone.utc)).total_seconds() + 1)
 
-        load.update(apply_churn(db, repos, *churn(docs, args.n, args.seed)))
+        load.update(apply_churn(db, repos, edits, new, expire))
         timer.reset()
 
         print("incremental run ...", file=sys.stderr, flush=True)
         inc = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
+        time.sleep(float(settings.watermark_overlap_s) + 1)  # past the watermark overlap: nothing is re-read
+        print("no-change run ...", file=sys.stderr, flush=True)
+        idle = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
 
         print("raw MongoDB rates ...", file=sys.stderr, flush=True)
         raw = raw_rates(db, min(args.raw_n, args.n))
         prefect_args = prefect_argument_cost(jobs)
-        text = report(args.n, load, [full, inc], raw, args)
+        text = report(args.n, load, [full, inc, idle], raw, args)
         text += "\n\nPrefect task-argument cost (one @task call, same process):\n" + "\n".join(
             f"  {name:<52}{secs:>10.3f} s" for name, secs in prefect_args.items())
         text += (f"\n\npeak RSS: benchmark+flow process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
@@ -452,7 +462,7 @@ def main() -> int:
         print(text)
         if args.json:
             args.json.write_text(json.dumps({"n": args.n, "args": {k: str(v) for k, v in vars(args).items()},
-                                             "load": load, "runs": [full, inc], "raw": raw,
+                                             "load": load, "runs": [full, inc, idle], "raw": raw,
                                              "prefect_args": prefect_args}, indent=1,
                                             default=str))
     finally:

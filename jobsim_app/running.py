@@ -76,10 +76,11 @@ def _print_example(settings: Settings) -> None:
     example = jobs.example_with_list()
     if example:
         job_id, items = example
-        titles = jobs.titles([job_id, *[i for i, _ in items]])
+        titles = jobs.titles([job_id, *[n.job_id for n in items]])
         print(f"\n  example: {titles.get(job_id)!r} ({display_id(job_id)}) is similar to")
-        for other, score in items[:5]:
-            print(f"    {score:.2f}  {titles.get(other)!r}")
+        for n in items[:5]:
+            why = " · ".join(n.match)
+            print(f"    {n.score:.2f}  {titles.get(n.job_id)!r}  ({round(n.cosine * 100)}% match{' · ' + why if why else ''})")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

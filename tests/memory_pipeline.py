@@ -72,7 +72,7 @@ class MemoryPipeline:
                                                      s.neighbours.recompute_days)
         self.state = result.state if s.neighbours.incremental else None
         summary = summarize(run, len(docs), prepared, embedded, int(corpus.active.sum()), written, 0.0, {},
-                            result.stats.as_dict())
+                            result.stats.as_dict(), result.checks)
         finish_run(repos.state, run, summary, now, s.watermark_overlap_s)
         return summary.as_dict()
 

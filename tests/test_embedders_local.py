@@ -95,10 +95,15 @@ def test_an_unknown_model_name_keeps_the_v2_recipe():
     assert np.array_equal(a, b)
 
 
-def test_v3_is_the_default_local_model():
-    assert EmbeddingSettings().model == V3
-    assert EmbeddingSettings(provider="openai").model != V3
-    assert LocalEmbedder().model == V3
+def test_the_fitted_embedder_is_the_default_local_model_and_v3_the_corpus_blind_one():
+    from jobsim.embedders import is_fitted, make_embedder
+    from jobsim.errors import ConfigError
+
+    assert EmbeddingSettings().model == "jobsim-fitted-v1" and is_fitted(EmbeddingSettings())
+    assert EmbeddingSettings(provider="openai").model == "text-embedding-3-small"
+    assert LocalEmbedder().model == V3 and make_embedder(EmbeddingSettings(model=V3)).model == V3
+    with pytest.raises(ConfigError, match="needs its fitted model"):
+        make_embedder(EmbeddingSettings())  # the run fits or loads it first
 
 
 def reference_v3(text: str, dims: int) -> np.ndarray:
@@ -199,7 +204,8 @@ def test_v3_is_deterministic_across_processes():
 def test_evaluate_offers_each_local_version():
     texts = FROZEN_TEXTS
     data = Dataset("frozen", list(texts), ["x"] * len(texts), [frozenset("x")] * len(texts))
-    for kind, model in (("local-v1", V1), ("local-v2", V2), ("local-v3", V3), ("local", V3)):
+    for kind, model in (("local-v1", V1), ("local-v2", V2), ("local-v3", V3)):
         vectors, missing = evaluate_embed(data, kind, 64)
         assert missing == 0
         assert np.array_equal(vectors, LocalEmbedder(model, 64).embed(texts).vectors)
+    assert np.array_equal(evaluate_embed(data, "local", 64)[0], evaluate_embed(data, "fitted", 64)[0])  # the default

@@ -99,7 +99,7 @@ def test_import_event_starts_exactly_one_run_with_the_import_parameters(stack, t
     # the stack is shared: postings of earlier tests may be re-checked (watermark overlap)
     # with their vectors current; exactly this import's valid postings are newly embedded
     now = datetime.now(timezone.utc)
-    new_valid = sum(check_job({"_id": d["externalId"], **d}, now).job is not None
+    new_valid = sum(check_job({"_id": d["externalId"], **d}, now, 90).job is not None  # active or closed < 90 days
                     for d in generate_jobs(60, seed=11))
     assert metrics["jobs seen"] >= 60 and metrics["embedded"] == new_valid > 30
     assert metrics["embedded"] <= metrics["valid"]

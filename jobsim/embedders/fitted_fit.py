@@ -137,6 +137,7 @@ def _with_lsa(model: FittedModel, texts: list[str], seed: int) -> FittedModel:
     """The model with its LSA block: top right singular vectors of the word part of a
     seeded sample of the texts, restricted to the most frequent features."""
     from sklearn.decomposition import TruncatedSVD
+    from threadpoolctl import threadpool_limits
 
     from jobsim.embedders.fitted import FittedEmbedder
 
@@ -149,7 +150,8 @@ def _with_lsa(model: FittedModel, texts: list[str], seed: int) -> FittedModel:
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(texts), sample, replace=False)) if sample < len(texts) else np.arange(sample)
     words = FittedEmbedder(model).word_matrix([texts[i] for i in chosen])[:, :rows]
-    svd = TruncatedSVD(k, algorithm="randomized", n_iter=p.lsa_iterations, random_state=seed).fit(words)
+    with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread: the same floats whatever the threads
+        svd = TruncatedSVD(k, algorithm="randomized", n_iter=p.lsa_iterations, random_state=seed).fit(words)
     lsa = np.ascontiguousarray(svd.components_.T, dtype=np.float16)
     return FittedModel(model.dimensions, p, model.tokens, model.features, model.token_feature,
                        model.idf, model.generic, model.boilerplate, lsa)

@@ -50,11 +50,17 @@ def dense_cosine_rows(matrix: Any) -> np.ndarray:
 def embed(data: Dataset, kind: str, dimensions: int = 512, seed: int = 0) -> tuple[np.ndarray, int]:
     """Unit vectors of ``data.texts`` by ``kind`` and the number of rows without features."""
     texts = data.texts
-    if kind in ("local", "local-v1", "local-v2", "local-v3"):  # "local" = the settings' default
-        from jobsim.embedders.local import V1, V2, V3, LocalEmbedder
+    if kind == "local":  # the settings' default local embedder
+        from jobsim.embedders import is_fitted
         from jobsim.settings import EmbeddingSettings
 
-        model = {"local-v1": V1, "local-v2": V2, "local-v3": V3}.get(kind) or EmbeddingSettings().model
+        default = EmbeddingSettings()
+        kind = "fitted" if is_fitted(default) else {"jobsim-hash-ngram-v1": "local-v1",
+                                                     "jobsim-hash-ngram-v2": "local-v2"}.get(default.model, "local-v3")
+    if kind in ("local-v1", "local-v2", "local-v3"):
+        from jobsim.embedders.local import V1, V2, V3, LocalEmbedder
+
+        model = {"local-v1": V1, "local-v2": V2, "local-v3": V3}[kind]
         result = LocalEmbedder(model, dimensions).embed(texts)
         return result.vectors, len(result.errors)
     if kind == "fitted":
