@@ -68,3 +68,21 @@ def shared_file(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not found: the shared data folder is only beside the project in CI/dev")
     return path
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    """Our OpenAI-compatible embeddings server for a test module (default dimensions: its ``SERVER_DIMS``)."""
+    from tests.embedding_server import EmbeddingServer
+
+    with EmbeddingServer(dimensions=getattr(request.module, "SERVER_DIMS", 1536)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(server):
+    """The module's embeddings server, cleared of requests and faults for each test."""
+    server.clear()
+    server.latency = 0.0
+    yield server
+    server.clear()

@@ -22,21 +22,8 @@ from jobsim.embedders.openai.policy import RATE_LIMITED, Failure, Kind
 from jobsim.settings import EmbeddingSettings
 from tests.embedding_server import EmbeddingServer
 
-DIMS = 32
+DIMS = SERVER_DIMS = 32
 
-
-@pytest.fixture(scope="module")
-def server():
-    with EmbeddingServer(dimensions=DIMS) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server):
-    server.clear()
-    server.latency = 0.0
-    yield server
-    server.clear()
 
 
 def embed(url: str, texts: list[str], **overrides) -> EmbeddingResult:

@@ -21,19 +21,6 @@ from tests.embedding_server import EmbeddingServer
 DIMS = 64
 
 
-@pytest.fixture(scope="module")
-def server():
-    with EmbeddingServer(dimensions=1536) as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server):
-    server.clear()
-    server.latency = 0.0
-    yield server
-    server.clear()
-
 
 def make(srv: EmbeddingServer, **overrides) -> OpenAIEmbedder:
     fields = dict(provider="openai", base_url=srv.url, api_key="test-key", dimensions=DIMS,
