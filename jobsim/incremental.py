@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jobsim.neighbours import _order_rows, error_bound, exact_topk, merge_topk, rescore, topk_of_rows
+from jobsim.neighbours import error_bound, exact_topk, merge_topk, order_rows as _order_rows, rescore, topk_of_rows
 
 log = logging.getLogger(__name__)
 
