@@ -1,29 +1,35 @@
-"""Approximate all-pairs top-k with a faiss index, tuned each run to a recall target.
+"""Approximate all-pairs top-k: an IVF searched as dense GEMM blocks, tuned each run.
 
-Pure arrays in, arrays out. The index (HNSW, IVF-Flat or IVF-SQ8, optionally on
-PCA-reduced vectors) is built over all rows; its search parameter (``efSearch`` or
-``nprobe``) is raised step by step until recall@10 on a random sample of rows, measured
-against the exact search of those rows, reaches the target; then every row is searched
-with that parameter. Candidates are rescored with exact full-dimension inner products,
-so scores are true cosines and only *which* neighbours were found is approximate.
-Self is removed by index (duplicates stay), as in the exact path.
+Pure arrays in, arrays out. :func:`build_ivf` trains spherical k-means centroids on a
+sample, gives every row its best lists (:mod:`jobsim.ivf`), computes the exact top-10
+of a random sample of rows and picks the smallest ``nprobe`` whose recall@10 on that
+sample reaches the target with ~95% confidence (the recall of a probe count follows from
+list membership alone, so every candidate value is evaluated without a search).
+:func:`jobsim.ivf.ivf_search` then searches every row: its result is the exact,
+canonically rescored top-k of the union of its probed lists, so scores are the true
+cosines the exact pass would give and only *which* neighbours were found is
+approximate. Self is removed by index (duplicates stay), as in the exact path.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
-import faiss
 import numpy as np
 
-from jobsim.neighbours import PROGRESS_EVERY_S, _order_rows, topk_of_rows
+from jobsim.ivf import (
+    Lists, default_nlist, ivf_search, make_lists, probe_order, probed_recall, search_cost, train_centroids,
+)
+from jobsim.neighbours import topk_of_rows
 
 log = logging.getLogger(__name__)
 
-HNSW_EF_LADDER = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-IVF_NPROBE_LADDER = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512, 1024)
+MAX_NPROBE = 32  # probe counts tried; beyond this an IVF is no longer worth it
+CONFIDENCE_Z = 1.645  # one-sided 95%: the sample's recall minus z standard errors must reach the target
+TRUTH_BUDGET = 64 << 20  # score blocks of the sample's exact search
 
 
 @dataclass
@@ -33,13 +39,24 @@ class AnnReport:
     index: str
     param: str
     value: int
-    recall_at_10: float
+    recall_at_10: float  # on the sample, against exact search
     recall_sample: int
-    pca_dims: int
+    nlist: int
     build_s: float
     tune_s: float
-    search_s: float
+    search_s: float = 0.0
+    scored_pairs: int = 0  # scores the search computes (Σ probed list sizes)
     tried: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class IvfIndex:
+    """Lists and probes of every row, and the probe count tuned to the recall target."""
+
+    lists: Lists
+    probes: np.ndarray
+    nprobe: int
+    report: AnnReport
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
@@ -52,120 +69,72 @@ def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
     return hits / total if total else 1.0
 
 
-def _pca(x: np.ndarray, dims: int, rng: np.random.Generator, sample: int = 20_000) -> np.ndarray:
-    """(d, dims) projection on the top principal directions of a row sample (numpy BLAS)."""
-    rows = x[rng.choice(len(x), size=min(sample, len(x)), replace=False)]
-    centred = rows - rows.mean(axis=0)
-    _, vecs = np.linalg.eigh(centred.T @ centred)
-    return np.ascontiguousarray(vecs[:, ::-1][:, :dims], dtype=np.float32)
+def _tune(
+    probes: np.ndarray, lists: Lists, truth: np.ndarray, target: float
+) -> tuple[int, dict[int, float]]:
+    """Smallest nprobe whose sample recall, less ``CONFIDENCE_Z`` standard errors, reaches
+    ``target`` (else the largest tried); recall of every value tried."""
+    tried: dict[int, float] = {}
+    m = len(truth)
+    for p in range(1, probes.shape[1] + 1):
+        per_row = probed_recall(probes, lists, truth, p)
+        mean = float(per_row.mean()) if m else 1.0
+        tried[p] = round(mean, 4)
+        se = float(per_row.std(ddof=1)) / math.sqrt(m) if m > 1 else 0.0
+        if mean - CONFIDENCE_Z * se >= target:
+            return p, tried
+    return probes.shape[1], tried
 
 
-def _build(kind: str, xs: np.ndarray, nlist: int, hnsw_m: int, ef_construction: int,
-           rng: np.random.Generator) -> faiss.Index:
-    d = xs.shape[1]
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
-    else:
-        quantizer = faiss.IndexFlatIP(d)
-        if kind == "ivf_flat":
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        else:  # ivf_sq8
-            index = faiss.IndexIVFScalarQuantizer(
-                quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
-        train = xs[rng.choice(len(xs), size=min(len(xs), 64 * nlist), replace=False)]
-        index.train(np.ascontiguousarray(train))
-    index.add(xs)
-    return index
+def build_ivf(
+    vectors: np.ndarray, *, recall_target: float = 0.95, recall_sample: int = 500,
+    nlist: int = 0, seed: int = 0,
+) -> IvfIndex:
+    """Train, assign and tune (no search yet): the ANN pass up to its search."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    nl = max(1, min(nlist or default_nlist(n), n))
+    centroids = train_centroids(x, nl, rng)
+    probes = probe_order(x, centroids, MAX_NPROBE)
+    lists = make_lists(probes[:, 0], len(centroids))
+    build_s = time.perf_counter() - started
+    started = time.perf_counter()
+    sample = np.sort(rng.choice(n, size=min(recall_sample, n), replace=False))
+    _, truth = topk_of_rows(x, sample, 10, TRUTH_BUDGET)
+    nprobe, tried = _tune(probes[sample], lists, truth, recall_target)
+    recall = tried[nprobe]
+    if recall < recall_target:
+        log.warning("ann ivf: recall@10 %.3f below target %.2f at nprobe=%d", recall, recall_target, nprobe)
+    report = AnnReport(
+        index="ivf", param="nprobe", value=nprobe, recall_at_10=recall, recall_sample=len(sample),
+        nlist=len(centroids), build_s=round(build_s, 3), tune_s=round(time.perf_counter() - started, 3),
+        scored_pairs=search_cost(probes, lists, nprobe), tried=tried,
+    )
+    return IvfIndex(lists=lists, probes=probes, nprobe=nprobe, report=report)
 
 
-def _set_param(index: faiss.Index, kind: str, value: int) -> None:
-    if kind == "hnsw":
-        index.hnsw.efSearch = int(value)
-    else:
-        index.nprobe = int(value)
-
-
-def _search(index: faiss.Index, xs: np.ndarray, x: np.ndarray, rows: np.ndarray, k: int,
-            fetch: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """ANN candidates of ``rows`` (self dropped by index), rescored exactly, top ``k``."""
-    out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
-    out_i = np.full((len(rows), k), -1, dtype=np.int64)
-    step = max(1, min(4096, budget // max(1, 4 * fetch * x.shape[1])))
-    started = last_log = time.perf_counter()
-    for b0 in range(0, len(rows), step):
-        r = rows[b0 : b0 + step]
-        _, cand = index.search(np.ascontiguousarray(xs[r]), fetch)
-        cand = np.where(cand == r[:, None], -1, cand)  # self, by index
-        safe = np.where(cand < 0, 0, cand)
-        cos = np.einsum("bd,bkd->bk", x[r], x[safe], optimize=False).astype(np.float32)
-        cos = np.where(cand < 0, -np.inf, cos).astype(np.float32)
-        _order_rows(cos, cand)
-        out_s[b0 : b0 + len(r)], out_i[b0 : b0 + len(r)] = cos[:, :k], cand[:, :k]
-        if time.perf_counter() - last_log > PROGRESS_EVERY_S:
-            last_log = time.perf_counter()
-            log.info("ann search: %d/%d rows, %.1f s", b0 + len(r), len(rows), last_log - started)
-    return out_s, out_i
+def search_ivf(vectors: np.ndarray, index: IvfIndex, k: int) -> tuple[np.ndarray, np.ndarray, AnnReport]:
+    """Every row's top-``k`` within its tuned probes (same shapes, order and padding as
+    :func:`jobsim.neighbours.exact_topk`)."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    started = time.perf_counter()
+    scores, indices = ivf_search(x, index.lists, index.probes, index.nprobe, k)
+    report = index.report
+    report.search_s = round(time.perf_counter() - started, 3)
+    log.info("ann ivf: nlist=%d nprobe=%d recall@10=%.3f (sample %d), build %.1f s, tune %.1f s, "
+             "search %.1f s", report.nlist, report.value, report.recall_at_10, report.recall_sample,
+             report.build_s, report.tune_s, report.search_s)
+    return scores, indices, report
 
 
 def ann_topk(
-    vectors: np.ndarray,
-    k: int,
-    *,
-    kind: str = "hnsw",
-    recall_target: float = 0.95,
-    recall_sample: int = 500,
-    hnsw_m: int = 32,
-    ef_construction: int = 40,
-    nlist: int = 0,
-    pca_dims: int = 0,
-    memory_budget_bytes: int = 256 << 20,
-    seed: int = 0,
+    vectors: np.ndarray, k: int, *, recall_target: float = 0.95, recall_sample: int = 500,
+    nlist: int = 0, seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, AnnReport]:
-    """Approximate :func:`jobsim.neighbours.exact_topk` (same shapes, order and padding)."""
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, d = x.shape
-    rng = np.random.default_rng(seed)
-    started = time.perf_counter()
-    use_pca = 0 < pca_dims < d
-    xs = np.ascontiguousarray(x @ _pca(x, pca_dims, rng)) if use_pca else x
-    nl = nlist or int(max(1, min(n // 39, 4 * np.sqrt(n))))
-    index = _build(kind, xs, nl, hnsw_m, ef_construction, rng)
-    build_s = time.perf_counter() - started
-
-    started = time.perf_counter()
-    sample = np.sort(rng.choice(n, size=min(recall_sample, n), replace=False))
-    _, truth = topk_of_rows(x, sample, 10, memory_budget_bytes)
-    ladder = HNSW_EF_LADDER if kind == "hnsw" else tuple(v for v in IVF_NPROBE_LADDER if v <= nl) or (nl,)
-    fetch = min(n, k + 1)
-    tried: dict[int, float] = {}
-    chosen = ladder[-1]
-    for value in ladder:
-        if kind == "hnsw" and value < fetch:
-            continue
-        _set_param(index, kind, value)
-        _, found = _search(index, xs, x, sample, 10, fetch, memory_budget_bytes)
-        tried[value] = recall_at(found, truth)
-        if tried[value] >= recall_target:
-            chosen = value
-            break
-    _set_param(index, kind, chosen)
-    recall = tried.get(chosen, 0.0)
-    if recall < recall_target:
-        log.warning("ann %s: recall@10 %.3f below target %.2f at %s=%d", kind, recall,
-                    recall_target, "efSearch" if kind == "hnsw" else "nprobe", chosen)
-    tune_s = time.perf_counter() - started
-
-    started = time.perf_counter()
-    scores, indices = _search(index, xs, x, np.arange(n), k, fetch, memory_budget_bytes)
-    search_s = time.perf_counter() - started
-    report = AnnReport(
-        index=kind, param="efSearch" if kind == "hnsw" else "nprobe", value=int(chosen),
-        recall_at_10=round(float(recall), 4), recall_sample=len(sample),
-        pca_dims=pca_dims if use_pca else 0, build_s=round(build_s, 3), tune_s=round(tune_s, 3),
-        search_s=round(search_s, 3), tried={int(a): round(b, 4) for a, b in tried.items()},
-    )
-    log.info("ann %s: %s=%d recall@10=%.3f (sample %d), build %.1f s, tune %.1f s, search %.1f s",
-             kind, report.param, chosen, recall, len(sample), build_s, tune_s, search_s)
-    return scores, indices, report
-
+    """Approximate :func:`jobsim.neighbours.exact_topk`: :func:`build_ivf` then
+    :func:`search_ivf`."""
+    index = build_ivf(vectors, recall_target=recall_target, recall_sample=recall_sample,
+                      nlist=nlist, seed=seed)
+    return search_ivf(vectors, index, k)
