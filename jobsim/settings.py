@@ -106,25 +106,22 @@ class NeighbourSettings(BaseModel):
     )
     recompute_days: int = Field(7, ge=1, description="similarityMetadata.nextComputeAt offset.")
     exact_max_jobs: int = Field(
-        60_000, ge=0, description="Full passes over at most this many active jobs are exact "
-        "(numpy GEMM + heap); larger ones use the ANN index below."
-    )
-    ann_index: Literal["hnsw", "ivf_flat", "ivf_sq8"] = Field(
-        "hnsw", description="faiss index of the ANN full pass (ivf_sq8 needs ~4× less memory)."
+        0, ge=0, description="0: a planner chooses each full pass (exact unless an ANN pass is "
+        "predicted faster by its cost model, with the GEMM rate measured at run time; "
+        "docs/scaling.md). > 0: full passes over at most this many active jobs are exact, "
+        "larger ones ANN."
     )
     ann_recall_target: float = Field(
-        0.95, gt=0, le=1, description="ANN search effort (efSearch / nprobe) is raised each run "
-        "until recall@10 on a sample, against exact search, reaches this."
+        0.95, gt=0, le=1, description="The ANN pass (an IVF searched as GEMM blocks) probes the "
+        "fewest lists whose recall@10 on a sample, against exact search, reaches this with 95% "
+        "confidence; measured each run."
     )
     ann_recall_sample: int = Field(
-        500, ge=10, description="Rows whose exact top-10 is computed each ANN run to measure recall."
+        500, ge=10, description="Rows whose exact top-10 is computed each ANN run to tune and "
+        "measure recall."
     )
-    ann_hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree M.")
-    ann_ef_construction: int = Field(40, ge=8, description="HNSW efConstruction.")
-    ann_nlist: int = Field(0, ge=0, description="IVF lists; 0 = 4·√N.")
-    ann_pca_dims: int = Field(
-        0, ge=0, description="Build the ANN index on this many PCA dimensions (0 = full "
-        "vectors); candidates are rescored with full vectors either way."
+    ann_nlist: int = Field(
+        0, ge=0, description="IVF lists of the ANN pass; 0 = √N rounded to a power of two (16–4096)."
     )
     candidate_margin: int = Field(
         16, ge=0, le=1000, description="Extra cosine candidates kept per job in the incremental "

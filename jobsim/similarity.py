@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from jobsim.ann import ann_topk
+from jobsim.fullpass import full_topk, plan_for
 from jobsim.incremental import CandidateState, churn_of, fingerprints, full_state, update_state
 from jobsim.scoring import Context, encode, rerank
 from jobsim.settings import NeighbourSettings
@@ -99,26 +99,24 @@ TopK = tuple[np.ndarray, np.ndarray]  # (scores, row indices), each (n, depth)
 def full_pass(
     active: ActiveSet, settings: NeighbourSettings, fps: np.ndarray, exact: TopK | None = None
 ) -> tuple[CandidateState, dict]:
-    """Exact below ``exact_max_jobs``, ANN above it: candidate lists of every row.
-    ``exact`` = the exact lists already computed elsewhere (the sharded search)."""
-    n, budget = len(active.ids), settings.memory_budget_mb << 20
-    if n <= settings.exact_max_jobs:
-        state = full_state(active.ids, active.vectors, fps, _depth(settings), budget, exact)
-        return state, {"mode": "exact"}
-    scores, cand, report = ann_topk(
-        active.vectors, _depth(settings), kind=settings.ann_index,
-        recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
-        hnsw_m=settings.ann_hnsw_m, ef_construction=settings.ann_ef_construction,
-        nlist=settings.ann_nlist, pca_dims=settings.ann_pca_dims, memory_budget_bytes=budget,
-    )
-    state = CandidateState(
-        ids=active.ids, fingerprints=fps, scores=scores, cand=cand,
-        depth=np.full(n, min(_depth(settings), max(n - 1, 0)), dtype=np.int32),
-        dims=int(active.vectors.shape[1]), exact=False,
-    )
-    return state, {"mode": "ann", "ann_index": report.index, "ann_param": report.param,
-                   "ann_value": report.value, "recall_at_10": report.recall_at_10,
-                   "recall_sample": report.recall_sample}
+    """Exact or ANN as the planner chooses (:mod:`jobsim.fullpass`): candidate lists of
+    every row. ``exact`` = the exact lists already computed elsewhere (the sharded search)."""
+    n, depth = len(active.ids), _depth(settings)
+    if exact is None:
+        result = full_topk(active.vectors, depth, settings)
+        if result.ann is None:
+            exact = (result.scores, result.indices)
+        else:
+            r = result.ann
+            state = CandidateState(
+                ids=active.ids, fingerprints=fps, scores=result.scores, cand=result.indices,
+                depth=np.full(n, min(depth, max(n - 1, 0)), dtype=np.int32),
+                dims=int(active.vectors.shape[1]), exact=False,
+            )
+            return state, {"mode": "ann", "ann_index": r.index, "ann_param": r.param, "ann_value": r.value,
+                           "recall_at_10": r.recall_at_10, "recall_sample": r.recall_sample}
+    state = full_state(active.ids, active.vectors, fps, depth, settings.memory_budget_mb << 20, exact)
+    return state, {"mode": "exact"}
 
 
 def lists_from(active: ActiveSet, state: CandidateState, settings: NeighbourSettings) -> dict[str, Neighbours]:
@@ -151,14 +149,14 @@ def choose_pass(active: ActiveSet, settings: NeighbourSettings, previous: Candid
     """Incremental from ``previous`` when it applies, else a full pass (exact or ANN by size)."""
     n = len(active.ids)
     dims = int(active.vectors.shape[1]) if active.vectors.ndim == 2 else 0
-    full = "exact" if n <= settings.exact_max_jobs else "ann"
+    full = plan_for(n, dims, settings).mode if dims else "exact"
     if previous is None:
         return PassChoice(full, "no previous state" if settings.incremental else "incremental off")
     if not settings.incremental:
         return PassChoice(full, "incremental off")
     if previous.dims != dims or previous.scores.shape[1] != _depth(settings):
         return PassChoice(full, "state from other dimensions or candidate depth")
-    if not previous.exact and n <= settings.exact_max_jobs:
+    if not previous.exact and full == "exact":
         return PassChoice(full, "state is approximate and the set is small enough for exact")
     fps = fingerprints(active.vectors)
     old_to_new, added, churn = churn_of(previous, active.ids, fps)

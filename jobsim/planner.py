@@ -1,0 +1,140 @@
+"""Exact or ANN for a full pass: a cost model fitted on measurements, calibrated at run time.
+
+Pure: sizes in, a :class:`PassPlan` out (plus one timed GEMM block per process and
+dimension, :func:`gemm_rate`). Both paths are sums of GEMM work, divided by the GEMM rate
+measured on this machine right now, and of per-pair / per-row work whose constants were
+fitted from ``bench/neighbours.py --fit`` (BENCHMARKS.md "Neighbours", ``COSTS``):
+
+* exact: ``n²/2`` distinct pairs, ``2·d`` FLOP each on the symmetric blocks, plus their top-k
+  selection; per row, the locality order and the canonical rescoring of its list;
+* ANN (IVF searched as GEMM blocks, :mod:`jobsim.ann`): k-means on a sample, one GEMM per
+  row against the centroids, the exact top-10 of the recall sample, then ``n · nprobe ·
+  n/nlist`` scores (GEMM + selection), and the same per-row finish.
+
+Before a run knows its ``nprobe`` the plan assumes ``NPROBE_GUESS``; once the index is
+tuned, :func:`confirm_ann` re-predicts the search with the real probe cost and switches
+to exact if the ANN would now be slower. A path predicted slower than exact is never taken.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Fitted constants (seconds), at the GEMM rate of the fit (``ref_gflops``): per-pair
+    and per-row costs scale with the calibrated rate like the GEMM does."""
+
+    ref_gflops: float = 150.0
+    exact_pair_s: float = 2.0e-9  # top-k selection per distinct pair of the symmetric pass
+    exact_row_s: float = 8.0e-6  # locality order + rescoring + certification, per row (d=512)
+    ivf_pair_s: float = 3.0e-9  # gather + selection per score of the IVF search
+    ivf_row_s: float = 6.0e-6  # probes, lists, rescoring (cache-local), per row (d=512)
+    fixed_s: float = 0.05  # thread pools, planning
+
+
+COSTS = Costs()
+NPROBE_GUESS = 4  # probes assumed before tuning (measured: 1–3 on clustered and text vectors)
+SMALL_PASS_S = 1.0  # exact passes predicted below this are not worth planning
+
+
+@dataclass
+class PassPlan:
+    """The chosen full pass and the predictions it was chosen by (shown in the run report)."""
+
+    mode: str  # "exact" | "ann"
+    exact_s: float
+    ann_s: float | None
+    reason: str
+    gflops: float = 0.0  # GEMM rate used (calibrated at run time, 0 = not calibrated)
+
+
+@functools.lru_cache(maxsize=8)
+def gemm_rate(d: int, side: int = 2048) -> float:
+    """GFLOP/s of one (side × d) · (d × side) float32 GEMM, best of 3 (once per process and d)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((side, d), dtype=np.float32)
+    b = rng.standard_normal((side, d), dtype=np.float32)
+    out = np.empty((side, side), dtype=np.float32)
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        np.matmul(a, b.T, out=out)
+        best = min(best, time.perf_counter() - started)
+    return 2 * side * side * d / best / 1e9
+
+
+def _scale(gflops: float, costs: Costs) -> float:
+    return costs.ref_gflops / max(gflops, 1e-3)
+
+
+def predict_exact_s(n: int, d: int, gflops: float, costs: Costs = COSTS) -> float:
+    """Seconds of :func:`jobsim.neighbours.exact_topk` over ``n`` rows of ``d`` dims."""
+    pairs = n * (n - 1) / 2
+    gemm = pairs * 2 * d / (gflops * 1e9)
+    per_unit = _scale(gflops, costs)
+    return gemm + per_unit * (pairs * costs.exact_pair_s + n * costs.exact_row_s * d / 512) + costs.fixed_s
+
+
+def predict_ann_s(
+    n: int, d: int, gflops: float, *, nlist: int, nprobe: float | None = None, recall_sample: int = 500,
+    scored_pairs: float | None = None, built: bool = False, costs: Costs = COSTS,
+) -> float:
+    """Seconds of the IVF pass: training (on 32 rows per list, 10 rounds), assignment, the
+    recall sample's exact top-10 (skipped when ``built``), then a search scoring
+    ``scored_pairs`` (default ``n · nprobe · n / nlist``) and the finish."""
+    rate = gflops * 1e9
+    per_unit = _scale(gflops, costs)
+    build = 0.0 if built else (10 * 32 * nlist * nlist + n * nlist + recall_sample * n) * 2 * d / rate
+    pairs = scored_pairs if scored_pairs is not None else n * (nprobe or NPROBE_GUESS) * n / max(1, nlist)
+    search = pairs * 2 * d / rate + per_unit * pairs * costs.ivf_pair_s
+    return build + search + per_unit * n * costs.ivf_row_s * d / 512 + costs.fixed_s
+
+
+def plan_full_pass(
+    n: int, d: int, *, nlist: int, recall_sample: int = 500, force: str = "auto",
+    gflops: float | None = None, costs: Costs = COSTS,
+) -> PassPlan:
+    """Exact unless the ANN is predicted faster (``force`` = "exact" / "ann" overrides).
+
+    ``gflops`` = the GEMM rate (default: :func:`gemm_rate`, measured once per process;
+    skipped for passes too small to matter, judged at the fitted rate)."""
+    if n < 2 or d < 1:
+        return PassPlan("exact", 0.0, None, "nothing to search")
+    if force in ("exact", "ann"):
+        return PassPlan(force, 0.0, None, f"forced by settings ({force})")
+    if predict_exact_s(n, d, costs.ref_gflops, costs) < SMALL_PASS_S:
+        return PassPlan("exact", round(predict_exact_s(n, d, costs.ref_gflops, costs), 3), None,
+                        f"exact pass predicted under {SMALL_PASS_S:.0f} s")
+    rate = gflops or gemm_rate(d)
+    exact_s = predict_exact_s(n, d, rate, costs)
+    ann_s = predict_ann_s(n, d, rate, nlist=nlist, recall_sample=recall_sample, costs=costs)
+    mode = "ann" if ann_s < exact_s else "exact"
+    reason = (f"predicted exact {exact_s:.1f} s vs ANN {ann_s:.1f} s (nprobe {NPROBE_GUESS} assumed, "
+              f"GEMM {rate:.0f} GFLOP/s)")
+    return PassPlan(mode, round(exact_s, 3), round(ann_s, 3), reason, round(rate, 1))
+
+
+def confirm_ann(plan: PassPlan, n: int, d: int, *, scored_pairs: int, nprobe: int, costs: Costs = COSTS) -> PassPlan:
+    """After tuning: the ANN search with its real probe cost vs the exact pass (both from
+    here on); exact when the ANN is no longer predicted faster."""
+    if plan.reason.startswith("forced"):
+        return plan
+    rate = plan.gflops or gemm_rate(d)
+    ann_s = predict_ann_s(n, d, rate, nlist=1, scored_pairs=scored_pairs, built=True, costs=costs)
+    exact_s = predict_exact_s(n, d, rate, costs)
+    if ann_s < exact_s:
+        return PassPlan("ann", round(exact_s, 3), round(ann_s, 3),
+                        f"tuned nprobe {nprobe}: ANN search {ann_s:.1f} s vs exact {exact_s:.1f} s", plan.gflops)
+    return PassPlan("exact", round(exact_s, 3), round(ann_s, 3),
+                    f"tuned nprobe {nprobe} makes the ANN search ({ann_s:.1f} s) slower than exact "
+                    f"({exact_s:.1f} s)", plan.gflops)
