@@ -56,7 +56,8 @@ def full_topk(vectors: np.ndarray, depth: int, settings: NeighbourSettings, seed
     if plan.mode == "ann":
         index = build_ivf(x, recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
                           nlist=settings.ann_nlist, seed=seed)
-        plan = confirm_ann(plan, n, d, scored_pairs=index.report.scored_pairs, nprobe=index.nprobe)
+        plan = confirm_ann(plan, n, d, scored_pairs=index.report.scored_pairs, nprobe=index.nprobe,
+                           search_dims=index.report.search_dims)
         if plan.mode == "ann":
             scores, indices, report = search_ivf(x, index, depth)
             log.info("full pass: ann (%s)", plan.reason)

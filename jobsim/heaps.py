@@ -9,7 +9,8 @@ comparison per score, parallel over rows with OpenMP).
 Pushes come in three shapes:
 
 * :func:`push_dense`: a score block whose rows are consecutive heaps and whose columns
-  are consecutive candidates, or any candidate ids shared by every row;
+  are consecutive candidates, or any candidate ids shared by every row (and
+  :func:`push_filtered`, the same once the heaps hold a threshold);
 * :func:`push_rows`: a score block whose rows are an arbitrary subset of the heaps;
 * :func:`push_columns`: a score block offered to the heaps of its *columns*
   (``s(i, j) = s(j, i)``): the few scores above each column's top are found with one
@@ -25,7 +26,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SPARE = 4  # heap slots kept beyond k: the margin that certifies the canonical top-k
+LIVE_FRACTION = 0.5  # below this share of rows (columns) with a hit, only those are compared
+SPARE = 16  # heap slots kept beyond k: the margin that certifies the canonical top-k (measured on
+# real text vectors: 4 spare slots left 2.2% of the lists uncertified, 16 leave 0.75%)
 
 
 def heap_view(scores: np.ndarray, indices: np.ndarray) -> faiss.float_minheap_array_t:
@@ -36,10 +39,10 @@ def heap_view(scores: np.ndarray, indices: np.ndarray) -> faiss.float_minheap_ar
     return heap
 
 
-def new_heaps(m: int, candidates: int, kk: int) -> tuple[np.ndarray, np.ndarray]:
+def new_heaps(m: int, candidates: int, kk: int, spare: int = SPARE) -> tuple[np.ndarray, np.ndarray]:
     """Empty heaps for ``m`` queries keeping ``kk`` of ``candidates`` results plus up to
-    ``SPARE`` more (the margin the canonical rescoring certifies the top ``kk`` with)."""
-    keep = max(1, min(kk + SPARE, candidates))
+    ``spare`` more (the margin the canonical rescoring certifies the top ``kk`` with)."""
+    keep = max(1, min(kk + spare, candidates))
     scores = np.empty((m, keep), dtype=np.float32)
     indices = np.empty((m, keep), dtype=np.int64)
     heap_view(scores, indices).heapify()
@@ -111,18 +114,55 @@ def push_sparse(
             len(group), faiss.swig_ptr(subset), width, faiss.swig_ptr(vals), faiss.swig_ptr(ids), width)
 
 
-def push_columns(
-    block: np.ndarray, scores: np.ndarray, indices: np.ndarray, r0: int, c0: int
-) -> None:
-    """Offer ``block`` (rows ``r0 + i`` × columns ``c0 + j``) to the heaps of its columns:
-    one comparison in memory order against the columns' tops finds the few scores
-    above them, pushed grouped by column (candidate = ``r0 + i``)."""
+def _distinct(sorted_keys: np.ndarray) -> int:
+    return int(np.count_nonzero(sorted_keys[1:] != sorted_keys[:-1])) + 1 if len(sorted_keys) else 0
+
+
+def push_filtered(
+    block: np.ndarray, scores: np.ndarray, indices: np.ndarray, r0: int, c0: int, prefilter: bool = True
+) -> float:
+    """:func:`push_dense` for heaps that already hold a threshold: one vectorised
+    comparison against each row's top finds the few scores worth pushing (measured
+    2-3× cheaper per score than the C++ comparison loop of ``addn``). With ``prefilter``
+    only rows whose maximum beats their top are compared (worth it when few do, see
+    :data:`LIVE_FRACTION`). Returns the share of rows that had a score to push."""
     nr, nc = block.shape
     if nr == 0 or nc == 0:
-        return
-    hit = np.flatnonzero(block > scores[c0 : c0 + nc, 0][None, :])
-    r, c = np.divmod(hit, nc)
+        return 0.0
+    thr = scores[r0 : r0 + nr, 0]
+    if prefilter:
+        live = np.flatnonzero(block.max(axis=1) > thr)
+        if len(live) < LIVE_FRACTION * nr:
+            r, c = np.divmod(np.flatnonzero(block[live] > thr[live, None]), nc)
+            r = live[r]
+            push_sparse(scores, indices, r0 + r, c0 + c, block[r, c])
+            return len(live) / nr
+    r, c = np.divmod(np.flatnonzero(block > thr[:, None]), nc)
+    push_sparse(scores, indices, r0 + r, c0 + c, block[r, c])
+    return _distinct(r) / nr
+
+
+def push_columns(
+    block: np.ndarray, scores: np.ndarray, indices: np.ndarray, r0: int, c0: int, prefilter: bool = True
+) -> float:
+    """Offer ``block`` (rows ``r0 + i`` × columns ``c0 + j``) to the heaps of its columns:
+    one comparison in memory order against the columns' tops (with ``prefilter``, on the
+    columns whose maximum beats it) finds the few scores above them, pushed grouped by
+    column (candidate = ``r0 + i``). Returns the share of columns that had one."""
+    nr, nc = block.shape
+    if nr == 0 or nc == 0:
+        return 0.0
+    thr = scores[c0 : c0 + nc, 0]
+    r = c = None
+    if prefilter:
+        live = np.flatnonzero(block.max(axis=0) > thr)
+        if len(live) < LIVE_FRACTION * nc:
+            r, c = np.divmod(np.flatnonzero(block[:, live] > thr[live][None, :]), len(live))
+            c = live[c]
+    if r is None:
+        r, c = np.divmod(np.flatnonzero(block > thr[None, :]), nc)
     key = c.astype(np.int16) if nc <= np.iinfo(np.int16).max else c
     order = np.argsort(key, kind="stable")  # radix sort for int16 keys; keeps rows ascending
     r, c = r[order], c[order]
     push_sparse(scores, indices, c0 + c, r0 + r, block[r, c])
+    return _distinct(c) / nc

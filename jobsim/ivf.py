@@ -1,32 +1,23 @@
-"""Inverted lists searched as dense GEMM blocks: the numeric core of the ANN pass.
+"""Inverted lists: spherical k-means on a sample, each row's best lists, a PCA basis.
 
-Pure arrays in, arrays out. Rows are assigned to ``nlist`` lists by spherical k-means
-centroids trained on a sample (numpy GEMM); each row *probes* its ``nprobe`` best lists
-(by centroid score, its own list first). For every list ``b``, the rows probing it are
-multiplied with the list's members in one GEMM and the block is offered to those rows'
-heaps (:mod:`jobsim.heaps`); then every kept pair is rescored canonically and each list
-certified (:mod:`jobsim.rescoring`), exactly as in the exact pass. So a row's result is
-the **exact** top-k of the union of its probed lists (self excluded by index, order
-score desc / index asc); only the probing is approximate, and the recall of a probe
-count can be computed from list membership alone (:func:`probed_recall`).
+Pure arrays in, arrays out (numpy GEMM). Rows are assigned to ``nlist`` lists by
+spherical k-means centroids trained on a sample; each row *probes* its best lists (by
+centroid score, its own list first, :func:`probe_order`). :func:`pca_basis` gives the
+subspace the ANN search scores candidates in (:mod:`jobsim.ivf_search`), and
+:func:`locality_order` reuses the lists to order the rows of the exact pass.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from jobsim.heaps import heap_view, new_heaps, push_dense, push_rows, reorder
-from jobsim.rescoring import cpu_count, error_bound, finish, order_rows, rescore
+from jobsim.heaps import heap_view, push_dense, reorder
 
 log = logging.getLogger(__name__)
-
-QUERY_CHUNK = 2048  # query rows per GEMM against one list
 
 
 @dataclass
@@ -120,94 +111,15 @@ def make_lists(home: np.ndarray, nlist: int) -> Lists:
     return Lists(home=home.astype(np.int32), order=order, offsets=offsets, pos=pos)
 
 
-def probed_recall(probes: np.ndarray, lists: Lists, truth: np.ndarray, nprobe: int) -> np.ndarray:
-    """Per row of ``truth`` (its exact top-10 ids, -1 = none), the fraction found when the
-    row probes its first ``nprobe`` lists: a true neighbour is in the probed top-10 iff
-    its list is probed (a subset keeps the order of the whole). ``probes`` = those rows'."""
-    valid = truth >= 0
-    home = lists.home[np.where(valid, truth, 0)]
-    found = (home[:, :, None] == probes[:, None, :nprobe]).any(axis=2) & valid
-    return found.sum(axis=1) / np.maximum(1, valid.sum(axis=1))
-
-
-def probe_pairs(probes: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
-    """(list, query) pairs of every probe, grouped by list (queries ascending)."""
-    n = len(probes)
-    lists = probes[:, :nprobe].ravel().astype(np.int64)
-    queries = np.repeat(np.arange(n, dtype=np.int64), nprobe)
-    by_list = np.argsort(lists, kind="stable")
-    return lists[by_list], queries[by_list]
-
-
-def search_cost(probes: np.ndarray, lists: Lists, nprobe: int) -> int:
-    """Scores the search computes: Σ over probes of the probed list's size."""
-    return int(lists.sizes[probes[:, :nprobe]].sum())
-
-
-def _search_part(
-    x: np.ndarray, lists: Lists, pl: np.ndarray, pq: np.ndarray, heaps: tuple[np.ndarray, np.ndarray]
-) -> None:
-    """GEMM + heap pushes of the (list, query) pairs ``pl``/``pq`` (grouped by list)."""
-    bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
-    for s0, s1 in zip(bounds[:-1], bounds[1:]):
-        b = int(pl[s0])
-        ids = lists.members(b)
-        if len(ids) == 0:
-            continue
-        xb = x[ids]
-        for c0 in range(s0, s1, QUERY_CHUNK):
-            q = pq[c0 : min(s1, c0 + QUERY_CHUNK)]
-            g = x[q] @ xb.T
-            own = np.flatnonzero(lists.home[q] == b)
-            g[own, lists.pos[q[own]]] = -np.inf  # self, by index
-            push_rows(g, *heaps, q, ids)
-
-
-def ivf_search(
-    x: np.ndarray, lists: Lists, probes: np.ndarray, nprobe: int, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` of every row within its first ``nprobe`` lists (see module doc)."""
-    n = len(x)
-    kk = min(k, n - 1)
-    if kk <= 0:
-        return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
-    heaps = new_heaps(n, n, kk)
-    pl, pq = probe_pairs(probes, nprobe)
-    workers = cpu_count()
-    part = pq % workers  # disjoint query rows per thread: no two threads share a heap
-    with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
-        jobs = [pool.submit(_search_part, x, lists, pl[part == t], pq[part == t], heaps)
-                for t in range(workers)]
-        for job in jobs:
-            job.result()
-    reorder(*heaps)
-
-    def fallback(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return probed_exhaustive(x, lists, probes[rows, :nprobe], rows, kk)
-
-    return finish(x, x, *heaps, k, kk, True, fallback, order=lists.order)
-
-
-def probed_exhaustive(
-    x: np.ndarray, lists: Lists, probes: np.ndarray, rows: np.ndarray, kk: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical top-``kk`` of each of ``rows`` among the members of its probed lists
-    (self excluded), one row at a time (the fallback: rare rows with near-ties)."""
-    out_s = np.full((len(rows), kk), -np.inf, dtype=np.float32)
-    out_i = np.full((len(rows), kk), -1, dtype=np.int64)
-    eps = error_bound(x[rows], x)
-    for r, (row, probe) in enumerate(zip(rows.tolist(), probes)):
-        cand = np.concatenate([lists.members(int(b)) for b in probe])
-        cand = cand[cand != row]
-        if len(cand) == 0:
-            continue
-        g = x[cand] @ x[row]
-        if len(cand) > kk:
-            kth = np.partition(g, len(cand) - kk)[len(cand) - kk]
-            cand = cand[g >= kth - 2 * eps[r]]
-        canon = rescore(x[row : row + 1], x, cand[None, :])
-        ids = cand[None, :].copy()
-        order_rows(canon, ids)
-        m = min(kk, ids.shape[1])
-        out_s[r, :m], out_i[r, :m] = canon[0, :m], ids[0, :m]
-    return out_s, out_i
+def pca_basis(x: np.ndarray, variance: float, rng: np.random.Generator, sample: int = 20_000,
+              step: int = 32) -> np.ndarray:
+    """(d, r) orthonormal basis of the top principal directions (uncentred: inner products
+    are what is kept) of a row sample: the smallest multiple of ``step`` dimensions whose
+    share of the sample's energy reaches ``variance`` (all d when that is d)."""
+    n, d = x.shape
+    rows = x[np.sort(rng.choice(n, size=min(n, sample), replace=False))]
+    values, vectors = np.linalg.eigh(rows.T @ rows)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    share = np.cumsum(np.maximum(values, 0)) / max(float(np.maximum(values, 0).sum()), 1e-30)
+    r = min(d, -(-(int(np.searchsorted(share, variance)) + 1) // step) * step)
+    return np.ascontiguousarray(vectors[:, :r], dtype=np.float32)

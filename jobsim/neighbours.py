@@ -30,9 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from jobsim.heaps import new_heaps, push_columns, push_dense, reorder
+from jobsim.heaps import LIVE_FRACTION, new_heaps, push_columns, push_dense, push_filtered, reorder
 from jobsim.ivf import locality_order
-from jobsim.rescoring import cpu_count, error_bound, exhaustive_rows, finish, order_rows, rescore
+from jobsim.rescoring import (
+    cpu_count, error_bound, exhaustive_rows, fill_unsafe, finish, finish_rows, order_rows, release_memory, rescore,
+)
 
 __all__ = [
     "PROGRESS_EVERY_S", "block_rows_for", "cross_topk", "error_bound", "exact_topk", "merge_topk",
@@ -81,28 +83,59 @@ def _empty(m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _offer(
     pool: ThreadPoolExecutor, blk: np.ndarray, rows: tuple[np.ndarray, np.ndarray, int],
-    cols: tuple[np.ndarray, np.ndarray, int] | None, cols_first: bool = False,
+    cols: tuple[np.ndarray, np.ndarray, int] | None, rows_first: bool = False, cols_first: bool = False,
+    live: list[float] | None = None,
 ) -> None:
     """Offer one GEMM block to the heaps of its rows (``rows`` = scores, indices, first
-    row) and of its columns (None: a diagonal block, its rows' heaps are its columns';
-    ``cols_first`` = the columns' first block, pushed whole), each side cut in halves
-    over the worker threads (the halves touch disjoint heaps)."""
+    row) and of its columns (None: a diagonal block, whose rows' heaps are its columns').
+    Heaps that are still empty (``*_first``, and a diagonal block's) take the block
+    whole; the others only the scores above their thresholds, with a max-prefilter while
+    the previous block had hits in few rows (columns): ``live`` = [rows, columns] share,
+    updated. Each side is cut in halves over the worker threads (disjoint heaps)."""
     (rs, ri, r0) = rows
     nr, nc = blk.shape
     hr, hc = (nr + 1) // 2, (nc + 1) // 2
-    jobs = [pool.submit(push_dense, blk[a:z], rs, ri, r0 + a, cols[2] if cols else r0)
-            for a, z in ((0, hr), (hr, nr)) if z > a]
+    live = live if live is not None else [0.0, 0.0]
+    if cols is None or rows_first:
+        row_jobs = [pool.submit(push_dense, blk[a:z], rs, ri, r0 + a, cols[2] if cols else r0)
+                    for a, z in ((0, hr), (hr, nr)) if z > a]
+    else:
+        pre = live[0] < LIVE_FRACTION
+        row_jobs = [pool.submit(push_filtered, blk[a:z], rs, ri, r0 + a, cols[2], pre)
+                    for a, z in ((0, hr), (hr, nr)) if z > a]
+    col_jobs = []
     if cols is not None:
         cs, ci, c0 = cols
-        push = (lambda part, a: push_dense(part.T, cs, ci, c0 + a, r0)) if cols_first else (
-            lambda part, a: push_columns(part, cs, ci, r0, c0 + a))
-        jobs += [pool.submit(push, blk[:, a:z], a) for a, z in ((0, hc), (hc, nc)) if z > a]
-    for job in jobs:
-        job.result()
+        pre = live[1] < LIVE_FRACTION
+        push_c = (lambda part, a: push_dense(part.T, cs, ci, c0 + a, r0)) if cols_first else (
+            lambda part, a: push_columns(part, cs, ci, r0, c0 + a, pre))
+        col_jobs = [pool.submit(push_c, blk[:, a:z], a) for a, z in ((0, hc), (hc, nc)) if z > a]
+    shares = [[job.result() for job in jobs] for jobs in (row_jobs, col_jobs)]
+    for side, got in enumerate(shares):
+        if got and all(isinstance(v, float) for v in got):
+            live[side] = float(np.mean(got))
+
+
+class _Clock:
+    """Seconds spent per phase (``with clock("gemm"): ...``), for the log and benchmarks."""
+
+    def __init__(self, into: dict[str, float] | None = None) -> None:
+        self.spent: dict[str, float] = into if into is not None else {}
+        self._phase, self._started = "", 0.0
+
+    def __call__(self, phase: str) -> _Clock:
+        self._phase = phase
+        return self
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self.spent[self._phase] = self.spent.get(self._phase, 0.0) + time.perf_counter() - self._started
 
 
 def _symmetric_pass(
-    x: np.ndarray, perm: np.ndarray | None, b: int, scores: np.ndarray, indices: np.ndarray
+    x: np.ndarray, perm: np.ndarray | None, b: int, scores: np.ndarray, indices: np.ndarray, clock: _Clock
 ) -> None:
     """Every pair once: diagonal blocks (whole), then the blocks above them. Rows are
     taken in the order ``perm`` (heap row and candidate ids are positions in it)."""
@@ -113,27 +146,33 @@ def _symmetric_pass(
 
     starts = list(range(0, n, b))
     progress = _Progress(f"exact search ({n} rows), block", len(starts) * (len(starts) + 1) // 2)
+    buffer = np.empty((b, b), dtype=np.float32)  # every block's scores, one allocation
+    live = [0.0, 0.0]
     with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(2) as pool:
         for i0 in starts:  # diagonal blocks first: every heap gets a useful threshold
             xi = rows(i0, min(n, i0 + b))
-            diag = xi @ xi.T
+            diag = buffer[: len(xi), : len(xi)]
+            with clock("gemm"):
+                np.matmul(xi, xi.T, out=diag)
             np.fill_diagonal(diag, -np.inf)  # self, by index
-            _offer(pool, diag, (scores, indices, i0), None)
+            with clock("select"):
+                _offer(pool, diag, (scores, indices, i0), None)
             progress.step()
-        del diag
-        buffer = np.empty((b, b), dtype=np.float32)
         for bi, i0 in enumerate(starts):
             xi = rows(i0, min(n, i0 + b))
             for j0 in starts[bi + 1 :]:
                 xj = rows(j0, min(n, j0 + b))
                 blk = buffer[: len(xi), : len(xj)]
-                np.matmul(xi, xj.T, out=blk)  # (bi, bj) GEMM, reused memory
-                _offer(pool, blk, (scores, indices, i0), (scores, indices, j0))
+                with clock("gemm"):
+                    np.matmul(xi, xj.T, out=blk)  # (bi, bj) GEMM, reused memory
+                with clock("select"):
+                    _offer(pool, blk, (scores, indices, i0), (scores, indices, j0), live=live)
                 progress.step()
 
 
 def exact_topk(
-    vectors: np.ndarray, k: int, memory_budget_bytes: int = 256 << 20, block: int | None = None
+    vectors: np.ndarray, k: int, memory_budget_bytes: int = 256 << 20, block: int | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``vectors``, the ``k`` largest inner products with the *other* rows.
 
@@ -141,20 +180,29 @@ def exact_topk(
     slots with no neighbour (n - 1 < k) hold index -1 and score -inf. ``block`` overrides
     the side of the square score blocks (:func:`square_block_for` by default). Matrices
     larger than the CPU cache are searched in a :func:`~jobsim.ivf.locality_order` (the
-    result does not depend on the order).
+    result does not depend on the order). ``timings`` receives seconds per phase.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n = x.shape[0]
     kk = min(k, n - 1)
     if kk <= 0:
         return _empty(n, k)
-    perm = locality_order(x) if x.nbytes >= LOCALITY_MIN_BYTES else None
+    clock = _Clock(timings)
+    with clock("order"):
+        perm = locality_order(x) if x.nbytes >= LOCALITY_MIN_BYTES else None
     scores, indices = new_heaps(n, n - 1, kk)
-    _symmetric_pass(x, perm, block or square_block_for(n, memory_budget_bytes), scores, indices)
-    reorder(scores, indices)
-    return finish(x, x, scores, indices, k, kk, n - 1 > scores.shape[1],
-                  lambda rows: exhaustive_rows(x[rows], x, rows, kk, memory_budget_bytes),
-                  order=perm, heaps_in_order=True, id_map=perm)
+    _symmetric_pass(x, perm, block or square_block_for(n, memory_budget_bytes), scores, indices, clock)
+    release_memory()
+    with clock("finish"):
+        reorder(scores, indices)
+        out_s, out_i, unsafe = finish_rows(x, x, scores, indices, k, kk, n - 1 > scores.shape[1],
+                                           order=perm, heaps_in_order=True, id_map=perm)
+        del scores, indices  # before the fallback's score blocks
+        release_memory()
+        fill_unsafe(out_s, out_i, unsafe, kk, lambda rows: exhaustive_rows(x[rows], x, rows, kk, memory_budget_bytes))
+    log.info("exact search of %d × %d: %s; %d lists recomputed exhaustively", n, x.shape[1],
+             ", ".join(f"{p} {s:.2f} s" for p, s in clock.spent.items()), len(unsafe))
+    return out_s, out_i
 
 
 def cross_topk(
@@ -178,6 +226,7 @@ def cross_topk(
     b = block or square_block_for(na + nb, memory_budget_bytes)
     buffer = np.empty((b, b), dtype=np.float32)
     progress = _Progress(f"cross search ({na} × {nb} rows), block", -(-na // b) * -(-nb // b))
+    live = [0.0, 0.0]
     with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(2) as pool:
         for i0 in range(0, na, b):
             i1 = min(na, i0 + b)
@@ -185,7 +234,7 @@ def cross_topk(
                 j1 = min(nb, j0 + b)
                 blk = buffer[: i1 - i0, : j1 - j0]
                 np.matmul(xa[i0:i1], xb[j0:j1].T, out=blk)
-                _offer(pool, blk, (sa, ia, i0), (sb, ib, j0), cols_first=i0 == 0)
+                _offer(pool, blk, (sa, ia, i0), (sb, ib, j0), rows_first=j0 == 0, cols_first=i0 == 0, live=live)
                 progress.step()
     del buffer
     reorder(sa, ia)

@@ -7,9 +7,10 @@ fitted from ``bench/neighbours.py --fit`` (BENCHMARKS.md "Neighbours", ``COSTS``
 
 * exact: ``n²/2`` distinct pairs, ``2·d`` FLOP each on the symmetric blocks, plus their top-k
   selection; per row, the locality order and the canonical rescoring of its list;
-* ANN (IVF searched as GEMM blocks, :mod:`jobsim.ann`): k-means on a sample, one GEMM per
-  row against the centroids, the exact top-10 of the recall sample, then ``n · nprobe ·
-  n/nlist`` scores (GEMM + selection), and the same per-row finish.
+* ANN (IVF searched as GEMM blocks, :mod:`jobsim.ann`): a PCA projection, k-means on a
+  sample, one GEMM per row against the centroids, the exact top-10 of the recall sample,
+  then ``n · nprobe · n/nlist`` scores in the projected dimensions (GEMM + selection), and
+  the canonical rescoring of every kept candidate.
 
 Before a run knows its ``nprobe`` the plan assumes ``NPROBE_GUESS``; once the index is
 tuned, :func:`confirm_ann` re-predicts the search with the real probe cost and switches
@@ -43,7 +44,8 @@ class Costs:
 
 
 COSTS = Costs()
-NPROBE_GUESS = 4  # probes assumed before tuning (measured: 1–3 on clustered and text vectors)
+NPROBE_GUESS = 8  # probes assumed before tuning (measured: 1 on clustered, 9–11 on real text vectors)
+SEARCH_DIMS_GUESS = 192  # PCA dimensions assumed before the projection (measured: 160–224)
 SMALL_PASS_S = 1.0  # exact passes predicted below this are not worth planning
 
 
@@ -87,16 +89,20 @@ def predict_exact_s(n: int, d: int, gflops: float, costs: Costs = COSTS) -> floa
 
 def predict_ann_s(
     n: int, d: int, gflops: float, *, nlist: int, nprobe: float | None = None, recall_sample: int = 500,
-    scored_pairs: float | None = None, built: bool = False, costs: Costs = COSTS,
+    scored_pairs: float | None = None, search_dims: int | None = None, built: bool = False,
+    costs: Costs = COSTS,
 ) -> float:
-    """Seconds of the IVF pass: training (on 32 rows per list, 10 rounds), assignment, the
-    recall sample's exact top-10 (skipped when ``built``), then a search scoring
-    ``scored_pairs`` (default ``n · nprobe · n / nlist``) and the finish."""
+    """Seconds of the IVF pass: projection on ``search_dims`` PCA dimensions, training (32
+    rows per list, 10 rounds), assignment, the recall sample's exact top-10 (all skipped
+    when ``built``), then a search scoring ``scored_pairs`` (default ``n · nprobe ·
+    n / nlist``, counted once per side) in ``search_dims`` and the full-dimension finish."""
     rate = gflops * 1e9
     per_unit = _scale(gflops, costs)
-    build = 0.0 if built else (10 * 32 * nlist * nlist + n * nlist + recall_sample * n) * 2 * d / rate
+    r = search_dims or min(d, SEARCH_DIMS_GUESS)
+    build = 0.0 if built else ((20_000 * d + n * r) * d + (10 * 32 * nlist * nlist + n * nlist) * r
+                               + recall_sample * n * d) * 2 / rate
     pairs = scored_pairs if scored_pairs is not None else n * (nprobe or NPROBE_GUESS) * n / max(1, nlist)
-    search = pairs * 2 * d / rate + per_unit * pairs * costs.ivf_pair_s
+    search = pairs * 2 * r / rate + per_unit * pairs * costs.ivf_pair_s
     return build + search + per_unit * n * costs.ivf_row_s * d / 512 + costs.fixed_s
 
 
@@ -124,13 +130,17 @@ def plan_full_pass(
     return PassPlan(mode, round(exact_s, 3), round(ann_s, 3), reason, round(rate, 1))
 
 
-def confirm_ann(plan: PassPlan, n: int, d: int, *, scored_pairs: int, nprobe: int, costs: Costs = COSTS) -> PassPlan:
+def confirm_ann(
+    plan: PassPlan, n: int, d: int, *, scored_pairs: int, nprobe: int, search_dims: int | None = None,
+    costs: Costs = COSTS,
+) -> PassPlan:
     """After tuning: the ANN search with its real probe cost vs the exact pass (both from
     here on); exact when the ANN is no longer predicted faster."""
     if plan.reason.startswith("forced"):
         return plan
     rate = plan.gflops or gemm_rate(d)
-    ann_s = predict_ann_s(n, d, rate, nlist=1, scored_pairs=scored_pairs, built=True, costs=costs)
+    ann_s = predict_ann_s(n, d, rate, nlist=1, scored_pairs=scored_pairs, search_dims=search_dims,
+                          built=True, costs=costs)
     exact_s = predict_exact_s(n, d, rate, costs)
     if ann_s < exact_s:
         return PassPlan("ann", round(exact_s, 3), round(ann_s, 3),
