@@ -21,10 +21,10 @@ minimum times of ≥ 3 reps. Per shape:
   rescored canonically;
 - **before** (``--before REV``): ``exact_topk`` of that git revision.
 
-Data: ``clustered`` = synthetic unit vectors (300 topic centres, spread in a 96-dim latent
-subspace, small noise; seeded); ``text`` = real postings with variations embedded by the
-default offline embedder (``bench/text_vectors.py``; skipped when ``../shared`` is missing).
-``--fit`` prints the planner's cost constants least-squares fitted on the measurements.
+Data (cached under ``$JOBSIM_BENCH_CACHE``): ``clustered`` = synthetic unit vectors (300 topic
+centres, spread in a 96-dim latent subspace, small noise; seeded); ``text`` = real postings with
+variations embedded by the default offline embedder (``bench/text_vectors.py``; skipped when
+``../shared`` is missing). ``--fit``: the planner's cost constants, least squares.
 """
 
 from __future__ import annotations
@@ -69,12 +69,23 @@ def data(n: int, d: int, seed: int = 0) -> np.ndarray:
 
 
 def load(kind: str, n: int, d: int) -> np.ndarray:
-    if kind == "clustered":
-        return data(n, d)
+    """The benchmark matrix, read from its cache file (made by :func:`prepare`): a child's
+    peak RSS then holds the matrix itself, not the temporaries that generated it."""
+    path = SCRATCH / (f"clustered_{n}_{d}.npy" if kind == "clustered" else f"text_{n}_{d}.npy")
+    return np.array(np.load(path, mmap_mode="r"))
+
+
+def step_prepare(p: dict) -> dict:
+    """Cache the matrix of one shape (generated, or the first rows of the text vectors)."""
     from text_vectors import text_vectors
 
-    full = text_vectors(max(n, 100_000), d)
-    return full if n >= len(full) else full[:n].copy()
+    n, d = p["n"], p["d"]
+    path = SCRATCH / (f"clustered_{n}_{d}.npy" if p["data"] == "clustered" else f"text_{n}_{d}.npy")
+    if not path.exists():
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        x = data(n, d) if p["data"] == "clustered" else text_vectors(max(n, 100_000), d)[:n]
+        np.save(path, np.ascontiguousarray(x))
+    return {"path": str(path)}
 
 
 def vm_hwm_mb() -> float:
@@ -164,7 +175,8 @@ def step_hnsw(p: dict) -> dict:
     return {"s": sec, "rss_mb": vm_hwm_mb(), "recall_all": recall_at(idx, truth), "ef": ef, "recall_sample": recall_sample}
 
 
-STEPS = {"peak": step_peak, "exact": step_exact, "ann": step_ann, "hnsw": step_hnsw, "before": step_before}
+STEPS = {"peak": step_peak, "exact": step_exact, "ann": step_ann, "hnsw": step_hnsw, "before": step_before,
+         "prepare": step_prepare}
 
 
 def child(step: str, params: dict) -> dict:
@@ -183,6 +195,8 @@ def run(args: argparse.Namespace) -> dict:
     for stale in SCRATCH.glob("exact10_*.npy"):
         stale.unlink()
     shapes = [(k, n, d) for k in kinds for n in args.n for d in args.d]
+    for kind, n, d in shapes:
+        child("prepare", {"data": kind, "n": n, "d": d})
     res: dict = {"peaks": [], "runs": {}, "cpu": cpu_model()}
     for rep in range(args.reps):
         res["peaks"].append(child("peak", {"dims": args.d}))
@@ -199,8 +213,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        names = {line.split(":", 1)[1].strip() for line in f if line.startswith("model name")}
+    names = {line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")}
     return f"{', '.join(sorted(names))} × {os.cpu_count()}"
 
 

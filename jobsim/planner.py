@@ -33,13 +33,18 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Costs:
     """Fitted constants (seconds), at the GEMM rate of the fit (``ref_gflops``): per-pair
-    and per-row costs scale with the calibrated rate like the GEMM does."""
+    and per-row costs scale with the calibrated rate like the GEMM does. Fitted with
+    ``bench/neighbours.py --fit`` on 2026-12-01 (8 shapes × 2 data sets, min of 3 reps,
+    AMD EPYC × 2, BENCHMARKS.md "Neighbours"); the ANN's fixed part (thread pools, the
+    sample's tuning loop, the PCA eigendecomposition ∝ d³) from its 10k runs."""
 
     ref_gflops: float = 150.0
-    exact_pair_s: float = 2.0e-9  # top-k selection per distinct pair of the symmetric pass
-    exact_row_s: float = 8.0e-6  # locality order + rescoring + certification, per row (d=512)
-    ivf_pair_s: float = 3.0e-9  # gather + selection per score of the IVF search
-    ivf_row_s: float = 6.0e-6  # probes, lists, rescoring (cache-local), per row (d=512)
+    exact_pair_s: float = 2.7e-9  # top-k selection per distinct pair of the symmetric pass
+    exact_row_s: float = 8.5e-5  # locality order + rescoring + certification, per row (d=512)
+    ivf_pair_s: float = 1.7e-8  # selection (heap pushes) per score of the IVF search
+    ivf_row_s: float = 1.5e-5  # probes, lists, canonical rescoring, per row (d=512)
+    ivf_fixed_s: float = 1.2  # pools, tuning loop over the sample
+    ivf_eig_s: float = 4e-10  # × d³: the PCA eigendecomposition
     fixed_s: float = 0.05  # thread pools, planning
 
 
@@ -103,7 +108,8 @@ def predict_ann_s(
                                + recall_sample * n * d) * 2 / rate
     pairs = scored_pairs if scored_pairs is not None else n * (nprobe or NPROBE_GUESS) * n / max(1, nlist)
     search = pairs * 2 * r / rate + per_unit * pairs * costs.ivf_pair_s
-    return build + search + per_unit * n * costs.ivf_row_s * d / 512 + costs.fixed_s
+    fixed = 0.0 if built else costs.ivf_fixed_s + costs.ivf_eig_s * d**3
+    return build + search + per_unit * n * costs.ivf_row_s * d / 512 + fixed + costs.fixed_s
 
 
 def plan_full_pass(

@@ -174,3 +174,27 @@ def test_blocks_fit_the_memory_budget(n, budget_mb):
     assert 1 <= b <= min(n, 4096) and 10 * b * b <= budget + 10  # two blocks + masks fit
     rows = block_rows_for(n, budget)
     assert rows >= 1 and (rows == 1 or 4 * rows * n <= budget)
+
+
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_filtered_pushes_on_warm_heaps_equal_dense_pushes(prefilter):
+    """Warm heaps (thresholds set) take only the scores above them: the result equals
+    offering the whole block, whichever rows/columns the max-prefilter skips."""
+    from jobsim.heaps import new_heaps, push_columns, push_dense, push_filtered, reorder
+
+    rng = np.random.default_rng(7)
+    blk = (0.5 * rng.random((60, 50))).astype(np.float32)
+    for side, mat in (("rows", blk), ("cols", blk.T)):
+        # thresholds from 0.4 to 0.9: heaps with a top above 0.5 take nothing from the block
+        warm = (rng.random((mat.shape[0], 40)) * rng.uniform(0.9, 2.0, (mat.shape[0], 1))).astype(np.float32)
+        want, got = new_heaps(mat.shape[0], 90, 6), new_heaps(mat.shape[0], 90, 6)
+        for heaps in (want, got):
+            push_dense(warm, *heaps, 0, 1000)
+        push_dense(mat, *want, 0, 0)
+        push = push_filtered if side == "rows" else push_columns
+        share = push(blk, *got, 0, 0, prefilter)
+        assert 0.0 < share < 0.5  # few heaps take anything: the prefilter's subset path runs
+        for s, i in (want, got):
+            reorder(s, i)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
