@@ -1,30 +1,30 @@
-"""Neighbour stage benchmark: our pass vs the GEMM limit, faiss Flat, the seed's loop, ANN, incremental.
+"""Neighbour search benchmark: the exact pass against the GEMM limit, the IVF ANN pass
+against the exact pass, HNSW for reference, and the planner's predictions.
 
-    .venv/bin/python bench/neighbours.py            # N = 10k and 100k, d = 1536 and 512 (~8 min)
-    .venv/bin/python bench/neighbours.py --quick    # N = 10k only (~1 min)
+    .venv/bin/python bench/neighbours.py                     # N = 10k, 100k; d = 512, 1536; clustered + text; 3 reps
+    .venv/bin/python bench/neighbours.py --quick             # N = 10k, clustered only, 1 rep
+    .venv/bin/python bench/neighbours.py --data text --n 100000 --d 512 --reps 3 --hnsw --before aa1ff11
 
-Every measurement runs in its own child process (so its peak RSS is its own) on the same
-synthetic embeddings: unit vectors around 300 topic centres with most of their spread in a
-96-dimensional subspace, like real text embeddings (a decaying spectrum), seeded.
+Every measurement runs in its own child process; its peak RSS is ``VmHWM`` read from
+``/proc/self/status`` inside the child (data included). Methods are interleaved: each rep
+runs the sgemm peak, then every method on every shape; ratios are taken between the
+minimum times of ≥ 3 reps. Per shape:
 
-Per (N, d) it prints:
-- **ours**: ``compute_neighbours`` full pass (exact top-66 cosine candidates per job with
-  numpy GEMM on the upper triangle of blocks + faiss heaps, seed rerank, lists) — search
-  time and whole pass;
-- **GEMM limit**: ``2·N²·d / peak`` with the sgemm peak measured at the start of the run
-  (numpy, 4096² float32), and our search time over it;
-- **faiss Flat**: ``IndexFlatIP`` search of every row for its top-67, faiss-cpu in its default
-  environment (its bundled OpenBLAS; ``OPENBLAS_CORETYPE`` as found), on a row sample
-  extrapolated to N at 100k;
-- **row blocks** (the previous implementation: GEMM of row blocks against all, no symmetry),
-  at 10k only;
-- **seed loop**: per job, cosine against ≤5,000 same-category candidates (one numpy
-  matrix-vector product per job — generous to the seed), bonus and sort in Python; a sample
-  of jobs, extrapolated;
-- **ANN**: ``ann_topk`` (HNSW; and HNSW on 256 PCA dims at d=1536) tuned to recall@10 ≥ 0.95
-  on a 500-row sample, plus recall measured on 1,000 other rows against exact;
-- **incremental**: 1% churn (0.5% edited vectors, 0.25% new, 0.25% expired) from the saved
-  state vs the full pass; at 10k the lists are also compared to a new full pass.
+- **exact**: ``jobsim.neighbours.exact_topk`` (depth 66 = 50 candidates + 16 margin, memory
+  budget 512 MB, the pipeline's defaults) vs the GEMM limit ``2·N²·d / peak``, where peak =
+  numpy's sgemm rate on 4096² float32 measured at the start of the same rep (best of 4);
+- **ann**: ``jobsim.ann.build_ivf`` + ``search_ivf`` (recall target 0.95, 500-row sample)
+  vs the exact pass; recall@10 measured on **all** rows against the exact lists (ids);
+- **hnsw** (``--hnsw``, first ``--hnsw-reps`` reps): faiss ``IndexHNSWFlat`` (M 32,
+  efConstruction 40, the previous ANN), efSearch the smallest of a ladder reaching
+  recall@10 0.95 on a 500-row sample, then every row searched and its 67 candidates
+  rescored canonically;
+- **before** (``--before REV``): ``exact_topk`` of that git revision.
+
+Data (cached under ``$JOBSIM_BENCH_CACHE``): ``clustered`` = synthetic unit vectors (300 topic
+centres, spread in a 96-dim latent subspace, small noise; seeded); ``text`` = real postings with
+variations embedded by the default offline embedder (``bench/text_vectors.py``; skipped when
+``../shared`` is missing). ``--fit``: the planner's cost constants, least squares.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -42,8 +41,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-M_DEPTH = 66  # candidates 50 + margin 16: what the pass keeps per job
+DEPTH = 66  # candidates 50 + margin 16: what the pass keeps per job
+BUDGET = 512 << 20  # NeighbourSettings.memory_budget_mb default
+SCRATCH = Path(os.environ.get("JOBSIM_BENCH_CACHE", "/tmp/jobsim-bench"))
 
 
 def data(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -66,192 +68,232 @@ def data(n: int, d: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def context(n: int, seed: int = 1):
-    from jobsim.scoring import Context
-
-    rng = np.random.default_rng(seed)
-    return Context(category=rng.integers(0, 12, n).astype(np.int32), level=rng.integers(-1, 6, n).astype(np.int8),
-                   city=rng.integers(-1, 15, n).astype(np.int32), remote=rng.random(n) < 0.2)
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def load(kind: str, n: int, d: int) -> np.ndarray:
+    """The benchmark matrix, read from its cache file (made by :func:`prepare`): a child's
+    peak RSS then holds the matrix itself, not the temporaries that generated it."""
+    path = SCRATCH / (f"clustered_{n}_{d}.npy" if kind == "clustered" else f"text_{n}_{d}.npy")
+    return np.array(np.load(path, mmap_mode="r"))
 
 
-# -- child steps: each returns a dict -------------------------------------------------
-def step_peak(_: dict) -> dict:
-    a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
-    best = min(_timed(lambda: a @ a) for _ in range(4))
-    return {"gflops": 2 * 4096**3 / best / 1e9}
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def step_ours(p: dict) -> dict:
-    from jobsim.settings import NeighbourSettings
-    from jobsim.similarity import ActiveSet, compute_neighbours
+def step_prepare(p: dict) -> dict:
+    """Cache the matrix of one shape (generated, or the first rows of the text vectors)."""
+    from text_vectors import text_vectors
 
     n, d = p["n"], p["d"]
-    x = data(n, d)
-    ids = np.array([f"j{i:07d}" for i in range(n)], dtype=object)
-    cfg = NeighbourSettings(exact_max_jobs=10**9)
-    base_rss = rss_mb()
+    path = SCRATCH / (f"clustered_{n}_{d}.npy" if p["data"] == "clustered" else f"text_{n}_{d}.npy")
+    if not path.exists():
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        x = data(n, d) if p["data"] == "clustered" else text_vectors(max(n, 100_000), d)[:n]
+        np.save(path, np.ascontiguousarray(x))
+    return {"path": str(path)}
+
+
+def vm_hwm_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+def truth_path(p: dict) -> Path:
+    return SCRATCH / f"exact10_{p['data']}_{p['n']}_{p['d']}.npy"
+
+
+# -- child steps: each returns a dict ------------------------------------------------------------
+def step_peak(p: dict) -> dict:
+    from jobsim.planner import gemm_rate
+
+    a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
+    best = np.inf
+    for _ in range(4):
+        t = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t)
+    return {"gflops": 2 * 4096**3 / best / 1e9, "calib": {d: gemm_rate(d) for d in p["dims"]}}
+
+
+def step_exact(p: dict) -> dict:
+    from jobsim.neighbours import exact_topk
+
+    x = load(p["data"], p["n"], p["d"])
     t = time.perf_counter()
-    full = compute_neighbours(ActiveSet(ids=ids, vectors=x, context=context(n)), cfg)
-    wall = time.perf_counter() - t
-    out = {"search_s": full.stats.search_seconds, "pass_s": wall, "rss_mb": rss_mb(), "data_mb": x.nbytes / 2**20,
-           "rss_before_mb": base_rss}
-    # incremental: 1% churn
-    rng = np.random.default_rng(7)
-    edit = rng.choice(n, size=n // 200, replace=False)
-    y = x.copy()
-    y[edit] = data(len(edit), d, seed=11)
-    keep = np.ones(n, dtype=bool)
-    keep[rng.choice(np.setdiff1d(np.arange(n), edit), size=n // 400, replace=False)] = False
-    new = data(n // 400, d, seed=12)
-    ids2 = np.concatenate([ids[keep], np.array([f"k{i:07d}" for i in range(len(new))], dtype=object)])
-    y2 = np.ascontiguousarray(np.concatenate([y[keep], new]))
-    ctx = context(len(ids2))
-    t = time.perf_counter()
-    inc = compute_neighbours(ActiveSet(ids=ids2, vectors=y2, context=ctx), cfg, previous=full.state)
-    out["incremental_s"] = time.perf_counter() - t
-    out["incremental"] = {k: getattr(inc.stats, k) for k in ("mode", "added", "removed", "recomputed", "churn")}
-    if p.get("verify"):
-        ref = compute_neighbours(ActiveSet(ids=ids2, vectors=y2, context=ctx), cfg.model_copy(update={"incremental": False}))
-        out["incremental_full_s"] = ref.stats.seconds
-        same = sum(inc.lists[k] == ref.lists[k] for k in ref.lists)
-        out["incremental_equal_lists"] = f"{same}/{len(ref.lists)}"
+    scores, idx = exact_topk(x, DEPTH, BUDGET)
+    sec = time.perf_counter() - t
+    out = {"s": sec, "rss_mb": vm_hwm_mb(), "matrix_mb": x.nbytes / 2**20}
+    path = truth_path(p)
+    if not path.exists():
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        np.save(path, idx[:, :10])
     return out
 
 
-def step_rowblocks(p: dict) -> dict:
-    from jobsim.neighbours import topk_of_rows
+def step_before(p: dict) -> dict:
+    import importlib.util
 
-    x = data(p["n"], p["d"])
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{p['rev']}:jobsim/neighbours.py"],
+                         capture_output=True, text=True, check=True).stdout
+    path = SCRATCH / f"neighbours_{p['rev']}.py"
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("before_neighbours", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    x = load(p["data"], p["n"], p["d"])
     t = time.perf_counter()
-    topk_of_rows(x, np.arange(len(x)), M_DEPTH, 512 << 20)
-    return {"search_s": time.perf_counter() - t, "rss_mb": rss_mb()}
-
-
-def step_faiss(p: dict) -> dict:
-    import faiss
-
-    x = data(p["n"], p["d"])
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    q = min(len(x), p.get("sample", len(x)))
-    t = time.perf_counter()
-    index.search(x[:q], M_DEPTH + 1)
-    dt = time.perf_counter() - t
-    return {"search_s": dt * len(x) / q, "sample": q, "rss_mb": rss_mb(),
-            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "(unset)")}
-
-
-def step_seed(p: dict) -> dict:
-    """The seed's per-job loop, as generous as Python allows: ≤5,000 same-category candidates."""
-    from jobsim.scoring import CATEGORY_BONUS
-
-    n, d = p["n"], p["d"]
-    x = data(n, d)
-    ctx = context(n)
-    by_cat: dict[int, np.ndarray] = {c: np.flatnonzero(ctx.category == c)[:5000] for c in np.unique(ctx.category)}
-    sample = np.random.default_rng(3).choice(n, size=p["sample"], replace=False)
-    t = time.perf_counter()
-    for q in sample:
-        cands = by_cat[int(ctx.category[q])]
-        cands = cands[cands != q]
-        cos = x[cands] @ x[q]
-        scored = []
-        for c, s in zip(cands.tolist(), cos.tolist()):
-            bonus = CATEGORY_BONUS
-            lq, lc = int(ctx.level[q]), int(ctx.level[c])
-            if lq >= 0 and lc >= 0:
-                bonus += 0.3 if lq == lc else 0.15 if abs(lq - lc) == 1 else 0.0
-            bonus += 0.3 if ctx.city[q] >= 0 and ctx.city[q] == ctx.city[c] else 0.15 if ctx.remote[c] else 0.0
-            score = 0.9 * min(1.0, max(0.0, s)) + 0.1 * bonus
-            if score >= 0.3:
-                scored.append((score, c))
-        scored.sort(reverse=True)
-        scored[:10]
-    dt = time.perf_counter() - t
-    return {"search_s": dt * n / len(sample), "sample": len(sample)}
+    mod.exact_topk(x, DEPTH, BUDGET)
+    return {"s": time.perf_counter() - t, "rss_mb": vm_hwm_mb()}
 
 
 def step_ann(p: dict) -> dict:
-    from jobsim.ann import ann_topk, recall_at
-    from jobsim.neighbours import topk_of_rows
+    from jobsim.ann import build_ivf, recall_at, search_ivf
+    from jobsim.planner import confirm_ann, plan_full_pass
 
-    x = data(p["n"], p["d"])
+    x = load(p["data"], p["n"], p["d"])
+    n, d = x.shape
     t = time.perf_counter()
-    _, idx, report = ann_topk(x, M_DEPTH, kind=p["kind"], pca_dims=p.get("pca", 0), recall_target=0.95,
-                              recall_sample=500, memory_budget_bytes=512 << 20, seed=1)
-    wall = time.perf_counter() - t
-    check = np.random.default_rng(99).choice(len(x), size=1000, replace=False)
-    _, truth = topk_of_rows(x, check, 10, 512 << 20)
-    return {"search_s": wall, "recall_sample": report.recall_at_10, "recall_check": recall_at(idx[check], truth),
-            "param": f"{report.param}={report.value}", "build_s": report.build_s, "tune_s": report.tune_s,
-            "rss_mb": rss_mb()}
+    index = build_ivf(x, recall_target=0.95, recall_sample=500)
+    _, idx, report = search_ivf(x, index, DEPTH)
+    sec = time.perf_counter() - t
+    truth = np.load(truth_path(p))
+    plan = plan_full_pass(n, d, nlist=report.nlist)
+    after = confirm_ann(plan, n, d, scored_pairs=report.scored_pairs, nprobe=report.value,
+                        search_dims=report.search_dims)
+    return {"s": sec, "rss_mb": vm_hwm_mb(), "recall_all": recall_at(idx, truth), "recall_sample": report.recall_at_10,
+            "nprobe": report.value, "nlist": report.nlist, "build_s": report.build_s, "tune_s": report.tune_s,
+            "search_s": report.search_s, "pairs": report.scored_pairs, "dims": report.search_dims,
+            "plan": plan.__dict__, "confirm": after.__dict__}
 
 
-STEPS = {"peak": step_peak, "ours": step_ours, "rowblocks": step_rowblocks, "faiss": step_faiss,
-         "seed": step_seed, "ann": step_ann}
+def step_hnsw(p: dict) -> dict:
+    from neighbour_baselines import hnsw_topk
+
+    x = load(p["data"], p["n"], p["d"])
+    truth = np.load(truth_path(p))
+    t = time.perf_counter()
+    idx, ef, recall_sample = hnsw_topk(x, DEPTH, truth)
+    sec = time.perf_counter() - t
+    from jobsim.ann import recall_at
+
+    return {"s": sec, "rss_mb": vm_hwm_mb(), "recall_all": recall_at(idx, truth), "ef": ef, "recall_sample": recall_sample}
+
+
+STEPS = {"peak": step_peak, "exact": step_exact, "ann": step_ann, "hnsw": step_hnsw, "before": step_before,
+         "prepare": step_prepare}
 
 
 def child(step: str, params: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", step, json.dumps(params)],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, __file__, "--child", step, json.dumps(params)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"step {step} {params} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run(args: argparse.Namespace) -> dict:
+    from text_vectors import available
+
+    kinds = [k for k in args.data if k != "text" or available()]
+    if len(kinds) < len(args.data):
+        print("text vectors skipped: ../shared/data is missing")
+    for stale in SCRATCH.glob("exact10_*.npy"):
+        stale.unlink()
+    shapes = [(k, n, d) for k in kinds for n in args.n for d in args.d]
+    for kind, n, d in shapes:
+        child("prepare", {"data": kind, "n": n, "d": d})
+    res: dict = {"peaks": [], "runs": {}, "cpu": cpu_model()}
+    for rep in range(args.reps):
+        res["peaks"].append(child("peak", {"dims": args.d}))
+        for kind, n, d in shapes:
+            p = {"data": kind, "n": n, "d": d}
+            rec = res["runs"].setdefault(f"{kind} {n} {d}", {"data": kind, "n": n, "d": d})
+            methods = ["exact"] + (["before"] if args.before else []) + ["ann"] + (
+                ["hnsw"] if args.hnsw and n >= args.hnsw_min_n and rep < args.hnsw_reps else [])
+            for m in methods:
+                rec.setdefault(m, []).append(child(m, {**p, "rev": args.before}))
+            print(f"rep {rep + 1}/{args.reps} {kind} {n}×{d}: " + ", ".join(
+                f"{m} {rec[m][-1]['s']:.2f} s" for m in methods) + f"  (load {os.getloadavg()[0]:.1f})", flush=True)
+    return res
+
+
+def cpu_model() -> str:
+    names = {line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")}
+    return f"{', '.join(sorted(names))} × {os.cpu_count()}"
+
+
+def report(res: dict) -> None:
+    peak = max(p["gflops"] for p in res["peaks"])
+    per_rep = ", ".join(f"{p['gflops']:.0f}" for p in res["peaks"])
+    print(f"\nCPU {res['cpu']}; sgemm peak (numpy, 4096², best of the run) {peak:.0f} GFLOP/s "
+          f"(per rep: {per_rep}); load at the end {os.getloadavg()}")
+    print("| data | N × d | exact (min) | limit 2N²d/peak | exact/limit | peak RSS / bound | ANN (min) | "
+          "exact/ANN | recall@10 all rows (sample) | nprobe / nlist | ANN RSS | HNSW exact/HNSW (recall) | before/limit |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for rec in res["runs"].values():
+        n, d = rec["n"], rec["d"]
+        ex, ann = min(r["s"] for r in rec["exact"]), min(r["s"] for r in rec["ann"])
+        limit = 2 * n * n * d / (peak * 1e9)
+        bound = 1.5 * rec["exact"][0]["matrix_mb"] + 200
+        a = min(rec["ann"], key=lambda r: r["s"])
+        hn = (f"{ex / min(r['s'] for r in rec['hnsw']):.2f}× ({min(r['recall_all'] for r in rec['hnsw']):.3f})"
+              if "hnsw" in rec else "—")
+        bf = f"{min(r['s'] for r in rec['before']) / limit:.2f}" if "before" in rec else "—"
+        print(f"| {rec['data']} | {n:,} × {d} | {ex:.2f} s | {limit:.2f} s | **{ex / limit:.2f}** | "
+              f"{max(r['rss_mb'] for r in rec['exact']):.0f} / {bound:.0f} MB | {ann:.2f} s | **{ex / ann:.1f}×** | "
+              f"{min(r['recall_all'] for r in rec['ann']):.3f} ({a['recall_sample']:.3f}) | {a['nprobe']} / {a['nlist']} | "
+              f"{max(r['rss_mb'] for r in rec['ann']):.0f} MB | {hn} | {bf} |")
+    for rec in res["runs"].values():
+        a = min(rec["ann"], key=lambda r: r["s"])
+        print(f"{rec['data']} {rec['n']}×{rec['d']}: ANN build {a['build_s']} s, tune {a['tune_s']} s, search "
+              f"{a['search_s']} s, {a['pairs'] / rec['n']:.0f} scores/row in {a['dims']} dims; plan: {a['plan']['reason']}; "
+              f"after tuning: {a['confirm']['reason']}")
+
+
+def fit(res: dict) -> None:
+    """Least-squares per-pair / per-row constants of jobsim.planner.Costs (at ref 150 GFLOP/s)."""
+    from jobsim.planner import COSTS
+
+    rows_e, y_e, rows_a, y_a = [], [], [], []
+    for rec in res["runs"].values():
+        n, d = rec["n"], rec["d"]
+        rate = max(float(p["calib"][str(d)]) for p in res["peaks"]) * 1e9
+        unit = COSTS.ref_gflops * 1e9 / rate
+        pairs = n * (n - 1) / 2
+        rows_e.append([pairs * unit, n * d / 512 * unit])
+        y_e.append(min(r["s"] for r in rec["exact"]) - pairs * 2 * d / rate - COSTS.fixed_s)
+        a = min(rec["ann"], key=lambda r: r["s"])
+        nl, r = a["nlist"], a["dims"]
+        flops = ((20_000 * d + n * r) * d + (10 * 32 * nl * nl + n * nl + a["pairs"]) * r + 500 * n * d) * 2
+        rows_a.append([a["pairs"] * unit, n * d / 512 * unit])
+        y_a.append(a["s"] - flops / rate - COSTS.fixed_s)
+    ce = np.linalg.lstsq(np.array(rows_e), np.array(y_e), rcond=None)[0]
+    ca = np.linalg.lstsq(np.array(rows_a), np.array(y_a), rcond=None)[0]
+    print(f"\nfitted: exact_pair_s={ce[0]:.3g}, exact_row_s={ce[1]:.3g}, ivf_pair_s={ca[0]:.3g}, ivf_row_s={ca[1]:.3g}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="N = 10k only")
+    ap.add_argument("--quick", action="store_true", help="N = 10k, clustered only, 1 rep")
+    ap.add_argument("--data", nargs="+", default=["clustered", "text"], choices=["clustered", "text"])
+    ap.add_argument("--n", nargs="+", type=int, default=[10_000, 100_000])
+    ap.add_argument("--d", nargs="+", type=int, default=[512, 1536])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--hnsw", action="store_true", help="also the previous ANN (faiss HNSW)")
+    ap.add_argument("--hnsw-min-n", type=int, default=100_000)
+    ap.add_argument("--hnsw-reps", type=int, default=1, help="reps that also run HNSW (the slowest method)")
+    ap.add_argument("--before", help="also exact_topk of this git revision")
+    ap.add_argument("--fit", action="store_true", help="fit the planner's cost constants")
+    ap.add_argument("--json", help="write the raw measurements here")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(STEPS[args.child[0]](json.loads(args.child[1]))))
         return
+    if args.quick:
+        args.data, args.n, args.reps = ["clustered"], [10_000], 1
     started = time.perf_counter()
-    peak = child("peak", {})["gflops"]
-    print(f"sgemm peak (numpy, 4096² float32): {peak:.0f} GFLOP/s; "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}\n")
-    configs = [(10_000, 1536), (10_000, 512)] + ([] if args.quick else [(100_000, 1536), (100_000, 512)])
-    for n, d in configs:
-        big = n >= 50_000
-        ours = child("ours", {"n": n, "d": d, "verify": not big})
-        limit = 2 * n * n * d / (peak * 1e9)
-        faiss_r = child("faiss", {"n": n, "d": d, "sample": 2000 if big else n})
-        seed = child("seed", {"n": n, "d": d, "sample": 300 if big else 500})
-        anns = [("hnsw", 0)] + ([("hnsw", 256)] if d > 512 else [])
-        ann_r = [(kind, pca, child("ann", {"n": n, "d": d, "kind": kind, "pca": pca})) for kind, pca in anns]
-        rows = child("rowblocks", {"n": n, "d": d}) if not big else None
-        s = ours["search_s"]
-        print(f"## N={n:,} d={d}")
-        print(f"  ours (exact, symmetric blocks)   search {s:7.1f} s, whole pass {ours['pass_s']:7.1f} s, "
-              f"peak RSS {ours['rss_mb']:.0f} MB (vectors {ours['data_mb']:.0f} MB)")
-        print(f"  GEMM limit 2·N²·d/peak           {limit:7.1f} s  → ours/limit = {s / limit:.2f}")
-        print(f"  faiss IndexFlatIP (default env)  {faiss_r['search_s']:7.1f} s  ({faiss_r['search_s'] / s:.1f}× ours"
-              f"{', extrapolated from ' + str(faiss_r['sample']) + ' rows' if faiss_r['sample'] < n else ''})")
-        if rows:
-            print(f"  row blocks, no symmetry (before) {rows['search_s']:7.1f} s  ({rows['search_s'] / s:.2f}× ours)")
-        print(f"  seed per-job loop (≤5k same cat) {seed['search_s']:7.1f} s  ({seed['search_s'] / ours['pass_s']:.0f}× "
-              f"our whole pass, extrapolated from {seed['sample']} jobs)")
-        for kind, pca, r in ann_r:
-            label = f"{kind}{' on PCA ' + str(pca) if pca else ''}"
-            print(f"  ANN {label:<28} {r['search_s']:7.1f} s  ({s / r['search_s']:.2f}× speed-up vs exact search), "
-                  f"{r['param']}, recall@10 {r['recall_sample']:.3f} (tuning sample) / {r['recall_check']:.3f} "
-                  f"(1,000 other rows), build {r['build_s']:.1f} s, peak RSS {r['rss_mb']:.0f} MB")
-        inc = ours["incremental"]
-        eq = f", lists equal to a new full pass: {ours['incremental_equal_lists']}" if "incremental_equal_lists" in ours else ""
-        print(f"  incremental at 1% churn          {ours['incremental_s']:7.1f} s  ({ours['pass_s'] / ours['incremental_s']:.0f}× "
-              f"faster than the full pass; {inc['added']} added, {inc['removed']} removed, "
-              f"{inc['recomputed']} lists recomputed{eq})\n", flush=True)
+    res = run(args)
+    report(res)
+    if args.fit:
+        fit(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
     print(f"benchmark wall time {time.perf_counter() - started:.0f} s")
 
 

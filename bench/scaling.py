@@ -191,7 +191,7 @@ def _ivf_search(index, x: np.ndarray, rows: np.ndarray, fetch: int, k: int,
                 timing: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` ids by the index's own ranking and after exact rescoring of ``fetch`` candidates
     (``timing["index_s"]`` accumulates the time inside ``index.search``)."""
-    from jobsim.neighbours import _order_rows
+    from jobsim.neighbours import order_rows
 
     raw_out = np.empty((len(rows), k), dtype=np.int64)
     res_out = np.empty((len(rows), k), dtype=np.int64)
@@ -208,7 +208,7 @@ def _ivf_search(index, x: np.ndarray, rows: np.ndarray, fetch: int, k: int,
         safe = np.where(cand < 0, 0, cand)
         cos = np.einsum("bd,bkd->bk", x[r], x[safe], optimize=False).astype(np.float32)
         cos = np.where(cand < 0, -np.inf, cos).astype(np.float32)
-        _order_rows(cos, cand)
+        order_rows(cos, cand)
         res_out[b0 : b0 + len(r)] = cand[:, :k]
     return raw_out, res_out
 

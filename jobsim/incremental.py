@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jobsim.candidates import CandidateState, fingerprints
-from jobsim.neighbours import _order_rows as order_rows
-from jobsim.neighbours import cross_topk, error_bound, exact_topk, merge_topk, rescore, topk_of_rows
+from jobsim.neighbours import cross_topk, error_bound, exact_topk, merge_topk, order_rows, rescore, topk_of_rows
 
 log = logging.getLogger(__name__)
 

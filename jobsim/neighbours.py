@@ -1,25 +1,22 @@
 """Exact top-k inner-product search: all rows against all rows, or some rows against all.
 
 Pure arrays in, arrays out (in the spirit of faiss ``contrib/exhaustive_search.py``):
-numpy GEMM over blocks sized from a memory budget (numpy's BLAS is several times
-faster than the OpenBLAS bundled with faiss-cpu on this CPU), the running top-k kept
-in faiss's C++ heap (``float_minheap_array_t.addn``), which avoids a full sort.
+numpy GEMM over blocks sized from a memory budget (numpy's BLAS, not the OpenBLAS
+bundled with faiss-cpu, which is several times slower on some CPUs), the running top-k
+kept in faiss's C++ heaps (:mod:`jobsim.heaps`), then every kept pair rescored on its own
+and each list certified (:mod:`jobsim.rescoring`).
 
-The all-pairs pass uses symmetry: only blocks (I, J) with I ≤ J are multiplied and
-each block feeds the heaps of its rows *and* (transposed) of its columns, so the GEMM
-work is about half of ``2·N²·d``. Diagonal blocks go first; after them each heap's top
-(its k-th best so far) filters the off-diagonal blocks, so only the few scores above it
-(found with one vectorised comparison) are pushed into the heaps.
+The all-pairs pass uses symmetry: only blocks (I, J) with I ≤ J are multiplied and each
+block feeds the heaps of its rows (all of it, one C++ comparison per score) *and* of its
+columns (the few scores above each column's k-th best so far, found with one vectorised
+comparison, on every core), so the GEMM work is about half of ``2·N²·d``. Diagonal
+blocks go first, so every heap has a useful threshold before the off-diagonal blocks.
 
-Results follow one total order, **score descending, then index ascending**, in every path
-(blocks of any size, shards, incremental updates). A GEMM's value for one pair changes in
-the last bits with the shape of the call, so the heaps (which keep ``SPARE`` extra slots)
-only *select* candidates; every kept pair is then rescored on its own (:func:`rescore`),
-and a row's list is certified exact when its k-th rescored score beats the best score any
-left-out candidate could have (the heap's smallest GEMM score plus the float32 error bound);
-the rare rows that fail are recomputed exhaustively. So the same pair has the same score
-everywhere, and duplicate postings (equal vectors) tie exactly and resolve by index. A row
-never matches itself: the self entry is masked by index, so duplicates remain neighbours.
+Results follow one total order, **score descending, then index ascending**, in every
+path (blocks of any size, shards, incremental updates): the scores are canonical
+(:func:`rescore`) and certified against the float32 error bound. A row never matches
+itself: the self entry is masked by index, so duplicate vectors remain neighbours.
+Slots with no neighbour hold index -1 and score -inf.
 """
 
 from __future__ import annotations
@@ -28,21 +25,32 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from jobsim.heaps import LIVE_FRACTION, new_heaps, push_columns, push_dense, push_filtered, reorder
+from jobsim.ivf import locality_order
+from jobsim.rescoring import (
+    error_bound, exhaustive_rows, fill_unsafe, finish, finish_rows, order_rows, release_memory, rescore,
+)
+
+__all__ = [
+    "PROGRESS_EVERY_S", "block_rows_for", "cross_topk", "error_bound", "exact_topk", "merge_topk",
+    "order_rows", "rescore", "square_block_for", "topk_of_rows",
+]
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 10.0
+MAX_SQUARE_BLOCK = 4096  # measured: 8192² blocks (256 MB) made the 100k pass ~25% slower
+LOCALITY_MIN_BYTES = 16 << 20  # smaller matrices stay in the CPU cache: no locality order
 
 
 def block_rows_for(n: int, memory_budget_bytes: int) -> int:
     """Rows per score block so that one (rows × n) float32 block fits the budget."""
     return int(max(1, min(n, memory_budget_bytes // max(1, 4 * n))))
-
-
-MAX_SQUARE_BLOCK = 4096  # measured: 8192² blocks (256 MB) made the 100k pass ~25% slower
 
 
 def square_block_for(n: int, memory_budget_bytes: int, min_blocks: int = 8) -> int:
@@ -53,175 +61,6 @@ def square_block_for(n: int, memory_budget_bytes: int, min_blocks: int = 8) -> i
     by_budget = min(MAX_SQUARE_BLOCK, int(math.isqrt(max(1, memory_budget_bytes // 10))))
     by_count = max(512, -(-n // min_blocks))
     return max(1, min(n, by_budget, by_count))
-
-
-def _heaps(scores: np.ndarray, indices: np.ndarray) -> faiss.float_minheap_array_t:
-    """A faiss heap array over the rows of ``scores``/``indices`` (views, not copies)."""
-    heap = faiss.float_minheap_array_t()
-    heap.k, heap.nh = int(scores.shape[1]), int(scores.shape[0])
-    heap.val, heap.ids = faiss.swig_ptr(scores), faiss.swig_ptr(indices)
-    return heap
-
-
-def _add_sparse(
-    scores: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray, values: np.ndarray
-) -> None:
-    """Push (row, col, value) entries, grouped by ascending row, into the rows' heaps."""
-    if len(rows) == 0:
-        return
-    urows, starts, counts = np.unique(rows, return_index=True, return_counts=True)
-    width = int(counts.max())
-    which = np.repeat(np.arange(len(urows)), counts)
-    slot = np.arange(len(rows)) - np.repeat(starts, counts)
-    vals = np.full((len(urows), width), -np.inf, dtype=np.float32)
-    ids = np.zeros((len(urows), width), dtype=np.int64)
-    vals[which, slot], ids[which, slot] = values, cols
-    hs, hi = scores[urows], indices[urows]  # gathered heaps of the touched rows
-    _heaps(hs, hi).addn_with_ids(width, faiss.swig_ptr(vals), faiss.swig_ptr(ids), width, 0, len(urows))
-    scores[urows], indices[urows] = hs, hi
-
-
-def _order_rows(scores: np.ndarray, indices: np.ndarray) -> None:
-    """Sort each row in place by (score desc, index asc); empty slots (-1) last."""
-    key_idx = np.where(indices < 0, np.iinfo(np.int64).max, indices)
-    order = np.lexsort((key_idx, -scores), axis=1)
-    scores[:] = np.take_along_axis(scores, order, axis=1)
-    indices[:] = np.take_along_axis(indices, order, axis=1)
-
-
-SPARE = 4  # heap slots kept beyond k: the margin that certifies the canonical top-k
-UNIT_ROUNDOFF = 2.0**-24  # float32
-
-
-def rescore(queries: np.ndarray, base: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Canonical scores: ``queries[i] · base[idx[i, j]]`` (-inf where ``idx`` is -1), each
-    pair computed on its own by faiss's ``fvec_inner_product``.
-
-    A GEMM's result for one pair changes in the last bits with the shape of the call,
-    so scores found by blocks of different sizes (or shards) are rescored this way: the
-    same pair then has the same score in every path, bit for bit, and equal vectors
-    (duplicate postings) have exactly equal scores.
-    """
-    q = np.ascontiguousarray(queries, dtype=np.float32)
-    b = np.ascontiguousarray(base, dtype=np.float32)
-    ids = np.ascontiguousarray(np.where(idx < 0, 0, idx), dtype=np.int64)
-    out = np.empty(ids.shape, dtype=np.float32)
-    if ids.size:
-        faiss.fvec_inner_products_by_idx(faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(b),
-                                         faiss.swig_ptr(ids), q.shape[1], q.shape[0], ids.shape[1])
-    out[idx < 0] = -np.inf
-    return out
-
-
-def error_bound(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """Per query, a bound on |GEMM score − canonical score| for any pair: each float32
-    dot product of length d is within γ_d·|q|·|b| of the exact value (any summation
-    order), γ_d = d·u / (1 − d·u)."""
-    d = queries.shape[1]
-    gamma = d * UNIT_ROUNDOFF / (1 - d * UNIT_ROUNDOFF)
-    bmax = float(np.sqrt(np.einsum("ij,ij->i", base, base).max())) if len(base) else 0.0
-    return (2 * gamma * np.sqrt(np.einsum("ij,ij->i", queries, queries)) * bmax).astype(np.float32)
-
-
-def _exhaustive_rows(
-    queries: np.ndarray, base: np.ndarray, self_cols: np.ndarray | None, kk: int, budget: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical top-``kk`` of ``queries`` against all of ``base`` (the fallback for rows
-    whose heap could not certify its list): GEMM scores select every column that can
-    be in the canonical top-``kk`` (within twice the error bound of the ``kk``-th GEMM
-    score), and only those are rescored."""
-    n = base.shape[0]
-    eps = error_bound(queries, base)
-    out_s = np.empty((len(queries), kk), dtype=np.float32)
-    out_i = np.empty((len(queries), kk), dtype=np.int64)
-    step = block_rows_for(n, budget // 3)
-    for b0 in range(0, len(queries), step):
-        g = queries[b0 : b0 + step] @ base.T
-        if self_cols is not None:
-            g[np.arange(len(g)), self_cols[b0 : b0 + step]] = -np.inf
-        kth = np.partition(g, n - kk, axis=1)[:, n - kk]
-        rows, cols = np.nonzero(g >= (kth - 2 * eps[b0 : b0 + step])[:, None])
-        counts = np.bincount(rows, minlength=len(g))
-        cand = np.full((len(g), int(counts.max())), -1, dtype=np.int64)
-        cand[rows, np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)] = cols
-        sc = rescore(queries[b0 : b0 + step], base, cand)
-        _order_rows(sc, cand)
-        out_s[b0 : b0 + len(g)], out_i[b0 : b0 + len(g)] = sc[:, :kk], cand[:, :kk]
-    return out_s, out_i
-
-
-def _finish(
-    queries: np.ndarray, base: np.ndarray, self_cols: np.ndarray | None,
-    scores: np.ndarray, indices: np.ndarray, k: int, kk: int, candidates: int, budget: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Heaps of GEMM scores → the exact canonical top-``kk`` (order: canonical score desc,
-    index asc), padded to ``k``.
-
-    Kept candidates are rescored (:func:`rescore`). A candidate left out of a full heap
-    has a GEMM score ≤ the heap's smallest, so a canonical score ≤ that + the error
-    bound; rows whose ``kk``-th canonical score does not beat it strictly are
-    recomputed by :func:`_exhaustive_rows` (rare: near-ties across the spare slots).
-    """
-    smallest = scores[:, -1].copy()  # heaps are reordered: descending GEMM scores
-    canon = rescore(queries, base, indices)
-    _order_rows(canon, indices)
-    canon, indices = canon[:, :kk].copy(), indices[:, :kk].copy()
-    if candidates > scores.shape[1]:  # some candidates were left out: certify
-        unsafe = np.flatnonzero(~(canon[:, kk - 1] > smallest + error_bound(queries, base)))
-        if len(unsafe):
-            log.debug("%d rows recomputed exhaustively (near-ties at the k-th place)", len(unsafe))
-            canon[unsafe], indices[unsafe] = _exhaustive_rows(
-                queries[unsafe], base, None if self_cols is None else self_cols[unsafe], kk, budget)
-    if k > kk:
-        canon = np.pad(canon, ((0, 0), (0, k - kk)), constant_values=-np.inf)
-        indices = np.pad(indices, ((0, 0), (0, k - kk)), constant_values=-1)
-    return np.ascontiguousarray(canon), np.ascontiguousarray(indices)
-
-
-def _empty(m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.full((m, k), -np.inf, dtype=np.float32), np.full((m, k), -1, dtype=np.int64)
-
-
-def _new_heaps(m: int, candidates: int, kk: int) -> tuple[np.ndarray, np.ndarray]:
-    """Heapified (scores, indices) for ``m`` queries keeping ``kk`` of ``candidates`` results
-    plus up to ``SPARE`` more (the margin :func:`_finish` certifies the top ``kk`` with)."""
-    keep = min(kk + SPARE, candidates)
-    scores = np.empty((m, keep), dtype=np.float32)
-    indices = np.empty((m, keep), dtype=np.int64)
-    _heaps(scores, indices).heapify()
-    return scores, indices
-
-
-def _push_block(
-    block: np.ndarray, scores: np.ndarray, indices: np.ndarray, r0: int, c0: int, dense: bool
-) -> None:
-    """Offer the (rows × cols) score ``block`` to the heaps of its rows (global rows
-    ``r0 + i``, candidates ``c0 + j``): all of it when ``dense`` (the rows' first block),
-    else only the few scores above each heap's current k-th (one vectorised comparison)."""
-    nr, nc = block.shape
-    if dense:
-        block = np.ascontiguousarray(block)
-        _heaps(scores[r0 : r0 + nr], indices[r0 : r0 + nr]).addn(nc, faiss.swig_ptr(block), c0, 0, nr)
-        return
-    hit = np.flatnonzero(block > scores[r0 : r0 + nr, :1])
-    r, c = np.divmod(hit, nc)
-    _add_sparse(scores, indices, r0 + r, c0 + c, block[r, c])
-
-
-def _push_block_t(
-    block: np.ndarray, scores: np.ndarray, indices: np.ndarray, r0: int, c0: int, dense: bool
-) -> None:
-    """:func:`_push_block` for the heaps of the block's *columns* (``s(i, j) = s(j, i)``):
-    compared in memory order against the columns' thresholds, hits grouped by column."""
-    nr, nc = block.shape
-    if dense:
-        _push_block(block.T, scores, indices, c0, r0, True)
-        return
-    hit = np.flatnonzero(block > scores[c0 : c0 + nc, 0][None, :])
-    r, c = np.divmod(hit, nc)
-    order = np.argsort(c, kind="stable")
-    r, c = r[order], c[order]
-    _add_sparse(scores, indices, c0 + c, r0 + r, block[r, c])
 
 
 class _Progress:
@@ -238,44 +77,132 @@ class _Progress:
             log.info("%s: %d/%d, %.1f s", self.what, self.done, self.total, self.last - self.started)
 
 
+def _empty(m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((m, k), -np.inf, dtype=np.float32), np.full((m, k), -1, dtype=np.int64)
+
+
+def _offer(
+    pool: ThreadPoolExecutor, blk: np.ndarray, rows: tuple[np.ndarray, np.ndarray, int],
+    cols: tuple[np.ndarray, np.ndarray, int] | None, rows_first: bool = False, cols_first: bool = False,
+    live: list[float] | None = None,
+) -> None:
+    """Offer one GEMM block to the heaps of its rows (``rows`` = scores, indices, first
+    row) and of its columns (None: a diagonal block, whose rows' heaps are its columns').
+    Heaps that are still empty (``*_first``, and a diagonal block's) take the block
+    whole; the others only the scores above their thresholds, with a max-prefilter while
+    the previous block had hits in few rows (columns): ``live`` = [rows, columns] share,
+    updated. Each side is cut in halves over the worker threads (disjoint heaps)."""
+    (rs, ri, r0) = rows
+    nr, nc = blk.shape
+    hr, hc = (nr + 1) // 2, (nc + 1) // 2
+    live = live if live is not None else [0.0, 0.0]
+    if cols is None or rows_first:
+        row_jobs = [pool.submit(push_dense, blk[a:z], rs, ri, r0 + a, cols[2] if cols else r0)
+                    for a, z in ((0, hr), (hr, nr)) if z > a]
+    else:
+        pre = live[0] < LIVE_FRACTION
+        row_jobs = [pool.submit(push_filtered, blk[a:z], rs, ri, r0 + a, cols[2], pre)
+                    for a, z in ((0, hr), (hr, nr)) if z > a]
+    col_jobs = []
+    if cols is not None:
+        cs, ci, c0 = cols
+        pre = live[1] < LIVE_FRACTION
+        push_c = (lambda part, a: push_dense(part.T, cs, ci, c0 + a, r0)) if cols_first else (
+            lambda part, a: push_columns(part, cs, ci, r0, c0 + a, pre))
+        col_jobs = [pool.submit(push_c, blk[:, a:z], a) for a, z in ((0, hc), (hc, nc)) if z > a]
+    shares = [[job.result() for job in jobs] for jobs in (row_jobs, col_jobs)]
+    for side, got in enumerate(shares):
+        if got and all(isinstance(v, float) for v in got):
+            live[side] = float(np.mean(got))
+
+
+class _Clock:
+    """Seconds spent per phase (``with clock("gemm"): ...``), for the log and benchmarks."""
+
+    def __init__(self, into: dict[str, float] | None = None) -> None:
+        self.spent: dict[str, float] = into if into is not None else {}
+        self._phase, self._started = "", 0.0
+
+    def __call__(self, phase: str) -> _Clock:
+        self._phase = phase
+        return self
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self.spent[self._phase] = self.spent.get(self._phase, 0.0) + time.perf_counter() - self._started
+
+
+def _symmetric_pass(
+    x: np.ndarray, perm: np.ndarray | None, b: int, scores: np.ndarray, indices: np.ndarray, clock: _Clock
+) -> None:
+    """Every pair once: diagonal blocks (whole), then the blocks above them. Rows are
+    taken in the order ``perm`` (heap row and candidate ids are positions in it)."""
+    n = len(x)
+
+    def rows(a: int, z: int) -> np.ndarray:
+        return x[a:z] if perm is None else x[perm[a:z]]
+
+    starts = list(range(0, n, b))
+    progress = _Progress(f"exact search ({n} rows), block", len(starts) * (len(starts) + 1) // 2)
+    buffer = np.empty((b, b), dtype=np.float32)  # every block's scores, one allocation
+    live = [0.0, 0.0]
+    with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(2) as pool:
+        for i0 in starts:  # diagonal blocks first: every heap gets a useful threshold
+            xi = rows(i0, min(n, i0 + b))
+            diag = buffer[: len(xi), : len(xi)]
+            with clock("gemm"):
+                np.matmul(xi, xi.T, out=diag)
+            np.fill_diagonal(diag, -np.inf)  # self, by index
+            with clock("select"):
+                _offer(pool, diag, (scores, indices, i0), None)
+            progress.step()
+        for bi, i0 in enumerate(starts):
+            xi = rows(i0, min(n, i0 + b))
+            for j0 in starts[bi + 1 :]:
+                xj = rows(j0, min(n, j0 + b))
+                blk = buffer[: len(xi), : len(xj)]
+                with clock("gemm"):
+                    np.matmul(xi, xj.T, out=blk)  # (bi, bj) GEMM, reused memory
+                with clock("select"):
+                    _offer(pool, blk, (scores, indices, i0), (scores, indices, j0), live=live)
+                progress.step()
+
+
 def exact_topk(
-    vectors: np.ndarray, k: int, memory_budget_bytes: int = 256 << 20, block: int | None = None
+    vectors: np.ndarray, k: int, memory_budget_bytes: int = 256 << 20, block: int | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``vectors``, the ``k`` largest inner products with the *other* rows.
 
     Returns ``(scores, indices)``, each (n, k), in the order (score desc, index asc);
     slots with no neighbour (n - 1 < k) hold index -1 and score -inf. ``block`` overrides
-    the side of the square score blocks (:func:`square_block_for` by default).
+    the side of the square score blocks (:func:`square_block_for` by default). Matrices
+    larger than the CPU cache are searched in a :func:`~jobsim.ivf.locality_order` (the
+    result does not depend on the order). ``timings`` receives seconds per phase.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n = x.shape[0]
     kk = min(k, n - 1)
     if kk <= 0:
         return _empty(n, k)
-    scores, indices = _new_heaps(n, n - 1, kk)
-    b = block or square_block_for(n, memory_budget_bytes)
-    starts = list(range(0, n, b))
-    progress = _Progress(f"exact search ({n} rows), block", len(starts) * (len(starts) + 1) // 2)
-    # diagonal blocks first: every heap gets b candidates, so its top (the k-th best so
-    # far) is a useful threshold for the rest of the pass
-    for i0 in starts:
-        i1 = min(n, i0 + b)
-        diag = x[i0:i1] @ x[i0:i1].T
-        np.fill_diagonal(diag, -np.inf)  # self, by index
-        _push_block(diag, scores, indices, i0, i0, dense=True)
-        progress.step()
-    buffer = np.empty((b, b), dtype=np.float32)
-    for bi, i0 in enumerate(starts):
-        i1 = min(n, i0 + b)
-        for j0 in starts[bi + 1 :]:
-            j1 = min(n, j0 + b)
-            blk = buffer[: i1 - i0, : j1 - j0]
-            np.matmul(x[i0:i1], x[j0:j1].T, out=blk)  # (bi, bj) GEMM, reused memory
-            _push_block(blk, scores, indices, i0, j0, dense=False)
-            _push_block_t(blk, scores, indices, i0, j0, dense=False)
-            progress.step()
-    _heaps(scores, indices).reorder()
-    return _finish(x, x, np.arange(n), scores, indices, k, kk, n - 1, memory_budget_bytes)
+    clock = _Clock(timings)
+    with clock("order"):
+        perm = locality_order(x) if x.nbytes >= LOCALITY_MIN_BYTES else None
+    scores, indices = new_heaps(n, n - 1, kk)
+    _symmetric_pass(x, perm, block or square_block_for(n, memory_budget_bytes), scores, indices, clock)
+    release_memory()
+    with clock("finish"):
+        reorder(scores, indices)
+        out_s, out_i, unsafe = finish_rows(x, x, scores, indices, k, kk, n - 1 > scores.shape[1],
+                                           order=perm, heaps_in_order=True, id_map=perm)
+        del scores, indices  # before the fallback's score blocks
+        release_memory()
+        fill_unsafe(out_s, out_i, unsafe, kk, lambda rows: exhaustive_rows(x[rows], x, rows, kk, memory_budget_bytes))
+    log.info("exact search of %d × %d: %s; %d lists recomputed exhaustively", n, x.shape[1],
+             ", ".join(f"{p} {s:.2f} s" for p, s in clock.spent.items()), len(unsafe))
+    return out_s, out_i
 
 
 def cross_topk(
@@ -294,25 +221,29 @@ def cross_topk(
     ka, kb = min(k, nb), min(k, na)
     if ka <= 0 or kb <= 0:
         return _empty(na, k), _empty(nb, k)
-    sa, ia = _new_heaps(na, nb, ka)
-    sb, ib = _new_heaps(nb, na, kb)
+    sa, ia = new_heaps(na, nb, ka)
+    sb, ib = new_heaps(nb, na, kb)
     b = block or square_block_for(na + nb, memory_budget_bytes)
     buffer = np.empty((b, b), dtype=np.float32)
     progress = _Progress(f"cross search ({na} × {nb} rows), block", -(-na // b) * -(-nb // b))
-    for i0 in range(0, na, b):
-        i1 = min(na, i0 + b)
-        for j0 in range(0, nb, b):
-            j1 = min(nb, j0 + b)
-            blk = buffer[: i1 - i0, : j1 - j0]
-            np.matmul(xa[i0:i1], xb[j0:j1].T, out=blk)
-            _push_block(blk, sa, ia, i0, j0, dense=j0 == 0)  # a row's first block fills its heap
-            _push_block_t(blk, sb, ib, i0, j0, dense=i0 == 0)
-            progress.step()
-    _heaps(sa, ia).reorder()
-    _heaps(sb, ib).reorder()
+    live = [0.0, 0.0]
+    with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(2) as pool:
+        for i0 in range(0, na, b):
+            i1 = min(na, i0 + b)
+            for j0 in range(0, nb, b):
+                j1 = min(nb, j0 + b)
+                blk = buffer[: i1 - i0, : j1 - j0]
+                np.matmul(xa[i0:i1], xb[j0:j1].T, out=blk)
+                _offer(pool, blk, (sa, ia, i0), (sb, ib, j0), rows_first=j0 == 0, cols_first=i0 == 0, live=live)
+                progress.step()
+    del buffer
+    reorder(sa, ia)
+    reorder(sb, ib)
     return (
-        _finish(xa, xb, None, sa, ia, k, ka, nb, memory_budget_bytes),
-        _finish(xb, xa, None, sb, ib, k, kb, na, memory_budget_bytes),
+        finish(xa, xb, sa, ia, k, ka, nb > sa.shape[1],
+               lambda rows: exhaustive_rows(xa[rows], xb, None, ka, memory_budget_bytes)),
+        finish(xb, xa, sb, ib, k, kb, na > sb.shape[1],
+               lambda rows: exhaustive_rows(xb[rows], xa, None, kb, memory_budget_bytes)),
     )
 
 
@@ -334,7 +265,7 @@ def topk_of_rows(
     kk = min(k, n - 1)
     if kk <= 0 or m == 0:
         return _empty(m, k)
-    scores, indices = _new_heaps(m, n - 1, kk)
+    scores, indices = new_heaps(m, n - 1, kk)
     step = block_rows_for(n, memory_budget_bytes)
     progress = _Progress("exact row search, rows", m)
     for b0 in range(0, m, step):
@@ -343,10 +274,12 @@ def topk_of_rows(
         block[np.arange(len(r)), r] = -np.inf
         if on_block is not None:
             on_block(r, block)
-        _heaps(scores[b0 : b0 + len(r)], indices[b0 : b0 + len(r)]).addn(n, faiss.swig_ptr(block), 0, 0, len(r))
+        push_dense(block, scores, indices, b0)
         progress.step(len(r))
-    _heaps(scores, indices).reorder()
-    return _finish(x[rows], x, rows, scores, indices, k, kk, n - 1, memory_budget_bytes)
+    reorder(scores, indices)
+    q = x[rows]
+    return finish(q, x, scores, indices, k, kk, n - 1 > scores.shape[1],
+                  lambda sub: exhaustive_rows(q[sub], x, rows[sub], kk, memory_budget_bytes))
 
 
 def merge_topk(
@@ -356,5 +289,5 @@ def merge_topk(
     s = np.concatenate([scores_a, scores_b], axis=1)
     i = np.concatenate([idx_a, idx_b], axis=1)
     s = np.where(i < 0, -np.inf, s).astype(np.float32)
-    _order_rows(s, i)
+    order_rows(s, i)
     return np.ascontiguousarray(s[:, :k]), np.ascontiguousarray(i[:, :k])

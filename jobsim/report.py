@@ -135,7 +135,7 @@ def search_rows(search: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
     """Neighbour-search facts worth a glance (mode, ANN recall, incremental churn)."""
     if not search:
         return []
-    keys = [("mode", "mode"), ("jobs", "jobs"), ("full pass because", "full_pass_reason"),
+    keys = [("mode", "mode"), ("jobs", "jobs"), ("full pass because", "full_pass_reason"), ("exact or ANN", "plan"),
             ("ANN index", "ann_index"), ("ANN effort", "ann_param"), ("ANN effort value", "ann_value"),
             ("ANN recall@10", "recall_at_10"), ("recall sample", "recall_sample"),
             ("vectors added", "added"), ("vectors removed", "removed"),

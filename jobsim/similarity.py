@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jobsim.ann import ann_topk
 from jobsim.candidates import CandidateState, fingerprints
 from jobsim.corpus import Corpus
+from jobsim.fullpass import full_topk, plan_for
 from jobsim.groups import Groups, duplicate_groups
 from jobsim.incremental import available, churn_of, full_state, search_rows, update_state
 from jobsim.lists import list_checks, pool_ends, pools, rerank_jobs, rows_needing_more
@@ -41,6 +41,7 @@ class NeighbourStats:
     query_rows: int = 0  # rows of closed jobs only (searched, never listed)
     closed_jobs: int = 0  # closed/expired jobs that got a list of open jobs
     full_pass_reason: str = ""  # why a full pass ran instead of the incremental one
+    plan: str = ""  # why the full pass was exact or ANN (the planner's predictions)
     ann_index: str | None = None
     ann_param: str | None = None
     ann_value: int | None = None
@@ -80,6 +81,7 @@ class PassChoice:
     added: np.ndarray | None = None
     churn: float | None = None
     fingerprints: np.ndarray | None = None  # of the corpus rows, when computed
+    plan: str = ""  # the planner's reason for the full pass's path
 
 
 def _depth(settings: NeighbourSettings) -> int:
@@ -87,40 +89,43 @@ def _depth(settings: NeighbourSettings) -> int:
 
 
 def choose_pass(corpus: Corpus, settings: NeighbourSettings, previous: CandidateState | None) -> PassChoice:
-    """Incremental from ``previous`` when it applies, else a full pass (exact or ANN by size)."""
-    full = "exact" if corpus.base <= settings.exact_max_jobs else "ann"
+    """Incremental from ``previous`` when it applies, else a full pass (exact or ANN as the
+    planner predicts faster, :mod:`jobsim.fullpass`)."""
+    dims = int(corpus.vectors.shape[1]) if corpus.vectors.ndim == 2 else 0
+    plan = plan_for(corpus.base, dims, settings) if dims and corpus.base > 1 else None
+    full, why = (plan.mode, plan.reason) if plan else ("exact", "")
     if previous is None:
-        return PassChoice(full, "no previous state" if settings.incremental else "incremental off")
+        return PassChoice(full, "no previous state" if settings.incremental else "incremental off", plan=why)
     if not settings.incremental:
-        return PassChoice(full, "incremental off")
+        return PassChoice(full, "incremental off", plan=why)
     if previous.dims != corpus.vectors.shape[1] or previous.scores.shape[1] != _depth(settings):
-        return PassChoice(full, "state from other dimensions or candidate depth")
+        return PassChoice(full, "state from other dimensions or candidate depth", plan=why)
     if not previous.exact and full == "exact":
-        return PassChoice(full, "state is approximate and the set is small enough for exact")
+        return PassChoice(full, "state is approximate and the set is small enough for exact", plan=why)
     fps = fingerprints(corpus.vectors)
     old_to_new, added, churn = churn_of(previous, corpus.row_ids, fps)
     if churn > settings.incremental_max_churn:
-        return PassChoice(full, f"churn {churn:.3f} > {settings.incremental_max_churn}", churn=churn, fingerprints=fps)
+        return PassChoice(full, f"churn {churn:.3f} > {settings.incremental_max_churn}", churn=churn, fingerprints=fps, plan=why)
     return PassChoice("incremental", old_to_new=old_to_new, added=added, churn=churn, fingerprints=fps)
 
 
 def full_pass(corpus: Corpus, settings: NeighbourSettings, fps: np.ndarray, mode: str,
               exact: TopK | None = None) -> tuple[CandidateState, dict]:
-    """Candidate lists of every row by a full pass: exact (``exact`` = the base rows' lists
-    already computed by the sharded search) or ANN for the base rows."""
+    """Candidate lists of every row by a full pass over the base rows, exact (``exact`` =
+    the lists already computed by the sharded search) or as the planner decides
+    (:func:`jobsim.fullpass.full_topk`: an ANN pass falls back to exact when its tuned
+    cost no longer wins); closed jobs' query rows are searched exactly either way."""
     budget, depth, base = settings.memory_budget_mb << 20, _depth(settings), corpus.base
-    if mode == "exact":
+    if mode == "exact" or exact is not None:
         return full_state(corpus.row_ids, corpus.vectors, fps, base, depth, budget, exact), {"mode": "exact"}
-    scores, cand, report = ann_topk(
-        corpus.vectors[:base], depth, kind=settings.ann_index,
-        recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
-        hnsw_m=settings.ann_hnsw_m, ef_construction=settings.ann_ef_construction,
-        nlist=settings.ann_nlist, pca_dims=settings.ann_pca_dims, memory_budget_bytes=budget,
-    )
-    state = full_state(corpus.row_ids, corpus.vectors, fps, base, depth, budget, (scores, cand))
+    result = full_topk(corpus.vectors[:base], depth, settings)
+    state = full_state(corpus.row_ids, corpus.vectors, fps, base, depth, budget, (result.scores, result.indices))
+    if result.ann is None:
+        return state, {"mode": "exact", "plan": result.plan.reason}
     state.exact = False
-    return state, {"mode": "ann", "ann_index": report.index, "ann_param": report.param, "ann_value": report.value,
-                   "recall_at_10": report.recall_at_10, "recall_sample": report.recall_sample}
+    r = result.ann
+    return state, {"mode": "ann", "plan": result.plan.reason, "ann_index": r.index, "ann_param": r.param, "ann_value": r.value,
+                   "recall_at_10": r.recall_at_10, "recall_sample": r.recall_sample}
 
 
 def candidate_state(corpus: Corpus, settings: NeighbourSettings, previous: CandidateState | None,
@@ -204,7 +209,7 @@ def compute_neighbours(
         rows=corpus.rows, query_rows=corpus.rows - corpus.base, closed_jobs=int((~corpus.active).sum()),
         full_pass_reason=choice.reason if extra.get("mode") != "incremental" else "",
         duplicate_groups=groups.groups, grouped_jobs=groups.grouped_jobs, near_duplicate_links=groups.near_links,
-        deeper_rows=deeper, **extra,
+        deeper_rows=deeper, **({"plan": choice.plan} | extra),
     )
     log.info("neighbours: %s pass over %d rows (%d jobs) in %.2f s (search %.2f s)%s", stats.mode, corpus.rows,
              stats.jobs, stats.seconds, stats.search_seconds, f" — {choice.reason}" if stats.full_pass_reason else "")

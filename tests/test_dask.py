@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 
 from jobsim.synthetic import generate_jobs
-from storage import connect, imports, repositories
+from storage import connect, imports
 from tests.helpers import task_run_names
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

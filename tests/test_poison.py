@@ -5,7 +5,7 @@ hostile document ends with a reason."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from bson import ObjectId

@@ -1,0 +1,67 @@
+"""The full pass the pipeline runs: the planner's choice of exact or ANN, carried out.
+
+Pure arrays in, arrays out. :func:`plan_for` asks the planner (:mod:`jobsim.planner`)
+with the run's settings; :func:`full_topk` runs the chosen path. An ANN pass builds and
+tunes its index first, then asks the planner again with the probe cost it measured
+(:func:`jobsim.planner.confirm_ann`) and runs the exact pass instead when that is now
+predicted faster, so a pass predicted slower than exact is never run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from jobsim.ann import AnnReport, build_ivf, search_ivf
+from jobsim.ivf import default_nlist
+from jobsim.neighbours import exact_topk
+from jobsim.planner import PassPlan, confirm_ann, plan_full_pass
+from jobsim.settings import NeighbourSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FullPass:
+    """Candidate lists of every row, whether they are exact, the plan, the ANN's report."""
+
+    scores: np.ndarray
+    indices: np.ndarray
+    exact: bool
+    plan: PassPlan
+    ann: AnnReport | None = None
+    seconds: float = 0.0
+
+
+def plan_for(n: int, d: int, settings: NeighbourSettings) -> PassPlan:
+    """The planner's choice for a full pass over ``n`` rows of ``d`` dimensions;
+    ``exact_max_jobs`` > 0 forces exact up to that size and ANN above it."""
+    force = "auto"
+    if settings.exact_max_jobs > 0:
+        force = "exact" if n <= settings.exact_max_jobs else "ann"
+    return plan_full_pass(n, d, nlist=settings.ann_nlist or default_nlist(n),
+                          recall_sample=settings.ann_recall_sample, force=force)
+
+
+def full_topk(vectors: np.ndarray, depth: int, settings: NeighbourSettings, seed: int = 0) -> FullPass:
+    """Top-``depth`` candidate lists of every row by the planned path."""
+    started = time.perf_counter()
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, d = x.shape
+    budget = settings.memory_budget_mb << 20
+    plan = plan_for(n, d, settings)
+    if plan.mode == "ann":
+        index = build_ivf(x, recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
+                          nlist=settings.ann_nlist, seed=seed)
+        plan = confirm_ann(plan, n, d, scored_pairs=index.report.scored_pairs, nprobe=index.nprobe,
+                           search_dims=index.report.search_dims)
+        if plan.mode == "ann":
+            scores, indices, report = search_ivf(x, index, depth)
+            log.info("full pass: ann (%s)", plan.reason)
+            return FullPass(scores, indices, False, plan, report, time.perf_counter() - started)
+    scores, indices = exact_topk(x, depth, budget)
+    log.info("full pass: exact (%s)", plan.reason)
+    return FullPass(scores, indices, True, plan, None, time.perf_counter() - started)

@@ -1,0 +1,125 @@
+"""Inverted lists: spherical k-means on a sample, each row's best lists, a PCA basis.
+
+Pure arrays in, arrays out (numpy GEMM). Rows are assigned to ``nlist`` lists by
+spherical k-means centroids trained on a sample; each row *probes* its best lists (by
+centroid score, its own list first, :func:`probe_order`). :func:`pca_basis` gives the
+subspace the ANN search scores candidates in (:mod:`jobsim.ivf_search`), and
+:func:`locality_order` reuses the lists to order the rows of the exact pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from jobsim.heaps import heap_view, push_dense, reorder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Lists:
+    """Rows grouped by list: members of list ``b`` = ``order[offsets[b]:offsets[b + 1]]``
+    (ascending rows); ``home[i]`` = row i's list."""
+
+    home: np.ndarray  # (n,) int32
+    order: np.ndarray  # (n,) int64
+    offsets: np.ndarray  # (nlist + 1,) int64
+    pos: np.ndarray  # (n,) int64: row i is members(home[i])[pos[i]]
+
+    def members(self, b: int) -> np.ndarray:
+        return self.order[self.offsets[b] : self.offsets[b + 1]]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def _normalise(c: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(c, axis=1, keepdims=True)
+    return (c / np.where(norms > 0, norms, 1)).astype(np.float32)
+
+
+def _list_sums(rows: np.ndarray, assign: np.ndarray, nlist: int, cells: int = 4 << 20) -> np.ndarray:
+    """Σ of the rows of each list, as GEMMs of a one-hot matrix (≤ ``cells`` entries)."""
+    sums = np.zeros((nlist, rows.shape[1]), dtype=np.float32)
+    step = max(1, cells // nlist)
+    for c0 in range(0, len(rows), step):
+        part = assign[c0 : c0 + step]
+        onehot = np.zeros((nlist, len(part)), dtype=np.float32)
+        onehot[part, np.arange(len(part))] = 1
+        sums += onehot @ rows[c0 : c0 + step]
+    return sums
+
+
+def train_centroids(
+    x: np.ndarray, nlist: int, rng: np.random.Generator, per_list: int = 32, iters: int = 10
+) -> np.ndarray:
+    """Spherical k-means (inner product) on a sample of ``per_list · nlist`` rows:
+    (nlist, d) unit centroids. Empty lists are re-seeded with random sample rows."""
+    n = len(x)
+    sample = x[np.sort(rng.choice(n, size=min(n, per_list * nlist), replace=False))]
+    nlist = min(nlist, len(sample))
+    centroids = _normalise(sample[rng.choice(len(sample), size=nlist, replace=False)])
+    for _ in range(iters):
+        assign = np.argmax(sample @ centroids.T, axis=1)
+        sums = _list_sums(sample, assign, nlist)
+        empty = np.flatnonzero(np.bincount(assign, minlength=nlist) == 0)
+        sums[empty] = sample[rng.choice(len(sample), size=len(empty), replace=False)]
+        centroids = _normalise(sums)
+    return centroids
+
+
+def probe_order(x: np.ndarray, centroids: np.ndarray, pmax: int, block: int = 8192) -> np.ndarray:
+    """(n, pmax) int32: each row's ``pmax`` best lists, best first (a heap per row)."""
+    n, nlist = len(x), len(centroids)
+    pmax = min(pmax, nlist)
+    vals = np.empty((n, pmax), dtype=np.float32)
+    ids = np.empty((n, pmax), dtype=np.int64)
+    heap_view(vals, ids).heapify()
+    for b0 in range(0, n, block):
+        push_dense(x[b0 : b0 + block] @ centroids.T, vals, ids, b0)
+    reorder(vals, ids)
+    return ids.astype(np.int32)
+
+
+def locality_order(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A row order that keeps similar rows together (by k-means list): blocks of it have
+    near-final thresholds early, and rows next to each other share candidates."""
+    n = len(x)
+    centroids = train_centroids(x, default_nlist(n), np.random.default_rng(seed), iters=5)
+    home = np.empty(n, dtype=np.int64)
+    for b0 in range(0, n, 8192):
+        home[b0 : b0 + 8192] = np.argmax(x[b0 : b0 + 8192] @ centroids.T, axis=1)
+    return np.argsort(home, kind="stable")
+
+
+def default_nlist(n: int) -> int:
+    """√n lists (≈ √n rows each), a power of two between 16 and 4096."""
+    return int(min(4096, max(16, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))))
+
+
+def make_lists(home: np.ndarray, nlist: int) -> Lists:
+    order = np.argsort(home, kind="stable").astype(np.int64)
+    offsets = np.zeros(nlist + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(home, minlength=nlist))
+    pos = np.empty(len(home), dtype=np.int64)
+    pos[order] = np.arange(len(home)) - np.repeat(offsets[:-1], np.diff(offsets))
+    return Lists(home=home.astype(np.int32), order=order, offsets=offsets, pos=pos)
+
+
+def pca_basis(x: np.ndarray, variance: float, rng: np.random.Generator, sample: int = 20_000,
+              step: int = 32) -> np.ndarray:
+    """(d, r) orthonormal basis of the top principal directions (uncentred: inner products
+    are what is kept) of a row sample: the smallest multiple of ``step`` dimensions whose
+    share of the sample's energy reaches ``variance`` (all d when that is d)."""
+    n, d = x.shape
+    rows = x[np.sort(rng.choice(n, size=min(n, sample), replace=False))]
+    values, vectors = np.linalg.eigh(rows.T @ rows)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    share = np.cumsum(np.maximum(values, 0)) / max(float(np.maximum(values, 0).sum()), 1e-30)
+    r = min(d, -(-(int(np.searchsorted(share, variance)) + 1) // step) * step)
+    return np.ascontiguousarray(vectors[:, :r], dtype=np.float32)

@@ -1,0 +1,139 @@
+"""The IVF pass: exact within the probed lists (brute-force reference), recall from list
+membership, tuning to the target, the pipeline contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from jobsim.ann import ann_topk, build_ivf, recall_at, search_ivf
+from jobsim.ivf import make_lists, pca_basis, probe_order, train_centroids
+from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall
+from jobsim.neighbours import exact_topk
+from tests.test_neighbours import check_contract, clustered, grid_vectors
+
+
+def candidates_brute(x: np.ndarray, lists, probes: np.ndarray, nprobe: int, k: int) -> list[list[int]]:
+    """Reference: each row's candidates = members of its first ``nprobe`` lists and the rows
+    probing its list at a rank < nprobe, itself excluded; scored in float64, sorted
+    (score desc, index asc)."""
+    out = []
+    for r in range(len(x)):
+        mine = [lists.members(int(b)) for b in probes[r, :nprobe]]
+        theirs = np.flatnonzero((probes[:, 1:nprobe] == lists.home[r]).any(axis=1))
+        cand = np.unique(np.concatenate(mine + [theirs]))
+        cand = cand[cand != r]
+        s = x[cand].astype(np.float64) @ x[r].astype(np.float64)
+        out.append(cand[np.lexsort((cand, -s))][:k].tolist())
+    return out
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 150), nlist=st.integers(1, 12),
+       nprobe=st.integers(1, 12), k=st.integers(1, 25), dup=st.integers(0, 20))
+def test_search_is_exact_over_its_candidates(seed, n, nlist, nprobe, k, dup):
+    """With every candidate kept, a row's list is the exact top-k (canonical scores, ties
+    by index) of its probed lists' members and of the rows probing its list."""
+    rng = np.random.default_rng(seed)
+    x = grid_vectors(rng, n, 5, dup)  # exact float32 products: ties are real ties
+    nlist = min(nlist, n)
+    probes = np.argsort(rng.random((n, nlist)), axis=1).astype(np.int32)  # any probe order
+    lists = make_lists(probes[:, 0], nlist)
+    nprobe = min(nprobe, nlist)
+    scores, idx = rescored_lists(x, candidate_heaps(x, lists, probes, nprobe, n), lists, k)
+    want = candidates_brute(x, lists, probes, nprobe, k)
+    for r in range(n):
+        got = idx[r][idx[r] >= 0].tolist()
+        assert got == want[r]
+        assert np.isneginf(scores[r, len(got):]).all() and (idx[r, len(got):] == -1).all()
+    assert not (idx == np.arange(n)[:, None]).any()
+
+
+def test_scores_are_the_exact_pass_scores_bit_for_bit():
+    x = clustered(1500, 24, 20, 0.4, seed=8)
+    x[10] = x[11]  # duplicates stay neighbours
+    s_ann, i_ann, _ = ann_topk(x, 15, recall_sample=200)
+    es, ei = exact_topk(x, 1499)  # every pair's canonical score
+    canon = np.full((len(x), len(x)), np.nan, dtype=np.float32)
+    np.put_along_axis(canon, ei, es, axis=1)
+    np.testing.assert_array_equal(s_ann, np.take_along_axis(canon, i_ann, axis=1))
+    assert i_ann[10, 0] == 11 and i_ann[11, 0] == 10
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_tuning_simulation_is_what_the_search_finds(seed):
+    """The recall the tuning computes for a sampled row and probe count is the recall of
+    that row's list after the real search (continuous vectors: no ties)."""
+    x = clustered(1500, 24, 30, 0.6, seed=seed)
+    rng = np.random.default_rng(seed)
+    c = train_centroids(x, 16, rng)
+    probes = probe_order(x, c, 6)
+    lists = make_lists(probes[:, 0], len(c))
+    sample = np.sort(rng.choice(len(x), 80, replace=False))
+    _, truth = exact_topk(x, 10)
+    keep = 14
+    sim = sample_recall(x, lists, probes, sample, truth[sample], keep)
+    for p in (1, 3, 6):
+        _, idx = rescored_lists(x, candidate_heaps(x, lists, probes, p, keep), lists, 10)
+        for j, row in enumerate(sample):
+            found = len(set(idx[row].tolist()) & set(truth[row].tolist())) / 10
+            assert sim[p - 1, j] == pytest.approx(found)
+
+
+def test_pca_basis_keeps_the_energy_asked_for():
+    low = clustered(3000, 12, 20, 0.2, seed=3)
+    x = low @ np.random.default_rng(3).standard_normal((12, 96)).astype(np.float32)  # 12-dim structure
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    basis = pca_basis(x, 0.99, np.random.default_rng(0), step=4)
+    assert basis.shape == (96, 12)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(12), atol=1e-4)
+    y = x @ basis
+    np.testing.assert_allclose(y @ y[:50].T, x @ x[:50].T, atol=1e-3)  # inner products kept
+
+
+def test_probes_are_sorted_by_centroid_score_and_lists_partition_the_rows():
+    x = clustered(2000, 16, 12, 0.3, seed=1)
+    c = train_centroids(x, 32, np.random.default_rng(0))
+    assert c.shape == (32, 16) and np.allclose(np.linalg.norm(c, axis=1), 1, atol=1e-5)
+    probes = probe_order(x, c, 5)
+    s = x @ c.T
+    np.testing.assert_array_equal(probes[:, 0], np.argmax(s, axis=1))
+    got = np.take_along_axis(s, probes, axis=1)
+    assert (np.diff(got, axis=1) <= 0).all()
+    lists = make_lists(probes[:, 0], len(c))
+    members = np.concatenate([lists.members(b) for b in range(len(c))])
+    assert sorted(members.tolist()) == list(range(len(x)))
+    assert all(lists.members(int(lists.home[i]))[lists.pos[i]] == i for i in range(len(x)))
+
+
+@pytest.mark.parametrize("d, clusters", [(64, 40), (256, 200)])
+def test_ann_meets_its_recall_target_on_every_row(d, clusters):
+    x = clustered(6000, d, clusters, 0.5, seed=5)
+    scores, idx, report = ann_topk(x, 20, recall_target=0.95, recall_sample=400)
+    assert report.index == "ivf" and report.param == "nprobe" and report.recall_sample == 400
+    assert report.recall_at_10 >= 0.95 and report.recall_at_10 == report.tried[report.value]
+    _, truth = exact_topk(x, 20)
+    assert recall_at(idx, truth) >= 0.94  # holds on all rows, not only on the sample
+    check_contract(scores, idx, len(x), 20, np.arange(len(x)))
+    assert report.scored_pairs < len(x) * len(x)  # it searched less than everything
+
+
+def test_tuning_picks_the_smallest_probe_count_that_is_confidently_on_target():
+    x = clustered(3000, 32, 300, 0.9, seed=2)  # weak structure: several probes needed
+    index = build_ivf(x, recall_target=0.9, recall_sample=300, nlist=64)
+    tried = index.report.tried
+    assert index.nprobe == max(tried) and index.nprobe > 1
+    assert tried[index.nprobe] >= 0.9 and all(r < 0.9 for p, r in tried.items() if p < index.nprobe)
+    values = [tried[p] for p in sorted(tried)]
+    assert values == sorted(values)  # more probes never lose a neighbour
+    _, idx, report = search_ivf(x, index, 10)
+    assert report.value == index.nprobe and report.search_s >= 0 and index.y is None
+    assert report.recall_at_10 >= tried[index.nprobe] - 1e-9  # the measured recall, at least the simulated
+
+
+def test_tiny_inputs_keep_the_contract():
+    for n in (1, 2, 3, 12):
+        x = clustered(n, 8, 2, 0.3, seed=n)
+        s, i, _ = ann_topk(x, 5, recall_sample=10)
+        check_contract(s, i, n, 5, np.arange(n))

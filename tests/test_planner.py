@@ -1,0 +1,90 @@
+"""The planner never takes a path predicted slower than exact; the full pass follows it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+import jobsim.planner as planner
+from jobsim.fullpass import full_topk, plan_for
+from jobsim.neighbours import exact_topk
+from jobsim.planner import PassPlan, confirm_ann, plan_full_pass, predict_ann_s, predict_exact_s
+from jobsim.settings import NeighbourSettings
+from tests.test_neighbours import clustered
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(n=st.integers(2, 20_000_000), d=st.integers(1, 4096), gflops=st.floats(1, 2000),
+       nlist=st.integers(1, 8192))
+def test_ann_only_when_predicted_faster_than_exact(n, d, gflops, nlist):
+    plan = plan_full_pass(n, d, nlist=nlist, gflops=gflops)
+    assert plan.mode in ("exact", "ann")
+    if plan.mode == "ann":
+        assert plan.ann_s < plan.exact_s
+        assert plan.exact_s == pytest.approx(predict_exact_s(n, d, gflops), rel=1e-3)
+    elif plan.ann_s is not None:
+        assert plan.ann_s >= plan.exact_s
+
+
+def test_small_passes_are_exact_without_calibrating(monkeypatch):
+    def boom(*_):
+        raise AssertionError("no GEMM should be timed for a small pass")
+
+    monkeypatch.setattr(planner, "gemm_rate", boom)
+    plan = plan_full_pass(5_000, 512, nlist=64)
+    assert plan.mode == "exact" and "under" in plan.reason
+
+
+def test_large_passes_go_ann_and_the_prediction_scales_like_the_work():
+    plan = plan_full_pass(1_000_000, 1536, nlist=1024, gflops=150)
+    assert plan.mode == "ann" and plan.ann_s < plan.exact_s / 10
+    small, big = predict_exact_s(100_000, 512, 150), predict_exact_s(200_000, 512, 150)
+    assert 3.5 < big / small < 4.1  # n² work
+    assert predict_exact_s(100_000, 512, 75) == pytest.approx(2 * predict_exact_s(100_000, 512, 150), rel=0.05)
+    assert predict_ann_s(10**5, 512, 150, nlist=256, nprobe=8) > predict_ann_s(10**5, 512, 150, nlist=256, nprobe=2)
+
+
+def test_confirm_switches_to_exact_when_the_tuned_probes_cost_too_much():
+    n, d = 200_000, 512
+    plan = PassPlan("ann", 100.0, 5.0, "predicted", gflops=150)
+    cheap = confirm_ann(plan, n, d, scored_pairs=n * 500, nprobe=2)
+    assert cheap.mode == "ann" and cheap.ann_s < cheap.exact_s
+    dear = confirm_ann(plan, n, d, scored_pairs=n * n, nprobe=64)
+    assert dear.mode == "exact" and dear.ann_s >= dear.exact_s and "slower" in dear.reason
+    forced = PassPlan("ann", 0.0, None, "forced by settings (ann)")
+    assert confirm_ann(forced, n, d, scored_pairs=n * n, nprobe=64) is forced
+
+
+def test_exact_max_jobs_forces_the_path():
+    cfg = NeighbourSettings(exact_max_jobs=1000)
+    assert plan_for(1000, 64, cfg).mode == "exact" and plan_for(1001, 64, cfg).mode == "ann"
+    assert plan_for(10**7, 1536, NeighbourSettings()).mode == "ann"  # the cost model, at default
+    assert plan_for(2000, 64, NeighbourSettings()).mode == "exact"
+
+
+def test_full_topk_runs_exact_when_confirmation_says_so(monkeypatch):
+    x = clustered(2500, 32, 30, 0.4, seed=4)
+    cfg = NeighbourSettings(ann_recall_sample=100)
+    monkeypatch.setattr("jobsim.fullpass.plan_full_pass",
+                        lambda *a, **kw: PassPlan("ann", 1.0, 0.5, "test", gflops=100))
+    monkeypatch.setattr("jobsim.fullpass.confirm_ann",
+                        lambda plan, *a, **kw: PassPlan("exact", 1.0, 2.0, "tuned probes too dear", 100))
+    result = full_topk(x, 12, cfg)
+    want = exact_topk(x, 12)
+    assert result.exact and result.ann is None and result.plan.reason == "tuned probes too dear"
+    np.testing.assert_array_equal(result.indices, want[1])
+    np.testing.assert_array_equal(result.scores, want[0])
+
+
+def test_full_topk_ann_path_carries_its_measured_recall():
+    x = clustered(3000, 32, 30, 0.4, seed=6)
+    result = full_topk(x, 12, NeighbourSettings(exact_max_jobs=100, ann_recall_sample=150))
+    assert not result.exact and result.plan.mode == "ann"
+    assert result.ann is not None and result.ann.recall_sample == 150 and result.ann.recall_at_10 >= 0.95
+
+
+def test_gemm_rate_is_measured_once_per_dimension():
+    planner.gemm_rate.cache_clear()
+    a = planner.gemm_rate(64, side=256)
+    assert a > 0 and planner.gemm_rate(64, side=256) == a
