@@ -39,7 +39,11 @@ class MongoSettings(BaseModel):
 class NeighbourSettings(BaseModel):
     k: int = Field(10, ge=1, le=100, description="Neighbours kept per job.")
     candidates: int = Field(50, ge=1, le=1000, description="Cosine candidates reranked per job.")
-    min_score: float = Field(0.3, ge=0, le=1, description="Blended scores below this are dropped.")
+    min_score: float = Field(
+        0.1, ge=0, le=1, description="Blended scores below this are dropped (a floor against unrelated "
+        "postings, not a quality bar: the corpus-fitted embedder's cosines are lower on small corpora; at "
+        "0.3 its median list at 500 postings held 5 entries, at 0.1 it holds 10; BENCHMARKS.md)."
+    )
     cosine_weight: float = Field(0.9, ge=0, le=1, description="Blend: w·cosine + (1-w)·bonus.")
     memory_budget_mb: int = Field(
         512, ge=16, description="Memory for the score blocks of one search step (block sizes "

@@ -72,7 +72,7 @@ def test_refresh_end_to_end(settings, db, monkeypatch):
     for job_id, items in stored.items():
         listed = [groups.get(other, other) for other, _ in items]
         assert len(set(listed)) == len(listed) and groups.get(job_id) not in listed
-        assert all(0.3 <= score <= 1.0 and round(score, 2) == score for _, score in items)
+        assert all(settings.neighbours.min_score <= score <= 1.0 and round(score, 2) == score for _, score in items)
     meta = db.jobs.find_one({"similarJobs.0": {"$exists": True}})["similarityMetadata"]
     assert meta["jobCountWhenComputed"] == len(expected)
     assert meta["nextComputeAt"] - meta["lastComputed"] == timedelta(days=7)
