@@ -149,7 +149,7 @@ def list_checks(lists: dict[str, JobList], active: set[str], k: int) -> dict[str
         listed = [group.get(n.job_id, n.job_id) for n in job_list.items]
         own += group[key] in listed
         repeated += len(set(listed)) < len(listed)
-        if key in active and len(open_groups - {group[key]}) >= k:
+        if key in active and len(open_groups) - (group[key] in open_groups) >= k:  # other open groups
             lengths.append(len(listed))
     return {"lists": len(lists), "closed_job_lists": len(lists) - len(active & lists.keys()),
             "with_own_duplicate": own, "with_repeated_group": repeated,
