@@ -11,7 +11,7 @@ FITTED_FAMILY = "jobsim-fitted-v1"  # the local embedder fitted on the corpus (j
 
 class EmbeddingSettings(BaseModel):
     provider: Literal["local", "openai"] = Field(
-        "local", description="'local' = offline hashed n-gram embedder; 'openai' = OpenAI API."
+        "local", description="'local' = offline embedder (see model); 'openai' = OpenAI API or a compatible server."
     )
     model: str = Field(
         "",
