@@ -96,6 +96,13 @@ def listing_role(doc: dict[str, Any], now: datetime, closed_days: int) -> str | 
     return None
 
 
+def holds_pipeline_list(doc: dict[str, Any]) -> bool:
+    """Whether the pipeline's list fields on a job say anything: a ``duplicateGroup``, or a
+    ``similarJobs`` other than the empty list (whatever its type: a wrong one is read as
+    unreadable, and so rewritten or cleared)."""
+    return "duplicateGroup" in doc or ("similarJobs" in doc and doc["similarJobs"] != [])
+
+
 def embedding_state(doc: dict[str, Any]) -> dict[str, Any]:
     """The job's ``embedding`` sub-document, or {} when it is missing or not a document."""
     state = doc.get("embedding")

@@ -120,23 +120,6 @@ def pools(cos: np.ndarray, cand: np.ndarray, ends: np.ndarray, rows: np.ndarray)
             np.where(mask, cand[rows, :width], -1))
 
 
-def diff_lists(new: dict[str, JobList], stored: dict[str, JobList | None]) -> tuple[dict[str, JobList], int]:
-    """Lists to write (changed entries, explanations or group; unreadable stored ones) —
-    jobs that no longer get a list but have one stored get an empty one — and how many
-    were unchanged."""
-    changes: dict[str, JobList] = {}
-    unchanged = 0
-    for job_id, job_list in new.items():
-        if stored.get(job_id, JobList(())) == job_list:
-            unchanged += 1
-        else:
-            changes[job_id] = job_list
-    for job_id in stored.keys() - new.keys():
-        if stored[job_id] != JobList(()):
-            changes[job_id] = JobList(())
-    return changes, unchanged
-
-
 def list_checks(lists: dict[str, JobList], active: set[str], k: int) -> dict[str, float | int]:
     """What the lists look like, counted from the lists themselves: lists holding a
     duplicate of their own job or two postings of one group (both must be 0), and the

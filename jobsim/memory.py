@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jobsim.contract import PULL_FIELDS, embedding_state, listing_role, needs_check
+from jobsim.contract import PULL_FIELDS, embedding_state, holds_pipeline_list, listing_role, needs_check
 from jobsim.repositories import EmbeddedMark, JobList, Neighbour, Repositories, VectorSet, WriteOutcome
 
 
@@ -49,9 +49,9 @@ class MemoryJobs:
     def stored_lists(self, job_ids: list[str] | None = None) -> dict[str, JobList | None]:
         out: dict[str, JobList | None] = {}
         for key, doc in self.docs.items() if job_ids is None else [(k, self.docs[k]) for k in job_ids if k in self.docs]:
-            raw, group = doc.get("similarJobs"), doc.get("duplicateGroup")
-            if (raw is None or raw == []) and group is None:
+            if not holds_pipeline_list(doc):
                 continue
+            raw, group = doc.get("similarJobs", []), doc.get("duplicateGroup")
             ok = isinstance(raw, list) and all(isinstance(i, dict) and isinstance(i.get("score"), float)
                                                and isinstance(i.get("jobId"), str) for i in raw)
             out[key] = JobList(tuple(Neighbour(i["jobId"], i["score"], i.get("cosine", 0.0), tuple(i.get("match", ())))

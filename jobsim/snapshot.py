@@ -38,9 +38,17 @@ def kept(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+UNREADABLE = b"unreadable"  # a stored list that must be rewritten, whatever is computed
+
+
 def list_fingerprint(job_list: JobList) -> bytes:
     """A job's list and group as 16 bytes (stable across processes)."""
     return hashlib.blake2b(repr(tuple(job_list)).encode("utf-8"), digest_size=16).digest()
+
+
+def stored_fingerprints(stored: dict[str, JobList | None]) -> dict[str, bytes]:
+    """Fingerprints of what a repository's ``stored_lists`` read (None = unreadable)."""
+    return {k: UNREADABLE if v is None else list_fingerprint(v) for k, v in stored.items()}
 
 
 @dataclass
@@ -61,9 +69,11 @@ class Snapshot:
         return out
 
 
-def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors: VectorSet) -> Snapshot:
-    """``snapshot`` with the re-read jobs replaced (None = the job is gone) and their vectors:
-    ``vectors`` holds those read again, the others keep theirs when their hash is unchanged."""
+def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors: VectorSet,
+            lists: dict[str, bytes]) -> Snapshot:
+    """``snapshot`` with the re-read jobs replaced (None = the job is gone), their vectors and
+    the stored lists' fingerprints ``lists``: ``vectors`` holds those read again, the others
+    keep theirs when their hash is unchanged."""
     docs = {k: v for k, v in snapshot.docs.items() if k not in fresh}
     docs.update({k: kept(doc) for k, doc in fresh.items() if doc is not None})
     wanted = {k: embedding_state(d).get("contentHash") for k, d in docs.items()}
@@ -75,14 +85,15 @@ def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors
     keys = sorted(rows)
     dims = snapshot.vectors.vectors.shape[1]
     matrix = np.stack([rows[k][1] for k in keys]) if keys else np.zeros((0, dims), np.float32)
-    return Snapshot(token=snapshot.token, docs=docs, lists=snapshot.lists, vectors=VectorSet(
+    return Snapshot(token=snapshot.token, docs=docs, lists=lists, vectors=VectorSet(
         ids=np.array(keys, dtype=object), hashes=np.array([rows[k][0] for k in keys], dtype=object),
         vectors=np.ascontiguousarray(matrix, dtype=np.float32)))
 
 
 def diff_fingerprints(new: dict[str, JobList], stored: dict[str, bytes]) -> tuple[dict[str, JobList], int, dict[str, bytes]]:
-    """Lists to write against the fingerprints of the stored ones (as :func:`jobsim.lists.diff_lists`),
-    how many are unchanged, and the fingerprints after the write."""
+    """Lists to write against the fingerprints of the stored ones (changed entries,
+    explanations or group; unreadable stored ones; jobs that no longer get a list but have
+    one stored get an empty one), how many are unchanged, and the fingerprints after the write."""
     changes: dict[str, JobList] = {}
     after: dict[str, bytes] = {}
     empty = list_fingerprint(JobList(()))

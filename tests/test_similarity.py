@@ -8,9 +8,9 @@ import numpy as np
 
 from jobsim.settings import NeighbourSettings
 from jobsim.corpus import build_corpus, corpus_from_arrays
-from jobsim.lists import diff_lists
 from jobsim.repositories import JobContexts, JobList, Neighbour, VectorSet
 from jobsim.similarity import compute_neighbours
+from jobsim.snapshot import diff_fingerprints, stored_fingerprints
 from tests.test_scoring import make
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
@@ -62,6 +62,11 @@ def test_active_set_normalises_context_labels_by_the_contract_rule():
     assert corpus.context.category.tolist()[:3] == [0, 0, 0] and corpus.context.category[3] == -1
     assert corpus.context.level.tolist() == [2, 2, 2, -1]
     assert corpus.context.city.tolist() == [0, 0, 0, -1]
+
+
+def diff_lists(new, stored):
+    """The write-back's diff (changes, unchanged) against what ``stored_lists`` read."""
+    return diff_fingerprints(new, stored_fingerprints(stored))[:2]
 
 
 def L(*items, group=None) -> JobList:  # noqa: N802 - a list literal

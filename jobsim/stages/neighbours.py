@@ -11,19 +11,14 @@ from jobsim.contract import embedding_state
 from jobsim.corpus import Corpus, build_corpus
 from jobsim.repositories import EmbeddingsRepo, JobsRepo, StateRepo, VectorSet
 from jobsim.similarity import NeighbourResult
-from jobsim.snapshot import Snapshot, diff_fingerprints, list_fingerprint, updated
+from jobsim.snapshot import UNREADABLE, Snapshot, diff_fingerprints, stored_fingerprints, updated
 from jobsim.summary import WriteStats
-
-UNREADABLE = b"unreadable"  # a stored list that must be rewritten, whatever is computed
-
 
 def full_snapshot(jobs: JobsRepo, embeddings: EmbeddingsRepo, model: str, dims: int, now: datetime,
                   closed_days: int) -> Snapshot:
     """Everything the neighbour stage reads, from the database (O(jobs))."""
-    stored = jobs.stored_lists()
-    lists = {k: UNREADABLE if v is None else list_fingerprint(v) for k, v in stored.items()}
-    return updated(Snapshot("", {}, _no_vectors(dims), lists), jobs.listed_docs(now, closed_days),
-                   embeddings.load(model, dims))
+    return updated(Snapshot("", {}, _no_vectors(dims)), jobs.listed_docs(now, closed_days),
+                   embeddings.load(model, dims), stored_fingerprints(jobs.stored_lists()))
 
 
 def _no_vectors(dims: int) -> VectorSet:
@@ -39,12 +34,8 @@ def refreshed_snapshot(jobs: JobsRepo, embeddings: EmbeddingsRepo, snapshot: Sna
     have = dict(zip(snapshot.vectors.ids.tolist(), snapshot.vectors.hashes.tolist()))
     need = [k for k, d in fresh.items() if d is not None and embedding_state(d).get("contentHash") != have.get(k)]
     vectors = embeddings.load(model, dims, need) if need else _no_vectors(dims)
-    stored = jobs.stored_lists(pulled)
-    lists = {k: v for k, v in snapshot.lists.items() if k not in fresh}
-    lists.update({k: UNREADABLE if v is None else list_fingerprint(v) for k, v in stored.items()})
-    out = updated(snapshot, fresh, vectors)
-    out.lists = lists
-    return out, len(need)
+    lists = {k: v for k, v in snapshot.lists.items() if k not in fresh} | stored_fingerprints(jobs.stored_lists(pulled))
+    return updated(snapshot, fresh, vectors, lists), len(need)
 
 
 def corpus_at(snapshot: Snapshot, now: datetime, closed_days: int) -> Corpus:
