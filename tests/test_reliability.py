@@ -91,6 +91,7 @@ def test_edit_during_a_run_is_picked_up_by_the_next(settings, db, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("target, nth", [("job_embeddings", 3), ("jobs:lists", 3)])
 def test_killed_flow_process_converges_on_rerun(settings, db, monkeypatch, target, nth):
+    monkeypatch.setenv("JOBSIM_OPS__WRITER_LEASE_S", "20")  # the re-run takes the killed run's lease over
     expected = clean_state(settings, monkeypatch, 150, seed=21)
     seed_jobs(settings, 150, seed=21)
     assert run_and_crash(target, nth) == -signal.SIGKILL
@@ -120,6 +121,9 @@ def test_database_killed_mid_write_back_then_rerun_equals_clean_run(tmp_path, mo
         monkeypatch.setenv("JOBSIM_MONGO__URI", server.uri)
         monkeypatch.setenv("JOBSIM_MONGO__WRITE_BATCH_SIZE", "20")
         monkeypatch.setenv("JOBSIM_MONGO__TIMEOUT_MS", "1000")
+        # the killed run cannot release its writer lease: the re-run takes it over once it is
+        # this old (the default 300 s made this test wait five minutes)
+        monkeypatch.setenv("JOBSIM_OPS__WRITER_LEASE_S", "20")
         own = Settings()
         seed_jobs(own, 120, seed=33)
         original = JobsRepository.write_lists
