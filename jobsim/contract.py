@@ -25,6 +25,8 @@ PULL_FIELDS = (
     "title", "description", "category", "tags", "requirements", "location", "experienceLevel",
     "status", "isDeleted", "expiresAt", "updatedAt", "createdAt", "company", "embedding",
 )
+# The fields :func:`needs_check` reads.
+CHECK_FIELDS = ("status", "isDeleted", "expiresAt", "updatedAt", "embedding")
 
 
 def as_date(value: Any) -> datetime | None:
@@ -109,15 +111,27 @@ def embedding_state(doc: dict[str, Any]) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
+def never_checked(doc: dict[str, Any]) -> bool:
+    """No embedding status on the job (what MongoDB's ``{"embedding.status": null}`` finds
+    outside arrays)."""
+    state = doc.get("embedding")
+    return not isinstance(state, list) and embedding_state(doc).get("status") is None
+
+
 def needs_check(doc: dict[str, Any], since: datetime | None, max_attempts: int, now: datetime) -> bool:
-    """Whether an incremental run pulls this job: changed since the watermark, never
-    checked, or not settled (pending/processing while shown at ``now``, failed with
-    attempts left). An unsettled job that is not shown (e.g. it expired while pending)
-    waits for its next edit."""
+    """Whether an incremental run pulls this job: changed since the watermark (or no
+    ``updatedAt`` at all: such a job is re-checked every run), never checked (no
+    ``embedding.status``: the field missing, null, a scalar, or a document without a
+    status), or not settled (pending/processing while shown at ``now``, failed with attempts
+    left). Each of these is found from an index. Waiting for their next edit (or the next
+    full run, which re-checks every job): an unsettled job that is not shown (e.g. it
+    expired while pending), a checked job whose ``updatedAt`` is not a date (finding it
+    every run would take a collection scan), and an ``embedding`` that is an array."""
     if since is None:
         return True
-    updated = _date_or_none(doc.get("updatedAt"))
-    if updated is None or updated >= since or not isinstance(doc.get("embedding"), dict):
+    raw = doc.get("updatedAt")
+    updated = _date_or_none(raw)
+    if raw is None or (updated is not None and updated >= since) or never_checked(doc):
         return True
     state = embedding_state(doc)
     status = state.get("status")

@@ -33,6 +33,9 @@ class MemoryJobs:
             doc["embedding"] = {}
         return doc["embedding"]
 
+    def ensure_indexes(self) -> None:
+        """Nothing to index in memory."""
+
     def changed_since(self, since: datetime | None, max_attempts: int, now: datetime) -> list[dict[str, Any]]:
         return [_pulled(k, d) for k, d in self.docs.items() if needs_check(d, since, max_attempts, now)]
 

@@ -14,6 +14,7 @@ from jobsim.repositories import Neighbours
 from storage.ids import to_key, to_mongo_ids
 from storage.jobs import chunks
 from storage.lists import read_stored_list
+from storage.queries import pull_indexes
 
 
 class JobImportsRepository:
@@ -23,7 +24,8 @@ class JobImportsRepository:
 
     def ensure_indexes(self) -> None:
         """Indexes the pipeline's queries need (kept few: each one slows every write)."""
-        self.collection.create_index("updatedAt")
+        for field in pull_indexes():
+            self.collection.create_index(field)
         self.collection.create_index(
             [("source", 1), ("externalId", 1)], unique=True,
             partialFilterExpression={"externalId": {"$exists": True}},

@@ -8,14 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne, WriteConcern
+from pymongo.errors import OperationFailure
 from pymongo.database import Database
 
-from jobsim.contract import holds_pipeline_list
+from jobsim.contract import holds_pipeline_list, needs_check
 from jobsim.repositories import EmbeddedMark, JobList, WriteOutcome
 from jobsim.snapshot import FIELDS as SNAPSHOT_FIELDS
 from storage.ids import to_key, to_mongo_id, to_mongo_ids
 from storage.lists import read_job_list
-from storage.queries import PULL_PROJECTION, active_filter, listing_filter, needs_check_filter
+from storage.queries import CHECK_PROJECTION, PULL_PROJECTION, active_filter, listing_filter, pull_indexes, pull_queries
 from storage.writes import bulk_isolated
 
 SNAPSHOT_PROJECTION = {name: 1 for name in SNAPSHOT_FIELDS if name != "embedding"} | {
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _identity(value: Any) -> tuple[str, str]:
+    """A hashable identity of any stored ``_id`` (a poison document's may be a document)."""
+    return type(value).__name__, repr(value)
 
 
 def _keyed(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -43,10 +49,36 @@ class JobsRepository:
         self.batch_size = batch_size
 
     # -- reads -------------------------------------------------------------
+    def ensure_indexes(self) -> None:
+        """The indexes the pull is answered from (a no-op when they exist). A user without
+        the right to create them gets a warning: the pull still works, as a collection scan."""
+        for field in pull_indexes():
+            try:
+                self.collection.create_index(field)
+            except OperationFailure as exc:
+                if exc.code != 13:  # Unauthorized
+                    raise
+                log.warning("cannot create the index on jobs.%s (%s): every pull scans the collection",
+                            field, exc.details.get("errmsg") if exc.details else exc)
+
     def changed_since(self, since: datetime | None, max_attempts: int, now: datetime) -> list[dict[str, Any]]:
-        """Raw documents to (re)check (``_id`` as a key): changed since ``since`` or unsettled."""
-        return _keyed(self.collection.find(needs_check_filter(since, max_attempts, now), PULL_PROJECTION,
-                                           batch_size=2000))
+        """Raw documents to (re)check (``_id`` as a key), as :func:`needs_check` selects them:
+        the changed ones straight from the ``updatedAt`` index; the never-checked and
+        unsettled ones from the ``embedding.status`` index, first only the fields the rule
+        reads, then in full those it keeps. A job matched by several queries comes once."""
+        changed, by_state = pull_queries(since)
+        docs: dict[Any, dict[str, Any]] = {}
+        for query in changed:
+            for doc in self.collection.find(query, PULL_PROJECTION, batch_size=2000):
+                docs.setdefault(_identity(doc["_id"]), doc)
+        if by_state is not None:
+            states = self.collection.find(by_state, CHECK_PROJECTION, batch_size=5000)
+            wanted = [d["_id"] for d in states
+                      if _identity(d["_id"]) not in docs and needs_check(d, since, max_attempts, now)]
+            for chunk in chunks(wanted, 5000):
+                for doc in self.collection.find({"_id": {"$in": chunk}}, PULL_PROJECTION):
+                    docs.setdefault(_identity(doc["_id"]), doc)
+        return _keyed(d for d in docs.values() if needs_check(d, since, max_attempts, now))
 
     def by_ids(self, job_ids: list[str]) -> list[dict[str, Any]]:
         """Raw documents of the given jobs (to re-check them regardless of the watermark)."""

@@ -1,7 +1,8 @@
 """The contract's rules (:mod:`jobsim.contract`) as MongoDB queries.
 
-Each query matches exactly the documents the rule accepts (``tests/test_queries.py`` checks
-them against the rules on edge-case documents through the real server).
+Each query matches exactly the documents the rule accepts, except the pull's, whose union
+holds them (the reader applies the rule); ``tests/test_queries.py`` checks them against the
+rules on edge-case documents through the real server.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobsim.contract import ACTIVE, PULL_FIELDS, UNSETTLED
+from jobsim.contract import ACTIVE, CHECK_FIELDS, PULL_FIELDS, UNSETTLED
 
 PULL_PROJECTION = {name: 1 for name in PULL_FIELDS}
+CHECK_PROJECTION = {name: 1 for name in CHECK_FIELDS}
 
 
 def active_filter(now: datetime) -> dict[str, Any]:
@@ -24,18 +26,22 @@ def active_filter(now: datetime) -> dict[str, Any]:
     }
 
 
-def needs_check_filter(since: datetime | None, max_attempts: int, now: datetime) -> dict[str, Any]:
-    """:func:`jobsim.contract.needs_check`: changed since ``since``, never checked, or unsettled."""
+def pull_queries(since: datetime | None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """:func:`jobsim.contract.needs_check` as single-field queries, each answered from one
+    index (``updatedAt``, ``embedding.status``: :func:`pull_indexes`; SecantusDB scans the
+    collection for any query with a second predicate or a negation, MongoDB for an ``$or``
+    with one unindexed branch). Returns the queries whose every match is pulled (changed
+    since ``since``, no ``updatedAt``) and the query on the embedding state whose matches
+    the rule then sorts (it also returns settled failures and unsettled jobs not shown)."""
     if since is None:
-        return {}
-    return {"$or": [
-        {"updatedAt": {"$gte": since}},
-        {"updatedAt": {"$not": {"$type": "date"}}},
-        {"embedding": {"$not": {"$type": "object"}}},
-        {"embedding.status": {"$in": list(UNSETTLED)}, **active_filter(now)},
-        {"embedding.status": "failed", "embedding.rejected": {"$ne": True},
-         "embedding.attempts": {"$gte": 0, "$lt": max_attempts}},
-    ]}
+        return [{}], None
+    return ([{"updatedAt": {"$gte": since}}, {"updatedAt": None}],
+            {"embedding.status": {"$in": [None, *UNSETTLED, "failed"]}})
+
+
+def pull_indexes() -> list[str]:
+    """The single-field indexes :func:`needs_check_queries` is answered from."""
+    return ["updatedAt", "embedding.status"]
 
 
 def listing_filter(now: datetime, closed_days: int) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from jobsim.summary import RunInfo
 
 
 def pull_changed(jobs: JobsRepo, run: RunInfo, max_attempts: int) -> list[dict[str, Any]]:
-    """Raw documents changed since the run's watermark or not yet settled (all on a full run)."""
+    """Raw documents changed since the run's watermark or not yet settled (all on a full run),
+    found through the pull's indexes (created when missing)."""
+    jobs.ensure_indexes()
     return jobs.changed_since(run.since, max_attempts, run.started_at)
 
 
