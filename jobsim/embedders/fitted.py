@@ -98,6 +98,9 @@ class FittedEmbedder:
         self._title_idf_unseen = float(model.idf.max(initial=1.0)) ** p.title_idf_power
         self._feature_hash = self._hash_matrix(list(model.features))
         self._lsa = model.lsa.astype(np.float32)
+        # posting count of each token, with a trailing 0 for raw id -1
+        self._token_df = np.append(model.token_df.astype(np.float64), 0.0) if len(model.token_df) \
+            else np.zeros(len(model.tokens) + 1)
         self._cache: dict[str, tuple[str, bool] | None] = {}
 
     def embed(self, texts: list[str]) -> EmbeddingResult:
@@ -107,15 +110,18 @@ class FittedEmbedder:
         parts = [split_text(t) for t in texts]
         body = self.body_matrix([p[1] for p in parts])
         title_vocab, title = self._titles([p[0] for p in parts])
-        words = row_l2(title_vocab) + row_l2(body)
-        lsa = self._lsa_block(words) if self.fitted.lsa_dims else np.zeros((n, 0))
         p = self._p
-        if self._lex_dims:
-            lexical = p.title_lexical_weight * row_l2(title) \
-                + p.body_lexical_weight * row_l2((body @ self._feature_hash).toarray())
+        body_lexical = row_l2((body @ self._feature_hash).toarray()) if self._lex_dims else np.zeros((n, 0))
+        if p.layout == 1:
+            lsa = self._lsa_block(row_l2(title_vocab) + row_l2(body))
+            lexical = p.title_lexical_weight * row_l2(title) + p.body_lexical_weight * body_lexical
+            dense = np.hstack([p.lsa_weight * row_l2(lsa), lexical])
         else:
-            lexical = np.zeros((n, 0))
-        dense = np.hstack([p.lsa_weight * row_l2(lsa), lexical])
+            title_part = row_l2(np.hstack([p.lsa_weight * row_l2(self._lsa_block(row_l2(title_vocab))),
+                                           p.title_lexical_weight * row_l2(title)]))
+            body_part = row_l2(np.hstack([p.lsa_weight * row_l2(self._lsa_block(row_l2(body))),
+                                          p.body_lexical_weight * body_lexical]))
+            dense = math.sqrt(p.title_share) * title_part + math.sqrt(1.0 - p.title_share) * body_part
         vectors = np.ascontiguousarray(row_l2(dense), dtype=np.float32)
         errors = {int(i): "text has no features" for i in np.flatnonzero(~vectors.any(axis=1))}
         return EmbeddingResult(vectors=vectors, errors=errors)
@@ -150,6 +156,8 @@ class FittedEmbedder:
         return row_l2(self._titles([p[0] for p in parts])[0]) + row_l2(self.body_matrix([p[1] for p in parts]))
 
     def _lsa_block(self, words: sp.csr_matrix) -> np.ndarray:
+        if not self.fitted.lsa_dims:
+            return np.zeros((words.shape[0], 0))
         rows = self._lsa.shape[0]
         return np.asarray(words[:, :rows] @ self._lsa, dtype=np.float64)
 
@@ -178,6 +186,25 @@ class FittedEmbedder:
         chars = (scaled @ self._char_matrix(stems)).toarray()
         return weights @ to_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
 
+    def _boilerplate_positions(self, raw: np.ndarray) -> np.ndarray:
+        """(len(raw),) bool: tokens dropped as boilerplate. With ``boilerplate_share`` > 0 a
+        token inside a boilerplate shingle is dropped only when that shingle holds at least
+        that share of the token's postings (a word that mostly lives in the phrase), so a
+        content word that recurs in many phrases ("python" in "with python and") stays."""
+        n = self._p.shingle
+        hashes = shingle_hashes(raw, n)
+        bp = self.fitted.boilerplate
+        if self._p.boilerplate_share <= 0:
+            return covered(np.flatnonzero(np.isin(hashes, bp)), n, len(raw))
+        at = np.minimum(np.searchsorted(bp, hashes), len(bp) - 1)
+        df = np.where(bp[at] == hashes, self.fitted.boilerplate_df[at], 0).astype(np.float64)
+        cover = np.zeros(len(raw))
+        for j in range(n):  # the largest posting count of a boilerplate shingle over each token
+            np.maximum(cover[j : j + len(df)], df, out=cover[j : j + len(df)])
+        token_df = self._token_df[raw]
+        rare = token_df <= self._p.boilerplate_rescue_df * self.fitted.postings
+        return (cover > 0) & ((cover >= self._p.boilerplate_share * token_df) | ~rare)
+
     def body_matrix(self, bodies: list[list[tuple[str, int]]]) -> sp.csr_matrix:
         """(texts, features) body weights: log(1 + tf)·idf·generic, boilerplate left out."""
         get = self._token_id.get
@@ -198,9 +225,7 @@ class FittedEmbedder:
         weight = np.repeat(np.array(mults, np.float64), lengths)
         doc_of = np.repeat(np.array(docs, np.int64), lengths)
         if len(self.fitted.boilerplate):
-            n = self._p.shingle
-            starts = np.flatnonzero(np.isin(shingle_hashes(raw, n), self.fitted.boilerplate))
-            weight[covered(starts, n, len(raw))] = 0.0
+            weight[self._boilerplate_positions(raw)] = 0.0
         feature = self._token_feature[raw]
         keep = (feature >= 0) & (weight > 0)
         key = doc_of[keep] * shape[1] + feature[keep]

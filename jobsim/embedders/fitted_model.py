@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: token and shingle posting counts; format 1 models still load (see LEGACY_PARAMS)
+FORMATS = (1, 2)
 VERSION_PREFIX = "jobsim-fitted-v1-"
-_ARRAYS = ("token_feature", "idf", "generic", "boilerplate", "lsa")
+_ARRAYS = ("token_feature", "idf", "generic", "boilerplate", "lsa", "token_df", "boilerplate_df")
+_ARRAYS_V1 = _ARRAYS[:5]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,17 @@ class FitParams:
     body_lexical_weight: float = 0.25  # body words in the lexical block
     hash_slots: int = 1  # slots per hashed feature (each at weight 1/√slots)
     hash_seed: int = 0  # set from fit_model's seed
+    # -- format 2 (a format 1 model reads these as LEGACY_PARAMS: its vectors never change) --
+    boilerplate_share: float = 0.0  # a covered token is dropped only when the shingle holds ≥ this share of its postings
+    layout: int = 1  # 1: one LSA of title + body words; 2: title part and body part, each L2, mixed
+    title_share: float = 0.5  # layout 2: squared weight of the title part when a text has both
+    lsa_postings_per_dim: int = 0  # > 0: LSA dims ≤ fitted postings / this (small corpora get fewer)
+    boilerplate_rescue_df: float = 1.0  # boilerplate_share applies only to tokens in ≤ this share of postings
+
+
+# Values of the format 2 parameters that reproduce a format 1 model exactly.
+LEGACY_PARAMS = {"boilerplate_share": 0.0, "layout": 1, "title_share": 0.5, "lsa_postings_per_dim": 0,
+                 "boilerplate_rescue_df": 1.0}
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +71,11 @@ class FittedModel:
     generic: np.ndarray  # (features,) bool: rank / kind-of-post word
     boilerplate: np.ndarray  # sorted uint64 shingle hashes
     lsa: np.ndarray  # (lsa features, lsa dims) float16
+    token_df: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # (tokens,) body postings
+    boilerplate_df: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # postings per shingle
+    postings: int = 0  # distinct texts fitted on (0 in format 1)
     version: str = field(default="")
+    payload: bytes = field(default=b"", init=False, repr=False)  # as read by from_bytes: written back unchanged
 
     def __post_init__(self) -> None:
         for name in _ARRAYS:
@@ -75,10 +92,12 @@ class FittedModel:
         return int(self.lsa.shape[1])
 
     def _payload(self) -> bytes:
+        if self.payload:
+            return self.payload
         arrays = [np.ascontiguousarray(getattr(self, name)) for name in _ARRAYS]
         header = {
             "format": FORMAT, "dimensions": self.dimensions, "params": asdict(self.params),
-            "tokens": len(self.tokens), "features": len(self.features),
+            "tokens": len(self.tokens), "features": len(self.features), "postings": self.postings,
             "arrays": [[name, a.dtype.newbyteorder("<").str, list(a.shape)] for name, a in zip(_ARRAYS, arrays)],
         }
         blob = json.dumps(header, sort_keys=True).encode()
@@ -95,7 +114,7 @@ class FittedModel:
         payload = zlib.decompress(data)
         size = int.from_bytes(payload[:8], "little")
         header = json.loads(payload[8 : 8 + size])
-        if header.get("format") != FORMAT:
+        if header.get("format") not in FORMATS:
             raise ValueError(f"unknown fitted model format {header.get('format')!r}")
         at = 8 + size
         n_strings = int.from_bytes(payload[at : at + 8], "little")
@@ -109,6 +128,9 @@ class FittedModel:
             arrays[name] = array.astype(array.dtype.newbyteorder("="))
             at += array.nbytes
         n_tokens = header["tokens"]
-        return cls(dimensions=header["dimensions"], params=FitParams(**header["params"]),
-                   tokens=words[:n_tokens], features=words[n_tokens:], **arrays,
-                   version=VERSION_PREFIX + hashlib.sha256(payload).hexdigest()[:12])
+        params = FitParams(**{**LEGACY_PARAMS, **header["params"]})
+        model = cls(dimensions=header["dimensions"], params=params,
+                    tokens=words[:n_tokens], features=words[n_tokens:], postings=header.get("postings", 0), **arrays,
+                    version=VERSION_PREFIX + hashlib.sha256(payload).hexdigest()[:12])
+        object.__setattr__(model, "payload", payload)
+        return model
