@@ -18,9 +18,11 @@ line is the title, the other lines the body. Each text gives three sparse parts:
 - **title words**: the same stems of the title at ``log(1 + tf)`` and the generic half weight,
   without idf (titles are short: a rare title word is more often a name than a field);
 - **title characters**: 3–5-grams of each title stem sharing its weight (as v3).
+- **title bigrams**: adjacent title stems (function words skipped) at ``log(1 + tf)``, mixed
+  into the title words at ``title_bigram_weight`` (0.5) of their norm (format 2).
 
 The vector is two blocks side by side, then L2-normalised: an **LSA block** (``lsa_dims`` =
-128 columns: L2(title words) + L2(body words) on the 16,384 most frequent features, times
+128 columns, at most one per 20 fitted postings (format 2): L2(title words) + L2(body words) on the 16,384 most frequent features, times
 the top right singular vectors of a seeded sample of the fitted postings, L2-normalised)
 and a **lexical block** (the other columns: 2 · L2(L2(title words) + 1.5 · L2(title
 characters)) + 0.25 · L2(body words), each hashed with a random sign, so words never seen
@@ -61,6 +63,19 @@ def title_stems(title: str, cache: dict[str, tuple[str, bool] | None], generic_w
             counts[feature[0]] += 1
             generic[feature[0]] = generic.get(feature[0], False) or feature[1]
     return {s: math.log1p(c) * (generic_weight if generic[s] else 1.0) for s, c in counts.items()}
+
+
+def title_bigrams(title: str, cache: dict[str, tuple[str, bool] | None]) -> dict[str, float]:
+    """"a b" → log(1 + tf) of each pair of adjacent title stems (function words skipped)."""
+    stems = []
+    for token in tokens(title):
+        feature = cache.get(token, False)
+        if feature is False:
+            feature = cache[token] = feature_of(token)
+        if feature is not None:
+            stems.append(feature[0])
+    counts = Counter(f"{a} {b}" for a, b in zip(stems, stems[1:]))
+    return {g: math.log1p(c) for g, c in counts.items()}
 
 
 def char_grams(stem: str) -> list[str]:
@@ -183,8 +198,22 @@ class FittedEmbedder:
         idf[[u for u, _ in known]] = [self._title_idf[j] for _, j in known]
         scaled = weights @ sp.diags(idf)
         words = (scaled @ self._hash_matrix(stems)).toarray()
+        if self._p.title_bigram_weight > 0:
+            words = row_l2(words) + self._p.title_bigram_weight * row_l2(self._bigram_block(titles))
         chars = (scaled @ self._char_matrix(stems)).toarray()
         return weights @ to_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
+
+    def _bigram_block(self, titles: list[str]) -> np.ndarray:
+        """(titles, lexical dims) hashed title bigrams (no idf)."""
+        index: dict[str, int] = {}
+        rows, cols, vals = [], [], []
+        for i, title in enumerate(titles):
+            for gram, weight in title_bigrams(title, self._cache).items():
+                rows.append(i)
+                cols.append(index.setdefault(gram, len(index)))
+                vals.append(weight)
+        grams = sp.csr_matrix((vals, (rows, cols)), shape=(len(titles), len(index)))
+        return (grams @ self._hash_matrix(list(index))).toarray()
 
     def _boilerplate_positions(self, raw: np.ndarray) -> np.ndarray:
         """(len(raw),) bool: tokens dropped as boilerplate. With ``boilerplate_share`` > 0 a

@@ -49,13 +49,14 @@ class FitParams:
     boilerplate_share: float = 0.0  # a covered token is dropped only when the shingle holds ≥ this share of its postings
     layout: int = 1  # 1: one LSA of title + body words; 2: title part and body part, each L2, mixed
     title_share: float = 0.5  # layout 2: squared weight of the title part when a text has both
-    lsa_postings_per_dim: int = 0  # > 0: LSA dims ≤ fitted postings / this (small corpora get fewer)
+    lsa_postings_per_dim: int = 20  # > 0: LSA dims ≤ fitted postings / this (small corpora get fewer)
     boilerplate_rescue_df: float = 1.0  # boilerplate_share applies only to tokens in ≤ this share of postings
+    title_bigram_weight: float = 0.5  # > 0: adjacent title stems as hashed bigrams beside the title words
 
 
 # Values of the format 2 parameters that reproduce a format 1 model exactly.
 LEGACY_PARAMS = {"boilerplate_share": 0.0, "layout": 1, "title_share": 0.5, "lsa_postings_per_dim": 0,
-                 "boilerplate_rescue_df": 1.0}
+                 "boilerplate_rescue_df": 1.0, "title_bigram_weight": 0.0}
 
 
 @dataclass(frozen=True, eq=False)
