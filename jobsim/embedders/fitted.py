@@ -6,7 +6,7 @@ text depends only on the text and the model, whose ``version`` (a hash of its by
 embedder's model name, so stored vectors never drift while the version stays the same.
 
 A text is read as the pipeline writes it (:mod:`jobsim.embedders.fitted_text`): the first
-line is the title, the other lines the body. Each text gives three sparse parts:
+line is the title, the other lines the body. Each text gives these sparse parts:
 
 - **body words**: light English stems without function words (English and Albanian), of the
   body's distinct lines weighted by their multiplicity, dropped when they fall inside a
@@ -14,16 +14,19 @@ line is the title, the other lines the body. Each text gives three sparse parts:
   fitted postings: equal-opportunity statements, benefit paragraphs, a company's blurb);
   weight ``log(1 + tf) · idf`` (idf fitted, words in fewer than 2 postings dropped), rank and
   kind-of-post words (manager, specialist, …; :data:`jobsim.embedders.local.V3_GENERIC_WORDS`)
-  at half weight;
-- **title words**: the same stems of the title at ``log(1 + tf)`` and the generic half weight,
-  without idf (titles are short: a rare title word is more often a name than a field);
-- **title characters**: 3–5-grams of each title stem sharing its weight (as v3).
+  at ``generic_weight`` (0.3; 0.5 in format 1);
+- **title words**: the same stems of the title at ``log(1 + tf)`` and the generic weight,
+  without idf (titles are short: a rare title word is more often a name than a field); in the
+  LSA input the generic title words weigh ``title_lsa_generic_weight`` (1.5, format 2) instead,
+  so the LSA block groups kinds of post while the lexical block follows the field;
+- **title characters**: 3–5-grams of each title stem sharing its weight (as v3);
 - **title bigrams**: adjacent title stems (function words skipped) at ``log(1 + tf)``, mixed
   into the title words at ``title_bigram_weight`` (0.5) of their norm (format 2).
 
 The vector is two blocks side by side, then L2-normalised: an **LSA block** (``lsa_dims`` =
-128 columns, at most one per 20 fitted postings (format 2): L2(title words) + L2(body words) on the 16,384 most frequent features, times
-the top right singular vectors of a seeded sample of the fitted postings, L2-normalised)
+128 columns, at most one per 20 fitted postings in format 2: L2(title words) + L2(body
+words) on the 16,384 most frequent features, times the top right singular vectors of a
+seeded sample of the fitted postings, L2-normalised)
 and a **lexical block** (the other columns: 2 · L2(L2(title words) + 1.5 · L2(title
 characters)) + 0.25 · L2(body words), each hashed with a random sign, so words never seen
 in the corpus still count). The weights are :class:`FitParams` defaults, stored in the
@@ -51,10 +54,12 @@ __all__ = ["FitParams", "FittedEmbedder", "FittedModel", "fit_model"]
 _CACHE_LIMIT = 500_000
 
 
-def title_stems(title: str, cache: dict[str, tuple[str, bool] | None], generic_weight: float) -> dict[str, float]:
-    """stem → log(1 + tf)·(generic weight for rank / kind-of-post words) of a title (no idf)."""
+def title_stems(title: str, cache: dict[str, tuple[str, bool] | None], generic_weight: float,
+                generic: dict[str, bool] | None = None) -> dict[str, float]:
+    """stem → log(1 + tf)·(generic weight for rank / kind-of-post words) of a title (no idf);
+    ``generic`` (when given) receives each stem's generic flag."""
     counts: Counter[str] = Counter()
-    generic: dict[str, bool] = {}
+    generic = {} if generic is None else generic
     for token in tokens(title):
         feature = cache.get(token, False)
         if feature is False:
@@ -180,19 +185,23 @@ class FittedEmbedder:
         """Title words on the vocabulary (LSA input) and the title's lexical block:
         L2(words hashed) + char_weight·L2(characters hashed)."""
         index: dict[str, int] = {}
-        rows, cols, vals = [], [], []
+        rows, cols, vals, lsa_vals = [], [], [], []
+        gw, lsa_gw = self._p.generic_weight, self._p.title_lsa_generic_weight
         for i, title in enumerate(titles):
-            for stem, weight in title_stems(title, self._cache, self._p.generic_weight).items():
+            flags: dict[str, bool] = {}
+            for stem, tf in title_stems(title, self._cache, 1.0, flags).items():
                 rows.append(i)
                 cols.append(index.setdefault(stem, len(index)))
-                vals.append(weight)
+                vals.append(tf * gw if flags[stem] else tf)
+                lsa_vals.append(tf * (lsa_gw if lsa_gw >= 0 else gw) if flags[stem] else tf)
         stems = list(index)
         weights = sp.csr_matrix((vals, (rows, cols)), shape=(len(titles), len(stems)))
+        lsa_weights = weights if lsa_gw < 0 else sp.csr_matrix((lsa_vals, (rows, cols)), shape=weights.shape)
         known = [(u, j) for u, s in enumerate(stems) if (j := self._feature_id.get(s)) is not None]
         to_vocab = sp.csr_matrix(([self._title_idf[j] for _, j in known], ([u for u, _ in known], [j for _, j in known])),
                                  shape=(len(stems), len(self.fitted.features)))
         if not self._lex_dims:
-            return weights @ to_vocab, np.zeros((len(titles), 0))
+            return lsa_weights @ to_vocab, np.zeros((len(titles), 0))
         # idf of each title stem (unseen stems: the idf of a single posting), ^ title_idf_power
         idf = np.full(len(stems), self._title_idf_unseen)
         idf[[u for u, _ in known]] = [self._title_idf[j] for _, j in known]
@@ -201,7 +210,7 @@ class FittedEmbedder:
         if self._p.title_bigram_weight > 0:
             words = row_l2(words) + self._p.title_bigram_weight * row_l2(self._bigram_block(titles))
         chars = (scaled @ self._char_matrix(stems)).toarray()
-        return weights @ to_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
+        return lsa_weights @ to_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
 
     def _bigram_block(self, titles: list[str]) -> np.ndarray:
         """(titles, lexical dims) hashed title bigrams (no idf)."""

@@ -34,7 +34,7 @@ class FitParams:
     max_features: int = 131_072
     body_idf_power: float = 1.0
     title_idf_power: float = 0.0
-    generic_weight: float = 0.5
+    generic_weight: float = 0.3  # rank / kind-of-post words (body, title lexical block); 0.5 in format 1
     lsa_dims: int = 128  # LSA block width (capped at dimensions // 2)
     lsa_features: int = 16_384  # most frequent features with an LSA row
     lsa_sample: int = 30_000  # postings the SVD is fitted on
@@ -52,11 +52,13 @@ class FitParams:
     lsa_postings_per_dim: int = 20  # > 0: LSA dims ≤ fitted postings / this (small corpora get fewer)
     boilerplate_rescue_df: float = 1.0  # boilerplate_share applies only to tokens in ≤ this share of postings
     title_bigram_weight: float = 0.5  # > 0: adjacent title stems as hashed bigrams beside the title words
+    title_lsa_generic_weight: float = 1.5  # ≥ 0: generic title words at this weight in the LSA input (< 0: generic_weight)
 
 
 # Values of the format 2 parameters that reproduce a format 1 model exactly.
 LEGACY_PARAMS = {"boilerplate_share": 0.0, "layout": 1, "title_share": 0.5, "lsa_postings_per_dim": 0,
-                 "boilerplate_rescue_df": 1.0, "title_bigram_weight": 0.0}
+                 "boilerplate_rescue_df": 1.0, "title_bigram_weight": 0.0,
+                 "title_lsa_generic_weight": -1.0}
 
 
 @dataclass(frozen=True, eq=False)
