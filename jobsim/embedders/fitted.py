@@ -30,8 +30,14 @@ seeded sample of the fitted postings, L2-normalised)
 and a **lexical block** (the other columns: 2 · L2(L2(title words) + 1.5 · L2(title
 characters)) + 0.25 · L2(body words), each hashed with a random sign, so words never seen
 in the corpus still count). The weights are :class:`FitParams` defaults, stored in the
-model; BENCHMARKS.md ("Quality") has what each part gave. Rows without any feature come back
-as errors ("text has no features").
+model; BENCHMARKS.md ("Quality") and embed3-results.md have what each part gave. Rows without
+any feature come back as errors ("text has no features").
+
+Format 1 models (fitted before ``lsa_postings_per_dim``, ``title_bigram_weight`` and
+``title_lsa_generic_weight`` existed) read those three at
+:data:`~jobsim.embedders.fitted_model.LEGACY_PARAMS` (no LSA cap, no bigrams, generic title
+words at ``generic_weight`` in the LSA input too) and keep their ``generic_weight`` (0.5), so
+their version and vectors do not change.
 """
 
 from __future__ import annotations
@@ -54,12 +60,10 @@ __all__ = ["FitParams", "FittedEmbedder", "FittedModel", "fit_model"]
 _CACHE_LIMIT = 500_000
 
 
-def title_stems(title: str, cache: dict[str, tuple[str, bool] | None], generic_weight: float,
-                generic: dict[str, bool] | None = None) -> dict[str, float]:
-    """stem → log(1 + tf)·(generic weight for rank / kind-of-post words) of a title (no idf);
-    ``generic`` (when given) receives each stem's generic flag."""
+def title_stems(title: str, cache: dict[str, tuple[str, bool] | None]) -> dict[str, tuple[float, bool]]:
+    """stem → (log(1 + tf), rank / kind-of-post word) of a title (no idf, no generic weight)."""
     counts: Counter[str] = Counter()
-    generic = {} if generic is None else generic
+    generic: dict[str, bool] = {}
     for token in tokens(title):
         feature = cache.get(token, False)
         if feature is False:
@@ -67,7 +71,7 @@ def title_stems(title: str, cache: dict[str, tuple[str, bool] | None], generic_w
         if feature is not None:
             counts[feature[0]] += 1
             generic[feature[0]] = generic.get(feature[0], False) or feature[1]
-    return {s: math.log1p(c) * (generic_weight if generic[s] else 1.0) for s, c in counts.items()}
+    return {s: (math.log1p(c), generic[s]) for s, c in counts.items()}
 
 
 def title_bigrams(title: str, cache: dict[str, tuple[str, bool] | None]) -> dict[str, float]:
@@ -118,9 +122,6 @@ class FittedEmbedder:
         self._title_idf_unseen = float(model.idf.max(initial=1.0)) ** p.title_idf_power
         self._feature_hash = self._hash_matrix(list(model.features))
         self._lsa = model.lsa.astype(np.float32)
-        # posting count of each token, with a trailing 0 for raw id -1
-        self._token_df = np.append(model.token_df.astype(np.float64), 0.0) if len(model.token_df) \
-            else np.zeros(len(model.tokens) + 1)
         self._cache: dict[str, tuple[str, bool] | None] = {}
 
     def embed(self, texts: list[str]) -> EmbeddingResult:
@@ -131,17 +132,13 @@ class FittedEmbedder:
         body = self.body_matrix([p[1] for p in parts])
         title_vocab, title = self._titles([p[0] for p in parts])
         p = self._p
-        body_lexical = row_l2((body @ self._feature_hash).toarray()) if self._lex_dims else np.zeros((n, 0))
-        if p.layout == 1:
-            lsa = self._lsa_block(row_l2(title_vocab) + row_l2(body))
-            lexical = p.title_lexical_weight * row_l2(title) + p.body_lexical_weight * body_lexical
-            dense = np.hstack([p.lsa_weight * row_l2(lsa), lexical])
+        lsa = self._lsa_block(row_l2(title_vocab) + row_l2(body))
+        if self._lex_dims:
+            lexical = p.title_lexical_weight * row_l2(title) \
+                + p.body_lexical_weight * row_l2((body @ self._feature_hash).toarray())
         else:
-            title_part = row_l2(np.hstack([p.lsa_weight * row_l2(self._lsa_block(row_l2(title_vocab))),
-                                           p.title_lexical_weight * row_l2(title)]))
-            body_part = row_l2(np.hstack([p.lsa_weight * row_l2(self._lsa_block(row_l2(body))),
-                                          p.body_lexical_weight * body_lexical]))
-            dense = math.sqrt(p.title_share) * title_part + math.sqrt(1.0 - p.title_share) * body_part
+            lexical = np.zeros((n, 0))
+        dense = np.hstack([p.lsa_weight * row_l2(lsa), lexical])
         vectors = np.ascontiguousarray(row_l2(dense), dtype=np.float32)
         errors = {int(i): "text has no features" for i in np.flatnonzero(~vectors.any(axis=1))}
         return EmbeddingResult(vectors=vectors, errors=errors)
@@ -188,12 +185,11 @@ class FittedEmbedder:
         rows, cols, vals, lsa_vals = [], [], [], []
         gw, lsa_gw = self._p.generic_weight, self._p.title_lsa_generic_weight
         for i, title in enumerate(titles):
-            flags: dict[str, bool] = {}
-            for stem, tf in title_stems(title, self._cache, 1.0, flags).items():
+            for stem, (tf, generic) in title_stems(title, self._cache).items():
                 rows.append(i)
                 cols.append(index.setdefault(stem, len(index)))
-                vals.append(tf * gw if flags[stem] else tf)
-                lsa_vals.append(tf * (lsa_gw if lsa_gw >= 0 else gw) if flags[stem] else tf)
+                vals.append(tf * gw if generic else tf)
+                lsa_vals.append(tf * (lsa_gw if lsa_gw >= 0 else gw) if generic else tf)
         stems = list(index)
         weights = sp.csr_matrix((vals, (rows, cols)), shape=(len(titles), len(stems)))
         lsa_weights = weights if lsa_gw < 0 else sp.csr_matrix((lsa_vals, (rows, cols)), shape=weights.shape)
@@ -224,25 +220,6 @@ class FittedEmbedder:
         grams = sp.csr_matrix((vals, (rows, cols)), shape=(len(titles), len(index)))
         return (grams @ self._hash_matrix(list(index))).toarray()
 
-    def _boilerplate_positions(self, raw: np.ndarray) -> np.ndarray:
-        """(len(raw),) bool: tokens dropped as boilerplate. With ``boilerplate_share`` > 0 a
-        token inside a boilerplate shingle is dropped only when that shingle holds at least
-        that share of the token's postings (a word that mostly lives in the phrase), so a
-        content word that recurs in many phrases ("python" in "with python and") stays."""
-        n = self._p.shingle
-        hashes = shingle_hashes(raw, n)
-        bp = self.fitted.boilerplate
-        if self._p.boilerplate_share <= 0:
-            return covered(np.flatnonzero(np.isin(hashes, bp)), n, len(raw))
-        at = np.minimum(np.searchsorted(bp, hashes), len(bp) - 1)
-        df = np.where(bp[at] == hashes, self.fitted.boilerplate_df[at], 0).astype(np.float64)
-        cover = np.zeros(len(raw))
-        for j in range(n):  # the largest posting count of a boilerplate shingle over each token
-            np.maximum(cover[j : j + len(df)], df, out=cover[j : j + len(df)])
-        token_df = self._token_df[raw]
-        rare = token_df <= self._p.boilerplate_rescue_df * self.fitted.postings
-        return (cover > 0) & ((cover >= self._p.boilerplate_share * token_df) | ~rare)
-
     def body_matrix(self, bodies: list[list[tuple[str, int]]]) -> sp.csr_matrix:
         """(texts, features) body weights: log(1 + tf)·idf·generic, boilerplate left out."""
         get = self._token_id.get
@@ -263,7 +240,9 @@ class FittedEmbedder:
         weight = np.repeat(np.array(mults, np.float64), lengths)
         doc_of = np.repeat(np.array(docs, np.int64), lengths)
         if len(self.fitted.boilerplate):
-            weight[self._boilerplate_positions(raw)] = 0.0
+            n = self._p.shingle
+            starts = np.flatnonzero(np.isin(shingle_hashes(raw, n), self.fitted.boilerplate))
+            weight[covered(starts, n, len(raw))] = 0.0
         feature = self._token_feature[raw]
         keep = (feature >= 0) & (weight > 0)
         key = doc_of[keep] * shape[1] + feature[keep]

@@ -58,10 +58,9 @@ def _document_frequencies(
 
 
 def _boilerplate(bodies: list[np.ndarray], remap: np.ndarray, companies: list[str | None] | None,
-                 params: FitParams) -> tuple[np.ndarray, np.ndarray]:
+                 params: FitParams) -> np.ndarray:
     """Sorted hashes of the shingles that recur in ≥ max(postings, fraction·N) postings
-    (of ≥ ``boilerplate_companies`` distinct companies when that is > 0), and the number of
-    postings of each."""
+    (of ≥ ``boilerplate_companies`` distinct companies when that is > 0)."""
     n = len(bodies)
     threshold = max(params.boilerplate_postings, math.ceil(params.boilerplate_fraction * n))
     per_doc = []
@@ -69,11 +68,10 @@ def _boilerplate(bodies: list[np.ndarray], remap: np.ndarray, companies: list[st
         h = shingle_hashes(remap[body], params.shingle)
         per_doc.append(np.unique(h[h != 0]))
     if not per_doc or not sum(len(h) for h in per_doc):
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint32)
+        return np.zeros(0, np.uint64)
     hashes = np.concatenate(per_doc)
     uniq, counts = np.unique(hashes, return_counts=True)
-    keep = counts >= threshold
-    common, common_counts = uniq[keep], counts[keep]
+    common = uniq[counts >= threshold]
     if params.boilerplate_companies > 0 and len(common):
         codes: dict[str, int] = {}
         owner = np.array([codes.setdefault(c, len(codes)) if c else -1 - i
@@ -82,10 +80,8 @@ def _boilerplate(bodies: list[np.ndarray], remap: np.ndarray, companies: list[st
         mask = np.isin(hashes, common)
         pairs = np.unique(np.stack([hashes[mask].view(np.int64), who[mask]]), axis=1)
         h, c = np.unique(pairs[0], return_counts=True)
-        wide = np.sort(h[c >= params.boilerplate_companies].view(np.uint64))
-        sel = np.isin(common, wide)
-        common, common_counts = common[sel], common_counts[sel]
-    return common, common_counts.astype(np.uint32)
+        common = np.sort(h[c >= params.boilerplate_companies].view(np.uint64))
+    return common
 
 
 def distinct(texts: list[str], companies: list[str | None] | None) -> tuple[list[str], list[str | None] | None]:
@@ -121,7 +117,7 @@ def fit(texts: list[str], dimensions: int, companies: list[str | None] | None, s
     keep_token.sort(key=lambda i: all_tokens[i])
     remap = np.full(len(all_tokens) + 1, -1, np.int64)
     remap[keep_token] = np.arange(len(keep_token))
-    boilerplate, boilerplate_df = _boilerplate(bodies, remap, companies, params)
+    boilerplate = _boilerplate(bodies, remap, companies, params)
     feature_df = df[kept]
     model = FittedModel(
         dimensions=dimensions, params=params, tokens=tuple(all_tokens[i] for i in keep_token),
@@ -129,7 +125,6 @@ def fit(texts: list[str], dimensions: int, companies: list[str | None] | None, s
         token_feature=new_id[token_stem[keep_token]].astype(np.int32),
         idf=(np.log((1 + len(texts)) / (1 + feature_df)) + 1).astype(np.float32),
         generic=generic[kept], boilerplate=boilerplate, lsa=np.zeros((0, 0), np.float16),
-        token_df=token_df[keep_token].astype(np.uint32), boilerplate_df=boilerplate_df, postings=len(texts),
     )
     model = _with_lsa(model, texts, seed)
     log.info("fitted %s on %d texts: %d tokens, %d features, %d boilerplate shingles, lsa %s, %.1f s",

@@ -4,6 +4,11 @@ The bytes are a zlib-compressed payload: a JSON header (format, dimensions, para
 array layout), the vocabulary strings, then the arrays (little-endian). The version is
 ``jobsim-fitted-v1-<first 12 hex of sha256(payload)>``: any change of the model changes it,
 and the same model always has the same version (the payload is written in a fixed order).
+
+Format 2 (:data:`FORMAT`) has the same arrays as format 1; its header's parameters hold three
+more knobs. A format 1 header reads each missing knob at :data:`LEGACY_PARAMS`, the value
+that embeds as format 1 did, and a model read from bytes writes back exactly those bytes,
+so a stored format 1 model keeps its version and its vectors.
 """
 
 from __future__ import annotations
@@ -15,11 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-FORMAT = 2  # 2: token and shingle posting counts; format 1 models still load (see LEGACY_PARAMS)
-FORMATS = (1, 2)
+FORMAT = 2  # 2: FitParams gained the knobs below hash_seed (same arrays as 1; format 1 readers refuse it cleanly)
+FORMATS = (1, 2)  # format 1 models still load, with the same version and vectors (LEGACY_PARAMS)
 VERSION_PREFIX = "jobsim-fitted-v1-"
-_ARRAYS = ("token_feature", "idf", "generic", "boilerplate", "lsa", "token_df", "boilerplate_df")
-_ARRAYS_V1 = _ARRAYS[:5]
+_ARRAYS = ("token_feature", "idf", "generic", "boilerplate", "lsa")
 
 
 @dataclass(frozen=True)
@@ -46,19 +50,14 @@ class FitParams:
     hash_slots: int = 1  # slots per hashed feature (each at weight 1/√slots)
     hash_seed: int = 0  # set from fit_model's seed
     # -- format 2 (a format 1 model reads these as LEGACY_PARAMS: its vectors never change) --
-    boilerplate_share: float = 0.0  # a covered token is dropped only when the shingle holds ≥ this share of its postings
-    layout: int = 1  # 1: one LSA of title + body words; 2: title part and body part, each L2, mixed
-    title_share: float = 0.5  # layout 2: squared weight of the title part when a text has both
     lsa_postings_per_dim: int = 20  # > 0: LSA dims ≤ fitted postings / this (small corpora get fewer)
-    boilerplate_rescue_df: float = 1.0  # boilerplate_share applies only to tokens in ≤ this share of postings
     title_bigram_weight: float = 0.5  # > 0: adjacent title stems as hashed bigrams beside the title words
     title_lsa_generic_weight: float = 1.5  # ≥ 0: generic title words at this weight in the LSA input (< 0: generic_weight)
 
 
-# Values of the format 2 parameters that reproduce a format 1 model exactly.
-LEGACY_PARAMS = {"boilerplate_share": 0.0, "layout": 1, "title_share": 0.5, "lsa_postings_per_dim": 0,
-                 "boilerplate_rescue_df": 1.0, "title_bigram_weight": 0.0,
-                 "title_lsa_generic_weight": -1.0}
+# Values of the format 2 parameters that reproduce a format 1 model exactly: a stored header
+# without one of these keys reads it at this value.
+LEGACY_PARAMS = {"lsa_postings_per_dim": 0, "title_bigram_weight": 0.0, "title_lsa_generic_weight": -1.0}
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,9 +73,6 @@ class FittedModel:
     generic: np.ndarray  # (features,) bool: rank / kind-of-post word
     boilerplate: np.ndarray  # sorted uint64 shingle hashes
     lsa: np.ndarray  # (lsa features, lsa dims) float16
-    token_df: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # (tokens,) body postings
-    boilerplate_df: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # postings per shingle
-    postings: int = 0  # distinct texts fitted on (0 in format 1)
     version: str = field(default="")
     payload: bytes = field(default=b"", init=False, repr=False)  # as read by from_bytes: written back unchanged
 
@@ -100,7 +96,7 @@ class FittedModel:
         arrays = [np.ascontiguousarray(getattr(self, name)) for name in _ARRAYS]
         header = {
             "format": FORMAT, "dimensions": self.dimensions, "params": asdict(self.params),
-            "tokens": len(self.tokens), "features": len(self.features), "postings": self.postings,
+            "tokens": len(self.tokens), "features": len(self.features),
             "arrays": [[name, a.dtype.newbyteorder("<").str, list(a.shape)] for name, a in zip(_ARRAYS, arrays)],
         }
         blob = json.dumps(header, sort_keys=True).encode()
@@ -133,7 +129,7 @@ class FittedModel:
         n_tokens = header["tokens"]
         params = FitParams(**{**LEGACY_PARAMS, **header["params"]})
         model = cls(dimensions=header["dimensions"], params=params,
-                    tokens=words[:n_tokens], features=words[n_tokens:], postings=header.get("postings", 0), **arrays,
+                    tokens=words[:n_tokens], features=words[n_tokens:], **arrays,
                     version=VERSION_PREFIX + hashlib.sha256(payload).hexdigest()[:12])
         object.__setattr__(model, "payload", payload)
         return model
