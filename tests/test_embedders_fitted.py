@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
 import subprocess
 import sys
+import zlib
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from jobsim.embedders.fitted import FitParams, FittedEmbedder, FittedModel, fit_model
+from jobsim.embedders.fitted_model import FORMAT, LEGACY_PARAMS
 from jobsim.text import build_embedding_text
 
 EEO = "We are an equal opportunity employer and value diversity at our company."
@@ -70,6 +74,47 @@ def test_bytes_and_pickle_round_trip_give_the_same_model_and_vectors(model):
     for other in (back, unpickled):
         assert other.version == model.version and other.to_bytes() == model.to_bytes()
         assert np.array_equal(FittedEmbedder(other).embed(texts).vectors, expected)
+
+
+def header_and_rest(data: bytes) -> tuple[dict, bytes]:
+    payload = zlib.decompress(data)
+    size = int.from_bytes(payload[:8], "little")
+    return json.loads(payload[8 : 8 + size]), payload[8 + size :]
+
+
+def with_header(header: dict, rest: bytes) -> bytes:
+    blob = json.dumps(header, sort_keys=True).encode()
+    return zlib.compress(len(blob).to_bytes(8, "little") + blob + rest, 6)
+
+
+def test_the_header_holds_every_knob_and_other_formats_are_refused(model):
+    header, rest = header_and_rest(model.to_bytes())
+    assert header["format"] == FORMAT == 2
+    assert header["params"] == asdict(model.params) and set(header["params"]) == set(asdict(FitParams()))
+    with pytest.raises(ValueError, match="unknown fitted model format 3"):
+        FittedModel.from_bytes(with_header({**header, "format": 3}, rest))
+
+
+def test_a_format_1_model_keeps_its_version_bytes_and_vectors():
+    """A model as main (format 1) wrote it: format 1, no format 2 knobs in the params (this
+    rewrite of a legacy fit gave main's own bytes exactly, on 3,000 LinkedIn + NYC texts)."""
+    texts, companies = corpus()
+    legacy = fit_model(texts, 64, companies, seed=0, params=FitParams(generic_weight=0.5, **LEGACY_PARAMS))
+    header, rest = header_and_rest(legacy.to_bytes())
+    for key in LEGACY_PARAMS:
+        del header["params"][key]
+    old = with_header({**header, "format": 1}, rest)
+    loaded = FittedModel.from_bytes(old)
+    assert loaded.params == legacy.params
+    assert loaded.version == "jobsim-fitted-v1-" + hashlib.sha256(zlib.decompress(old)).hexdigest()[:12]
+    assert loaded.version != legacy.version  # the version names the stored bytes, which differ
+    for other in (loaded, pickle.loads(pickle.dumps(loaded)), FittedModel.from_bytes(loaded.to_bytes())):
+        assert other.to_bytes() == old and other.version == loaded.version
+    probe = corpus(12, seed=5)[0] + [build_embedding_text("Senior Engineer Manager", "Lead the team.")]
+    expected = FittedEmbedder(legacy).embed(probe).vectors
+    assert np.array_equal(FittedEmbedder(loaded).embed(probe).vectors, expected)
+    # the format 2 defaults embed differently: the legacy values matter
+    assert not np.array_equal(FittedEmbedder(fit_model(texts, 64, companies, seed=0)).embed(probe).vectors, expected)
 
 
 def test_version_changes_when_the_corpus_or_the_seed_changes(model):

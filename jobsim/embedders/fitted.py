@@ -6,7 +6,7 @@ text depends only on the text and the model, whose ``version`` (a hash of its by
 embedder's model name, so stored vectors never drift while the version stays the same.
 
 A text is read as the pipeline writes it (:mod:`jobsim.embedders.fitted_text`): the first
-line is the title, the other lines the body. Each text gives three sparse parts:
+line is the title, the other lines the body. Each text gives these sparse parts:
 
 - **body words**: light English stems without function words (English and Albanian), of the
   body's distinct lines weighted by their multiplicity, dropped when they fall inside a
@@ -14,19 +14,30 @@ line is the title, the other lines the body. Each text gives three sparse parts:
   fitted postings: equal-opportunity statements, benefit paragraphs, a company's blurb);
   weight ``log(1 + tf) · idf`` (idf fitted, words in fewer than 2 postings dropped), rank and
   kind-of-post words (manager, specialist, …; :data:`jobsim.embedders.local.V3_GENERIC_WORDS`)
-  at half weight;
-- **title words**: the same stems of the title at ``log(1 + tf)`` and the generic half weight,
-  without idf (titles are short: a rare title word is more often a name than a field);
-- **title characters**: 3–5-grams of each title stem sharing its weight (as v3).
+  at ``generic_weight`` (0.3; 0.5 in format 1);
+- **title words**: the same stems of the title at ``log(1 + tf)`` and the generic weight,
+  without idf (titles are short: a rare title word is more often a name than a field); in the
+  LSA input the generic title words weigh ``title_lsa_generic_weight`` (1.5, format 2) instead,
+  so the LSA block groups kinds of post while the lexical block follows the field;
+- **title characters**: 3–5-grams of each title stem sharing its weight (as v3);
+- **title bigrams**: adjacent title stems (function words skipped) at ``log(1 + tf)``, mixed
+  into the title words at ``title_bigram_weight`` (0.5) of their norm (format 2).
 
 The vector is two blocks side by side, then L2-normalised: an **LSA block** (``lsa_dims`` =
-128 columns: L2(title words) + L2(body words) on the 16,384 most frequent features, times
-the top right singular vectors of a seeded sample of the fitted postings, L2-normalised)
+128 columns, at most one per 20 fitted postings in format 2: L2(title words) + L2(body
+words) on the 16,384 most frequent features, times the top right singular vectors of a
+seeded sample of the fitted postings, L2-normalised)
 and a **lexical block** (the other columns: 2 · L2(L2(title words) + 1.5 · L2(title
 characters)) + 0.25 · L2(body words), each hashed with a random sign, so words never seen
 in the corpus still count). The weights are :class:`FitParams` defaults, stored in the
-model; BENCHMARKS.md ("Quality") has what each part gave. Rows without any feature come back
-as errors ("text has no features").
+model; BENCHMARKS.md ("Quality") and embed3-results.md have what each part gave. Rows without
+any feature come back as errors ("text has no features").
+
+Format 1 models (fitted before ``lsa_postings_per_dim``, ``title_bigram_weight`` and
+``title_lsa_generic_weight`` existed) read those three at
+:data:`~jobsim.embedders.fitted_model.LEGACY_PARAMS` (no LSA cap, no bigrams, generic title
+words at ``generic_weight`` in the LSA input too) and keep their ``generic_weight`` (0.5), so
+their version and vectors do not change.
 """
 
 from __future__ import annotations
@@ -49,8 +60,8 @@ __all__ = ["FitParams", "FittedEmbedder", "FittedModel", "fit_model"]
 _CACHE_LIMIT = 500_000
 
 
-def title_stems(title: str, cache: dict[str, tuple[str, bool] | None], generic_weight: float) -> dict[str, float]:
-    """stem → log(1 + tf)·(generic weight for rank / kind-of-post words) of a title (no idf)."""
+def title_stems(title: str, cache: dict[str, tuple[str, bool] | None]) -> dict[str, tuple[float, bool]]:
+    """stem → (log(1 + tf), rank / kind-of-post word) of a title (no idf, no generic weight)."""
     counts: Counter[str] = Counter()
     generic: dict[str, bool] = {}
     for token in tokens(title):
@@ -60,7 +71,20 @@ def title_stems(title: str, cache: dict[str, tuple[str, bool] | None], generic_w
         if feature is not None:
             counts[feature[0]] += 1
             generic[feature[0]] = generic.get(feature[0], False) or feature[1]
-    return {s: math.log1p(c) * (generic_weight if generic[s] else 1.0) for s, c in counts.items()}
+    return {s: (math.log1p(c), generic[s]) for s, c in counts.items()}
+
+
+def title_bigrams(title: str, cache: dict[str, tuple[str, bool] | None]) -> dict[str, float]:
+    """"a b" → log(1 + tf) of each pair of adjacent title stems (function words skipped)."""
+    stems = []
+    for token in tokens(title):
+        feature = cache.get(token, False)
+        if feature is False:
+            feature = cache[token] = feature_of(token)
+        if feature is not None:
+            stems.append(feature[0])
+    counts = Counter(f"{a} {b}" for a, b in zip(stems, stems[1:]))
+    return {g: math.log1p(c) for g, c in counts.items()}
 
 
 def char_grams(stem: str) -> list[str]:
@@ -107,9 +131,8 @@ class FittedEmbedder:
         parts = [split_text(t) for t in texts]
         body = self.body_matrix([p[1] for p in parts])
         title_vocab, title = self._titles([p[0] for p in parts])
-        words = row_l2(title_vocab) + row_l2(body)
-        lsa = self._lsa_block(words) if self.fitted.lsa_dims else np.zeros((n, 0))
         p = self._p
+        lsa = self._lsa_block(row_l2(title_vocab) + row_l2(body))
         if self._lex_dims:
             lexical = p.title_lexical_weight * row_l2(title) \
                 + p.body_lexical_weight * row_l2((body @ self._feature_hash).toarray())
@@ -150,6 +173,8 @@ class FittedEmbedder:
         return row_l2(self._titles([p[0] for p in parts])[0]) + row_l2(self.body_matrix([p[1] for p in parts]))
 
     def _lsa_block(self, words: sp.csr_matrix) -> np.ndarray:
+        if not self.fitted.lsa_dims:
+            return np.zeros((words.shape[0], 0))
         rows = self._lsa.shape[0]
         return np.asarray(words[:, :rows] @ self._lsa, dtype=np.float64)
 
@@ -157,26 +182,43 @@ class FittedEmbedder:
         """Title words on the vocabulary (LSA input) and the title's lexical block:
         L2(words hashed) + char_weight·L2(characters hashed)."""
         index: dict[str, int] = {}
-        rows, cols, vals = [], [], []
+        rows, cols, vals, lsa_vals = [], [], [], []
+        gw, lsa_gw = self._p.generic_weight, self._p.title_lsa_generic_weight
         for i, title in enumerate(titles):
-            for stem, weight in title_stems(title, self._cache, self._p.generic_weight).items():
+            for stem, (tf, generic) in title_stems(title, self._cache).items():
                 rows.append(i)
                 cols.append(index.setdefault(stem, len(index)))
-                vals.append(weight)
+                vals.append(tf * gw if generic else tf)
+                lsa_vals.append(tf * (lsa_gw if lsa_gw >= 0 else gw) if generic else tf)
         stems = list(index)
         weights = sp.csr_matrix((vals, (rows, cols)), shape=(len(titles), len(stems)))
+        lsa_weights = weights if lsa_gw < 0 else sp.csr_matrix((lsa_vals, (rows, cols)), shape=weights.shape)
         known = [(u, j) for u, s in enumerate(stems) if (j := self._feature_id.get(s)) is not None]
         to_vocab = sp.csr_matrix(([self._title_idf[j] for _, j in known], ([u for u, _ in known], [j for _, j in known])),
                                  shape=(len(stems), len(self.fitted.features)))
         if not self._lex_dims:
-            return weights @ to_vocab, np.zeros((len(titles), 0))
+            return lsa_weights @ to_vocab, np.zeros((len(titles), 0))
         # idf of each title stem (unseen stems: the idf of a single posting), ^ title_idf_power
         idf = np.full(len(stems), self._title_idf_unseen)
         idf[[u for u, _ in known]] = [self._title_idf[j] for _, j in known]
         scaled = weights @ sp.diags(idf)
         words = (scaled @ self._hash_matrix(stems)).toarray()
+        if self._p.title_bigram_weight > 0:
+            words = row_l2(words) + self._p.title_bigram_weight * row_l2(self._bigram_block(titles))
         chars = (scaled @ self._char_matrix(stems)).toarray()
-        return weights @ to_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
+        return lsa_weights @ to_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
+
+    def _bigram_block(self, titles: list[str]) -> np.ndarray:
+        """(titles, lexical dims) hashed title bigrams (no idf)."""
+        index: dict[str, int] = {}
+        rows, cols, vals = [], [], []
+        for i, title in enumerate(titles):
+            for gram, weight in title_bigrams(title, self._cache).items():
+                rows.append(i)
+                cols.append(index.setdefault(gram, len(index)))
+                vals.append(weight)
+        grams = sp.csr_matrix((vals, (rows, cols)), shape=(len(titles), len(index)))
+        return (grams @ self._hash_matrix(list(index))).toarray()
 
     def body_matrix(self, bodies: list[list[tuple[str, int]]]) -> sp.csr_matrix:
         """(texts, features) body weights: log(1 + tf)·idf·generic, boilerplate left out."""

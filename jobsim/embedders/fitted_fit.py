@@ -145,6 +145,8 @@ def _with_lsa(model: FittedModel, texts: list[str], seed: int) -> FittedModel:
     rows = min(p.lsa_features, len(model.features))
     sample = min(p.lsa_sample, len(texts))
     k = min(p.lsa_dims, model.dimensions // 2, sample - 1, rows - 1)
+    if p.lsa_postings_per_dim > 0:
+        k = min(k, max(2, len(texts) // p.lsa_postings_per_dim))
     if k < 1:
         return model
     rng = np.random.default_rng(seed)
@@ -153,5 +155,4 @@ def _with_lsa(model: FittedModel, texts: list[str], seed: int) -> FittedModel:
     with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread: the same floats whatever the threads
         svd = TruncatedSVD(k, algorithm="randomized", n_iter=p.lsa_iterations, random_state=seed).fit(words)
     lsa = np.ascontiguousarray(svd.components_.T, dtype=np.float16)
-    return FittedModel(model.dimensions, p, model.tokens, model.features, model.token_feature,
-                       model.idf, model.generic, model.boilerplate, lsa)
+    return replace(model, lsa=lsa, version="")

@@ -4,6 +4,11 @@ The bytes are a zlib-compressed payload: a JSON header (format, dimensions, para
 array layout), the vocabulary strings, then the arrays (little-endian). The version is
 ``jobsim-fitted-v1-<first 12 hex of sha256(payload)>``: any change of the model changes it,
 and the same model always has the same version (the payload is written in a fixed order).
+
+Format 2 (:data:`FORMAT`) has the same arrays as format 1; its header's parameters hold three
+more knobs. A format 1 header reads each missing knob at :data:`LEGACY_PARAMS`, the value
+that embeds as format 1 did, and a model read from bytes writes back exactly those bytes,
+so a stored format 1 model keeps its version and its vectors.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: FitParams gained the knobs below hash_seed (same arrays as 1; format 1 readers refuse it cleanly)
+FORMATS = (1, 2)  # format 1 models still load, with the same version and vectors (LEGACY_PARAMS)
 VERSION_PREFIX = "jobsim-fitted-v1-"
 _ARRAYS = ("token_feature", "idf", "generic", "boilerplate", "lsa")
 
@@ -32,7 +38,7 @@ class FitParams:
     max_features: int = 131_072
     body_idf_power: float = 1.0
     title_idf_power: float = 0.0
-    generic_weight: float = 0.5
+    generic_weight: float = 0.3  # rank / kind-of-post words (body, title lexical block); 0.5 in format 1
     lsa_dims: int = 128  # LSA block width (capped at dimensions // 2)
     lsa_features: int = 16_384  # most frequent features with an LSA row
     lsa_sample: int = 30_000  # postings the SVD is fitted on
@@ -43,6 +49,15 @@ class FitParams:
     body_lexical_weight: float = 0.25  # body words in the lexical block
     hash_slots: int = 1  # slots per hashed feature (each at weight 1/√slots)
     hash_seed: int = 0  # set from fit_model's seed
+    # -- format 2 (a format 1 model reads these as LEGACY_PARAMS: its vectors never change) --
+    lsa_postings_per_dim: int = 20  # > 0: LSA dims ≤ fitted postings / this (small corpora get fewer)
+    title_bigram_weight: float = 0.5  # > 0: adjacent title stems as hashed bigrams beside the title words
+    title_lsa_generic_weight: float = 1.5  # ≥ 0: generic title words at this weight in the LSA input (< 0: generic_weight)
+
+
+# Values of the format 2 parameters that reproduce a format 1 model exactly: a stored header
+# without one of these keys reads it at this value.
+LEGACY_PARAMS = {"lsa_postings_per_dim": 0, "title_bigram_weight": 0.0, "title_lsa_generic_weight": -1.0}
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +74,7 @@ class FittedModel:
     boilerplate: np.ndarray  # sorted uint64 shingle hashes
     lsa: np.ndarray  # (lsa features, lsa dims) float16
     version: str = field(default="")
+    payload: bytes = field(default=b"", init=False, repr=False)  # as read by from_bytes: written back unchanged
 
     def __post_init__(self) -> None:
         for name in _ARRAYS:
@@ -75,6 +91,8 @@ class FittedModel:
         return int(self.lsa.shape[1])
 
     def _payload(self) -> bytes:
+        if self.payload:
+            return self.payload
         arrays = [np.ascontiguousarray(getattr(self, name)) for name in _ARRAYS]
         header = {
             "format": FORMAT, "dimensions": self.dimensions, "params": asdict(self.params),
@@ -95,7 +113,7 @@ class FittedModel:
         payload = zlib.decompress(data)
         size = int.from_bytes(payload[:8], "little")
         header = json.loads(payload[8 : 8 + size])
-        if header.get("format") != FORMAT:
+        if header.get("format") not in FORMATS:
             raise ValueError(f"unknown fitted model format {header.get('format')!r}")
         at = 8 + size
         n_strings = int.from_bytes(payload[at : at + 8], "little")
@@ -109,6 +127,9 @@ class FittedModel:
             arrays[name] = array.astype(array.dtype.newbyteorder("="))
             at += array.nbytes
         n_tokens = header["tokens"]
-        return cls(dimensions=header["dimensions"], params=FitParams(**header["params"]),
-                   tokens=words[:n_tokens], features=words[n_tokens:], **arrays,
-                   version=VERSION_PREFIX + hashlib.sha256(payload).hexdigest()[:12])
+        params = FitParams(**{**LEGACY_PARAMS, **header["params"]})
+        model = cls(dimensions=header["dimensions"], params=params,
+                    tokens=words[:n_tokens], features=words[n_tokens:], **arrays,
+                    version=VERSION_PREFIX + hashlib.sha256(payload).hexdigest()[:12])
+        object.__setattr__(model, "payload", payload)
+        return model
