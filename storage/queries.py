@@ -40,7 +40,7 @@ def pull_queries(since: datetime | None) -> tuple[list[dict[str, Any]], dict[str
 
 
 def pull_indexes() -> list[str]:
-    """The single-field indexes :func:`needs_check_queries` is answered from."""
+    """The single-field indexes :func:`pull_queries` are answered from."""
     return ["updatedAt", "embedding.status"]
 
 
