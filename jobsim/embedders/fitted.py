@@ -30,7 +30,7 @@ seeded sample of the fitted postings, L2-normalised)
 and a **lexical block** (the other columns: 2 · L2(L2(title words) + 1.5 · L2(title
 characters)) + 0.25 · L2(body words), each hashed with a random sign, so words never seen
 in the corpus still count). The weights are :class:`FitParams` defaults, stored in the
-model; BENCHMARKS.md ("Quality") and embed3-results.md have what each part gave. Rows without
+model; BENCHMARKS.md ("Quality") and docs/fitted-embedder-tuning.md have what each part gave. Rows without
 any feature come back as errors ("text has no features").
 
 Format 1 models (fitted before ``lsa_postings_per_dim``, ``title_bigram_weight`` and
@@ -60,29 +60,31 @@ __all__ = ["FitParams", "FittedEmbedder", "FittedModel", "fit_model"]
 _CACHE_LIMIT = 500_000
 
 
-def title_stems(title: str, cache: dict[str, tuple[str, bool] | None]) -> dict[str, tuple[float, bool]]:
-    """stem → (log(1 + tf), rank / kind-of-post word) of a title (no idf, no generic weight)."""
-    counts: Counter[str] = Counter()
-    generic: dict[str, bool] = {}
+def _title_features(title: str, cache: dict[str, tuple[str, bool] | None]) -> list[tuple[str, bool]]:
+    """(stem, rank / kind-of-post word) of each title token that has a feature, in order."""
+    out = []
     for token in tokens(title):
         feature = cache.get(token, False)
         if feature is False:
             feature = cache[token] = feature_of(token)
         if feature is not None:
-            counts[feature[0]] += 1
-            generic[feature[0]] = generic.get(feature[0], False) or feature[1]
+            out.append(feature)
+    return out
+
+
+def title_stems(title: str, cache: dict[str, tuple[str, bool] | None]) -> dict[str, tuple[float, bool]]:
+    """stem → (log(1 + tf), rank / kind-of-post word) of a title (no idf, no generic weight)."""
+    counts: Counter[str] = Counter()
+    generic: dict[str, bool] = {}
+    for stem, is_generic in _title_features(title, cache):
+        counts[stem] += 1
+        generic[stem] = generic.get(stem, False) or is_generic
     return {s: (math.log1p(c), generic[s]) for s, c in counts.items()}
 
 
 def title_bigrams(title: str, cache: dict[str, tuple[str, bool] | None]) -> dict[str, float]:
     """"a b" → log(1 + tf) of each pair of adjacent title stems (function words skipped)."""
-    stems = []
-    for token in tokens(title):
-        feature = cache.get(token, False)
-        if feature is False:
-            feature = cache[token] = feature_of(token)
-        if feature is not None:
-            stems.append(feature[0])
+    stems = [stem for stem, _ in _title_features(title, cache)]
     counts = Counter(f"{a} {b}" for a, b in zip(stems, stems[1:]))
     return {g: math.log1p(c) for g, c in counts.items()}
 
