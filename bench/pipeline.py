@@ -355,7 +355,8 @@ def report(n: int, load: dict[str, float], runs: list[dict[str, Any]], raw: dict
     for stage in STAGES:
         t = [r["summary"]["timings"].get(stage, 0.0) for r in runs]
         mongo = [sum(op["seconds"] for name, op in m.items() if name in STAGE_OPS[stage]) for m in methods]
-        note = "; ".join(f"{a[0]} search {a[3]:.2f} s" if (a := r["neighbours_log"]) else "?" for r in runs) \
+        note = "; ".join(f"{a[0]} search {a[3]:.2f} s" if (a := r["neighbours_log"]) else r["summary"]["search"].get("mode", "?")
+                         for r in runs) \
             if stage == "neighbours" else ""
         lines.append(f"{stage:<14}{t[0]:>9.2f}{t[1]:>9.2f}{t[2]:>9.2f}{_ratio(t[1], t[0]):>10}{_ratio(t[2], t[0]):>10}   "
                      f"{mongo[0]:>8.2f} / {mongo[1]:>6.2f} / {mongo[2]:<8.2f} {note}")

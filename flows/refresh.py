@@ -13,16 +13,13 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
-from flows.steps import embed_changed, exact_in_shards
+from flows.steps import embed_changed, neighbour_lists
 from jobsim.errors import EmbeddingError
 from jobsim.report import run_failures
 from jobsim.settings import Settings
 from jobsim.stages.runs import summarize
 from tasks.admin import clear_recompute_requests, pending_recompute_requests
-from tasks.neighbours import (
-    compute_neighbour_lists, load_neighbour_state, load_vectors, plan_neighbours, save_local_caches,
-    write_neighbours,
-)
+from tasks.neighbours import load_vectors, save_local_caches, write_neighbours
 from tasks.pull import add_requested_jobs, prepare_jobs, pull_changed_jobs, record_rejections_task
 from tasks.report import publish_run_report
 from tasks.run_state import finish_run, start_run, writer_lease
@@ -92,17 +89,14 @@ def refresh(
             embedded = embed_changed(runner, settings, prepared, run, fitted)
         with _stage("load_vectors", timings):
             loaded = load_vectors(settings, run, quote([d["_id"] for d in docs]))
-            corpus = loaded.corpus
         with _stage("neighbours", timings):
-            previous = load_neighbour_state(settings)
-            plan = plan_neighbours(settings, quote(corpus), quote(previous))
-            exact = exact_in_shards(runner, settings, corpus) if plan.shards else None
-            lists = compute_neighbour_lists(settings, quote(corpus), quote(previous), quote(plan), quote(exact))
+            lists = loaded.kept or neighbour_lists(runner, settings, loaded.corpus)
         with _stage("write_back", timings):
             lease.check()
             written, snapshot = write_neighbours(settings, quote(lists), quote(loaded), run)
             save_local_caches(settings, quote(lists), quote(snapshot))
-        summary = summarize(run, len(docs), prepared, embedded, int(corpus.active.sum()), written,
+        active = lists.stats.jobs - lists.stats.closed_jobs
+        summary = summarize(run, len(docs), prepared, embedded, active, written,
                             settings.embedding.price_per_million_tokens, timings, lists.stats.as_dict(),
                             lists.checks, recorded.refused)
         finish_run(settings, run, summary)
@@ -112,7 +106,7 @@ def refresh(
     failures = run_failures({d["_id"]: d.get("title") for d in docs}, prepared.rejected, embedded.failed,
                             {**recorded.refused, **embedded.refused, **written.refused}, embedded.deferred,
                             settings.ops.report_failed_jobs)
-    publish_run_report(result, quote(lists.lists), lists.stats.as_dict(), quote(failures), context)
+    publish_run_report(result, lists.histogram, lists.stats.as_dict(), quote(failures), context)
     if summary.status == "failed":  # red in the UI, non-zero for the CLI; the report says why
         raise EmbeddingError(summary.headline)
     return result

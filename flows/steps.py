@@ -1,4 +1,5 @@
-"""The two fan-out steps of a refresh: embedding batches and the shard pairs of an exact pass.
+"""The fan-out steps of a refresh: embedding batches, and the neighbour pass (the shard
+pairs of an exact pass).
 
 They only order tasks: plan, submit one task per batch or pair on the run's task runner,
 and hand each result to the next task (store) or to the tested merge (``sharded_topk``).
@@ -16,12 +17,12 @@ from jobsim.embedders.fitted_model import FittedModel
 from jobsim.settings import Settings
 from jobsim.shards import min_shards_for, search_pair, sharded_topk
 from jobsim.corpus import Corpus
-from jobsim.similarity import TopK
+from jobsim.similarity import NeighbourResult, TopK
 from jobsim.stages.embed import not_sent
 from jobsim.stages.prepare import Prepared
 from jobsim.summary import EmbedStats, RunInfo, combine_embed_stats
 from tasks.embed import embed_jobs_batch, plan_embedding, store_vectors
-from tasks.neighbours import search_shard_pair
+from tasks.neighbours import compute_neighbour_lists, load_neighbour_state, plan_neighbours, search_shard_pair
 
 
 def embed_changed(runner: TaskRunner, settings: Settings, prepared: Prepared, run: RunInfo,
@@ -49,3 +50,12 @@ def exact_in_shards(runner: TaskRunner, settings: Settings, corpus: Corpus) -> T
     hook = task_hook(runner, search_shard_pair, search_pair, in_flight=2 * execution.workers)
     return sharded_topk(corpus.vectors[:corpus.base], cfg.candidates + cfg.candidate_margin, execution.shard_memory_mb << 20,
                         cfg.memory_budget_mb << 20, min_shards_for(execution.workers), run=hook)
+
+
+def neighbour_lists(runner: TaskRunner, settings: Settings, corpus: Corpus) -> NeighbourResult:
+    """Every listed job's list: the previous run's candidate state, the pass planned from it,
+    the exact pass's shard pairs when it is split, then candidates to lists."""
+    previous = load_neighbour_state(settings)
+    plan = plan_neighbours(settings, quote(corpus), quote(previous))
+    exact = exact_in_shards(runner, settings, corpus) if plan.shards else None
+    return compute_neighbour_lists(settings, quote(corpus), quote(previous), quote(plan), quote(exact))

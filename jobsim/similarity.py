@@ -19,6 +19,7 @@ from jobsim.fullpass import full_topk, plan_for
 from jobsim.groups import Groups, duplicate_groups
 from jobsim.incremental import available, churn_of, full_state, search_rows, update_state
 from jobsim.lists import list_checks, pool_ends, pools, rerank_jobs, rows_needing_more
+from jobsim.report import Histogram, score_histogram
 from jobsim.repositories import JobList
 from jobsim.settings import NeighbourSettings
 
@@ -65,10 +66,11 @@ class NeighbourStats:
 class NeighbourResult:
     """Lists to diff against MongoDB, stats for the summary, state for the next run."""
 
-    lists: dict[str, JobList]
+    lists: dict[str, JobList] | None  # None: the stored lists hold (jobsim.stages.neighbours.kept_lists)
     stats: NeighbourStats
     state: CandidateState | None = None
     checks: dict = field(default_factory=dict)  # jobsim.lists.list_checks of ``lists``
+    histogram: Histogram | None = None  # of the lists' scores (the run report's plot)
 
 
 @dataclass
@@ -214,4 +216,4 @@ def compute_neighbours(
     log.info("neighbours: %s pass over %d rows (%d jobs) in %.2f s (search %.2f s)%s", stats.mode, corpus.rows,
              stats.jobs, stats.seconds, stats.search_seconds, f" — {choice.reason}" if stats.full_pass_reason else "")
     checks = list_checks(lists, set(corpus.job_ids[corpus.active].tolist()), settings.k)
-    return NeighbourResult(lists=lists, stats=stats, state=state, checks=checks)
+    return NeighbourResult(lists=lists, stats=stats, state=state, checks=checks, histogram=score_histogram(lists))

@@ -11,6 +11,12 @@ keeps the snapshot only while the database says the last write-back was the snap
 (a token), so a missing, foreign or stale snapshot costs a full read, never a wrong list.
 Jobs deleted from the collection outside the contract (which deletes with ``isDeleted``)
 are noticed by the next full run.
+
+It also records how its lists were made (:class:`Origin`): when, under which settings and
+code, and what they looked like. A run whose re-read jobs are all as the snapshot has them
+keeps the stored lists without recomputing them when :func:`lists_hold` says nothing else
+that decides a list changed since (no role changed with time, same settings and code, no
+stored list waiting to be rewritten).
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jobsim.contract import ACTIVE, embedding_state, listing_role
 from jobsim.repositories import JobContexts, JobList, VectorSet
+from jobsim.settings import NeighbourSettings
 
 # the raw fields kept per job (dotted paths as projected from MongoDB)
 FIELDS = ("status", "isDeleted", "expiresAt", "updatedAt", "createdAt", "category", "experienceLevel",
@@ -51,12 +60,40 @@ def stored_fingerprints(stored: dict[str, JobList | None]) -> dict[str, bytes]:
     return {k: UNREADABLE if v is None else list_fingerprint(v) for k, v in stored.items()}
 
 
+@cache
+def _code_digest() -> str:
+    """A digest of the core's source (jobsim/**/*.py): new code may make other lists."""
+    digest = hashlib.blake2b(digest_size=16)
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def lists_fingerprint(cfg: NeighbourSettings) -> str:
+    """What decides a list besides the data: the neighbour settings and the core's code."""
+    settings = cfg.model_dump_json(exclude={"state_dir"})
+    return hashlib.blake2b(f"{settings}\0{_code_digest()}".encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """How a snapshot's lists were made, and what they looked like (for the run summary)."""
+
+    at: datetime  # the time the lists were computed for (that run's start)
+    fingerprint: str  # :func:`lists_fingerprint` of that run
+    stats: dict[str, Any]  # jobsim.similarity.NeighbourStats.as_dict() of that pass
+    checks: dict[str, Any]  # jobsim.lists.list_checks of the lists
+    histogram: dict[str, Any] | None = None  # asdict of jobsim.report.Histogram of their scores
+
+
 @dataclass
 class Snapshot:
     token: str  # the run whose write-back this snapshot reflects
     docs: dict[str, dict[str, Any]]  # job key -> kept fields
     vectors: VectorSet  # the kept jobs' current vectors (keys, hashes, rows)
     lists: dict[str, bytes] = field(default_factory=dict)  # job key -> fingerprint of what is stored
+    origin: Origin | None = None  # how the lists behind ``lists`` were made (None: unknown)
 
     def contexts(self, now: datetime, closed_days: int) -> JobContexts:
         """The jobs that get a list at ``now``, by the contract's rule (roles change with time)."""
@@ -67,6 +104,27 @@ class Snapshot:
             if role is not None and embedding_state(doc).get("status") == "completed":
                 out.append(key, doc, active=role == ACTIVE)
         return out
+
+    def holds(self, fresh: dict[str, dict[str, Any] | None], lists: dict[str, bytes]) -> bool:
+        """Whether re-read jobs (None = gone) and their stored lists' fingerprints are as kept here."""
+        return all((doc is None and key not in self.docs) or (doc is not None and kept(doc) == self.docs.get(key))
+                   for key, doc in fresh.items()) and all(lists.get(k) == self.lists.get(k) for k in fresh)
+
+
+def lists_hold(snapshot: Snapshot, now: datetime, closed_days: int, fingerprint: str) -> str:
+    """Why the lists the snapshot reflects may not be this run's ('' = they are), given that
+    every job re-read this run is as the snapshot has it (:meth:`Snapshot.holds`)."""
+    origin = snapshot.origin
+    if origin is None:
+        return "no record of how the stored lists were made"
+    if origin.fingerprint != fingerprint:
+        return "the neighbour settings or the code changed"
+    if UNREADABLE in snapshot.lists.values():
+        return "a stored list is to be rewritten"
+    before, after = snapshot.contexts(origin.at, closed_days), snapshot.contexts(now, closed_days)
+    if before.ids != after.ids or before.active != after.active:
+        return "a job's role changed with time (expired, or past the closed-list window)"
+    return ""
 
 
 def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors: VectorSet,

@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import bson
@@ -24,7 +26,7 @@ from bson.codec_options import CodecOptions
 
 from jobsim.candidates import CandidateState
 from jobsim.repositories import VectorSet
-from jobsim.snapshot import Snapshot
+from jobsim.snapshot import Origin, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,8 @@ class SnapshotStore:
             vectors = VectorSet(ids=np.array([r["k"] for r in rows], dtype=object),
                                 hashes=np.array([r["h"] for r in rows], dtype=object),
                                 vectors=np.ascontiguousarray(matrix, dtype=np.float32))
-            return Snapshot(token=meta["token"], docs=docs, vectors=vectors, lists=lists)
+            return Snapshot(token=meta["token"], docs=docs, vectors=vectors, lists=lists,
+                            origin=_origin(meta.get("origin")))
         except FileNotFoundError:
             return None
         except (OSError, KeyError, ValueError, TypeError, bson.errors.BSONError) as exc:
@@ -131,10 +134,16 @@ class SnapshotStore:
         (tmp / "vector_keys.bson").write_bytes(b"".join(bson.encode({"k": k, "h": h})
                                                         for k, h in zip(v.ids.tolist(), v.hashes.tolist())))
         np.save(tmp / "vectors.npy", np.ascontiguousarray(v.vectors, dtype=np.float32))
+        origin = snapshot.origin and dict(asdict(snapshot.origin), at=snapshot.origin.at.isoformat())
         (tmp / "meta.json").write_text(json.dumps({"version": SNAPSHOT_VERSION, "token": snapshot.token,
-                                                   "dims": int(v.vectors.shape[1])}))
+                                                   "dims": int(v.vectors.shape[1]), "origin": origin}))
         shutil.rmtree(self.path, ignore_errors=True)
         os.replace(tmp, self.path)
 
     def clear(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _origin(raw: dict | None) -> Origin | None:
+    """How the snapshot's lists were made (None: not recorded, e.g. a snapshot of an older release)."""
+    return Origin(**dict(raw, at=datetime.fromisoformat(raw["at"]))) if raw else None

@@ -13,8 +13,8 @@ from jobsim.settings import Settings
 from jobsim.shards import Bounds, PairTopK, min_shards_for, search_pair, shard_bounds
 from jobsim.corpus import Corpus
 from jobsim.similarity import NeighbourResult, PassChoice, TopK, choose_pass, compute_neighbours
-from jobsim.snapshot import Snapshot
-from jobsim.stages.neighbours import corpus_at, full_snapshot, refreshed_snapshot, write_changed_lists
+from jobsim.snapshot import Snapshot, lists_fingerprint
+from jobsim.stages.neighbours import corpus_at, full_snapshot, kept_lists, refreshed_snapshot, write_changed_lists
 from jobsim.summary import RunInfo, WriteStats
 from storage import repositories
 from storage.local_cache import NeighbourStateStore, SnapshotStore
@@ -42,25 +42,35 @@ def snapshot_store(settings: Settings) -> SnapshotStore | None:
 
 @dataclass
 class Loaded:
-    corpus: Corpus
+    corpus: Corpus | None  # None when the stored lists are kept
     snapshot: Snapshot
+    kept: NeighbourResult | None = None  # nothing that decides a list changed: the stored lists hold
 
 
 @task(name="load-vectors", **IO_TASK)
 def load_vectors(settings: Settings, run: RunInfo, pulled: list[str]) -> Loaded:
     """The jobs that get a list and their vectors, one row per distinct text: an incremental
-    run re-reads only the jobs it pulled when the local snapshot matches the database."""
+    run re-reads only the jobs it pulled when the local snapshot matches the database, and
+    keeps the stored lists when nothing it re-read changed and nothing else decides a list."""
     repos, cfg, log = repositories(settings), settings.embedding, get_run_logger()
     store = snapshot_store(settings) if run.mode == "incremental" else None
     snapshot = store.load(cfg.dimensions) if store else None
+    days = settings.neighbours.closed_list_days
     if snapshot is not None and snapshot.token == repos.state.written_by():
-        snapshot, read = refreshed_snapshot(repos.jobs, repos.embeddings, snapshot, pulled, cfg.model, cfg.dimensions)
+        snapshot, read, changed = refreshed_snapshot(repos.jobs, repos.embeddings, snapshot, pulled, cfg.model,
+                                                     cfg.dimensions)
         log.info("from the local snapshot: %d changed jobs and %d vectors read", len(pulled), read)
+        kept, why = (None, "jobs changed") if changed else kept_lists(snapshot, run.started_at, days,
+                                                                       lists_fingerprint(settings.neighbours))
+        if kept is not None:
+            log.info("nothing that decides a list changed: the %d stored lists are kept", kept.stats.jobs)
+            return Loaded(None, snapshot, kept)
+        log.info("lists recomputed: %s", why)
     else:
         snapshot = full_snapshot(repos.jobs, repos.embeddings, cfg.model, cfg.dimensions, run.started_at,
                                  settings.neighbours.closed_list_days)
         log.info("full read (%s)", "full run" if run.mode == "full" else "no valid local snapshot")
-    corpus = corpus_at(snapshot, run.started_at, settings.neighbours.closed_list_days)
+    corpus = corpus_at(snapshot, run.started_at, days)
     log.info("%d jobs with a current vector (%d closed), %d distinct texts", len(corpus.job_ids),
              int((~corpus.active).sum()), corpus.rows)
     return Loaded(corpus, snapshot)
@@ -120,7 +130,8 @@ def compute_neighbour_lists(settings: Settings, corpus: Corpus, previous: Candid
 def write_neighbours(settings: Settings, result: NeighbourResult, loaded: Loaded, run: RunInfo) -> tuple[WriteStats, Snapshot]:
     repos = repositories(settings)
     stats, snapshot = write_changed_lists(repos.jobs, repos.state, result, loaded.snapshot, run.run_id,
-                                          run.started_at, settings.neighbours.recompute_days)
+                                          run.started_at, settings.neighbours.recompute_days,
+                                          lists_fingerprint(settings.neighbours))
     get_run_logger().info("wrote %d lists (%d cleared), %d unchanged%s", stats.written, stats.cleared, stats.unchanged,
                           f", {len(stats.refused)} refused by the server" if stats.refused else "")
     return stats, snapshot
@@ -128,7 +139,10 @@ def write_neighbours(settings: Settings, result: NeighbourResult, loaded: Loaded
 
 @task(name="save-local-caches", **IO_TASK)
 def save_local_caches(settings: Settings, result: NeighbourResult, snapshot: Snapshot) -> None:
-    """After the write-back: the next run starts from this state and snapshot."""
+    """After the write-back: the next run starts from this state and snapshot (kept lists:
+    both are as they were)."""
+    if result.lists is None:
+        return
     store, snapshots = state_store(settings), snapshot_store(settings)
     if store is not None and result.state is not None:
         store.save(result.state)

@@ -7,8 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from jobsim.report import counts_rows, report_markdown, score_histogram
-from jobsim.repositories import JobList
+from jobsim.report import Histogram, counts_rows, report_markdown
 from tasks.common import PURE_TASK
 
 REPORT_KEY = "jobsim-run-report"
@@ -18,13 +17,12 @@ COUNTS_KEY = "jobsim-run-counts"
 @task(name="publish-run-report", **PURE_TASK)
 def publish_run_report(
     summary: dict[str, Any],
-    lists: dict[str, JobList] | None,
+    hist: Histogram | None,
     search: dict[str, Any] | None,
     failed_jobs: list[dict[str, Any]],
     context: dict[str, Any] | None = None,
 ) -> None:
     """A table artifact of the counts and a markdown report with the score-distribution plot."""
-    hist = score_histogram(lists) if lists is not None else None
     mode = summary.get("mode", "?")
     create_table_artifact(counts_rows(summary), key=COUNTS_KEY,
                           description=f"similarity refresh ({mode}): counts")

@@ -15,7 +15,8 @@ from jobsim.repositories import Repositories
 from jobsim.settings import FITTED_FAMILY, Settings
 from jobsim.similarity import compute_neighbours
 from jobsim.stages.embed import embed_batch, plan_embeddings, store_batch
-from jobsim.stages.neighbours import corpus_at, full_snapshot, refreshed_snapshot, write_changed_lists
+from jobsim.snapshot import lists_fingerprint
+from jobsim.stages.neighbours import corpus_at, full_snapshot, kept_lists, refreshed_snapshot, write_changed_lists
 from jobsim.stages.embedder import fitted_model
 from jobsim.stages.prepare import Prepared, prepare, record_rejections, rehashed
 from jobsim.stages.pull import pull_changed
@@ -33,6 +34,7 @@ class MemoryPipeline:
         self.state = None  # the incremental candidate state between runs
         self.snapshot = None  # the local snapshot between runs
         self.vector_reads: list[int] = []  # vectors read by each run (-1: a full read)
+        self.kept: list[bool] = []  # whether each run kept the stored lists (nothing deciding one changed)
         self.runs = 0
 
     def _embedder(self, prepared: Prepared, mode: str, now: datetime, refit: bool | None) -> tuple[Embedder, Prepared]:
@@ -60,19 +62,22 @@ class MemoryPipeline:
         parts = [store_batch(repos.jobs, repos.embeddings, embed_batch(embedder, b), model, now)
                  for b in plan.batches]
         embedded = combine_embed_stats(plan.reused, parts, 0.0)
+        fingerprint, result = lists_fingerprint(s.neighbours), None
         if mode == "incremental" and self.snapshot is not None and self.snapshot.token == repos.state.written_by():
-            snapshot, read = refreshed_snapshot(repos.jobs, repos.embeddings, self.snapshot, [d["_id"] for d in docs],
-                                                model, dims)
+            snapshot, read, changed = refreshed_snapshot(repos.jobs, repos.embeddings, self.snapshot,
+                                                         [d["_id"] for d in docs], model, dims)
+            result = None if changed else kept_lists(snapshot, now, days, fingerprint)[0]
         else:
             snapshot, read = full_snapshot(repos.jobs, repos.embeddings, model, dims, now, days), -1
         self.vector_reads.append(read)
-        corpus = corpus_at(snapshot, now, days)
-        result = compute_neighbours(corpus, s.neighbours, self.state)
+        self.kept.append(result is not None)
+        if result is None:
+            result = compute_neighbours(corpus_at(snapshot, now, days), s.neighbours, self.state)
+            self.state = result.state if s.neighbours.incremental else None
         written, self.snapshot = write_changed_lists(repos.jobs, repos.state, result, snapshot, run.run_id, now,
-                                                     s.neighbours.recompute_days)
-        self.state = result.state if s.neighbours.incremental else None
-        summary = summarize(run, len(docs), prepared, embedded, int(corpus.active.sum()), written, 0.0, {},
-                            result.stats.as_dict(), result.checks)
+                                                     s.neighbours.recompute_days, fingerprint)
+        summary = summarize(run, len(docs), prepared, embedded, result.stats.jobs - result.stats.closed_jobs, written,
+                            0.0, {}, result.stats.as_dict(), result.checks)
         finish_run(repos.state, run, summary, now, s.watermark_overlap_s)
         return summary.as_dict()
 

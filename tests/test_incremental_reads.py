@@ -91,6 +91,8 @@ def test_a_warm_incremental_run_reads_only_what_changed(settings, db, reads, mon
     nothing = run()  # nothing changed: the pull's queries, nothing else read
     reads.on = False
     assert nothing["seen"] == 0 and nothing["lists_written"] == 0
+    assert nothing["search"]["mode"] == "unchanged"  # the stored lists kept, not recomputed
+    assert nothing["active_vectors"] == second["active_vectors"] and nothing["lists_check"] == second["lists_check"]
     assert reads.docs["vectors"] == reads.docs["job_embeddings"] == 0 and reads.docs["jobs"] == waiting
 
 

@@ -170,13 +170,16 @@ def test_incremental_runs_equal_a_full_pass_after_reposts_edits_and_expiries(ste
         at += timedelta(minutes=10)
         for op, n in ops:
             apply(pipeline, op, n, at)
-        pipeline.run(now=at + timedelta(minutes=1))
-        full = copy.deepcopy(pipeline)
-        full.state = None
-        rerun = full.run("full", now=at + timedelta(minutes=1), refit=False)
-        assert rerun["lists_written"] == 0 and full.lists() == pipeline.lists()
-        docs = pipeline.repos.jobs.docs
-        for key, (items, group) in pipeline.lists().items():
-            for other, *_ in items:
-                assert docs[other].get("status") == "active" and not docs[other].get("isDeleted")
-                assert group is None or docs[other].get("duplicateGroup") != group
+        for later in (1, 6):  # then a run with nothing edited since, after "expire_later"'s expiries
+            pipeline.run(now=at + timedelta(minutes=later))
+            full = copy.deepcopy(pipeline)
+            full.state = None
+            rerun = full.run("full", now=at + timedelta(minutes=later), refit=False)
+            assert rerun["lists_written"] == 0 and full.lists() == pipeline.lists()
+            docs = pipeline.repos.jobs.docs
+            for key, (items, group) in pipeline.lists().items():
+                for other, *_ in items:
+                    assert docs[other].get("status") == "active" and not docs[other].get("isDeleted")
+                    assert group is None or docs[other].get("duplicateGroup") != group
+        if all(op != "expire_later" for op, _ in ops):
+            assert pipeline.kept[-1]  # nothing that decides a list changed: the stored lists were kept
