@@ -1,6 +1,6 @@
 """From candidate lists to final lists (``final_lists``: groups, pools, rerank, list objects)
 with the current ``rerank_jobs`` against the former one, which built each list's entries in a
-Python loop indexing numpy arrays item by item. Same state, methods interleaved, min of
+Python loop indexing numpy arrays item by item (both rerank with the same ``ranked``). Same state, methods interleaved, min of
 ``--reps``; the lists must be equal.
 
     .venv/bin/python bench/rerank.py [--n 100000] [--dims 32] [--reps 3]
@@ -26,40 +26,26 @@ sys.path.insert(0, str(ROOT))
 from jobsim import lists as lists_module  # noqa: E402
 from jobsim import similarity  # noqa: E402
 from jobsim.corpus import corpus_from_arrays  # noqa: E402
-from jobsim.lists import CODES, first_in_row, _choose_members  # noqa: E402
+from jobsim.lists import CODES, ranked  # noqa: E402
 from jobsim.repositories import JobList, Neighbour  # noqa: E402
-from jobsim.scoring import Context, pair_bonus  # noqa: E402
+from jobsim.scoring import Context  # noqa: E402
 from jobsim.settings import NeighbourSettings  # noqa: E402
 
 
 def former_rerank_jobs(corpus, groups, jobs, pool_cos, pool_rows, cfg):
-    """``rerank_jobs`` before this change (the baseline): the same arrays, then one Python
-    loop per job indexing numpy arrays per entry."""
+    """``rerank_jobs`` before this change (the baseline): the same rerank arrays, then one
+    Python loop per job indexing numpy arrays per entry, the collector left on."""
     if not len(jobs):
         return {}
     if pool_rows.shape[1] == 0:
         return {str(corpus.job_ids[j]): JobList((), groups.original[j]) for j in jobs.tolist()}
-    flat_rows = pool_rows.reshape(-1)
-    chosen = _choose_members(corpus, np.repeat(jobs, pool_rows.shape[1]), flat_rows).reshape(pool_rows.shape)
-    bonus, bits = pair_bonus(corpus.context, jobs, chosen)
-    cosine = np.clip(pool_cos, 0.0, 1.0)
-    blended = cfg.cosine_weight * cosine + (1 - cfg.cosine_weight) * bonus
-    own_group = groups.job_group[jobs][:, None]
-    live = (chosen >= 0) & (blended >= cfg.min_score) & (groups.row_group[np.where(pool_rows < 0, 0, pool_rows)] != own_group)
-    blended = np.where(live, blended, -np.inf)
-    created = np.where(chosen >= 0, corpus.created[np.where(chosen < 0, 0, chosen)], 0)
-    order = np.lexsort((np.where(live, pool_rows, np.iinfo(np.int64).max), -created, -blended), axis=1)
-    take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
-    chosen, blended, cosine, bits, rows = take(chosen), take(blended), take(cosine), take(bits), take(pool_rows)
-    live = np.isfinite(blended)
-    keep = first_in_row(groups.row_group[np.where(rows < 0, 0, rows)], live)
-    keep &= np.cumsum(keep, axis=1) <= cfg.k
+    r = ranked(corpus, groups, jobs, pool_cos, pool_rows, cfg)
     out = {}
-    scores = np.round(blended.astype(np.float64), 2).tolist()
-    cosines = np.round(cosine.astype(np.float64), 2).tolist()
+    scores = np.round(r.blended.astype(np.float64), 2).tolist()
+    cosines = np.round(r.cosine.astype(np.float64), 2).tolist()
     for i, j in enumerate(jobs.tolist()):
-        cols = np.flatnonzero(keep[i]).tolist()
-        items = tuple(Neighbour(str(corpus.job_ids[chosen[i, c]]), scores[i][c], cosines[i][c], CODES[bits[i, c]])
+        cols = np.flatnonzero(r.keep[i]).tolist()
+        items = tuple(Neighbour(str(corpus.job_ids[r.chosen[i, c]]), scores[i][c], cosines[i][c], CODES[r.bits[i, c]])
                       for c in cols)
         out[str(corpus.job_ids[j])] = JobList(items, groups.original[j])
     return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -86,13 +87,21 @@ def _choose_members(corpus: Corpus, subjects: np.ndarray, rows: np.ndarray) -> n
     return chosen
 
 
-def rerank_jobs(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.ndarray,
-                pool_rows: np.ndarray, cfg: NeighbourSettings) -> dict[str, JobList]:
-    """Final lists of ``jobs`` (job indices) from their pools (one row per job, -1 padded)."""
-    if not len(jobs):
-        return {}
-    if pool_rows.shape[1] == 0:
-        return {str(corpus.job_ids[j]): JobList((), groups.original[j]) for j in jobs.tolist()}
+@dataclass
+class Ranked:
+    """Each job's pool, reranked: parallel (jobs × pool) arrays in list order, and ``keep``,
+    the entries its list holds."""
+
+    chosen: np.ndarray  # the candidate job of each entry (-1 = none)
+    blended: np.ndarray  # its score (-inf = dropped)
+    cosine: np.ndarray
+    bits: np.ndarray  # the bonuses that applied (jobsim.scoring.MATCH_BITS)
+    keep: np.ndarray
+
+
+def ranked(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.ndarray, pool_rows: np.ndarray,
+           cfg: NeighbourSettings) -> Ranked:
+    """The rerank of ``jobs``' pools (see the module docstring), as arrays."""
     flat_rows = pool_rows.reshape(-1)
     chosen = _choose_members(corpus, np.repeat(jobs, pool_rows.shape[1]), flat_rows).reshape(pool_rows.shape)
     bonus, bits = pair_bonus(corpus.context, jobs, chosen)
@@ -105,18 +114,28 @@ def rerank_jobs(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.n
     order = np.lexsort((np.where(live, pool_rows, np.iinfo(np.int64).max), -created, -blended), axis=1)
     take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
     chosen, blended, cosine, bits, rows = take(chosen), take(blended), take(cosine), take(bits), take(pool_rows)
-    live = np.isfinite(blended)
-    keep = first_in_row(groups.row_group[np.where(rows < 0, 0, rows)], live)
+    keep = first_in_row(groups.row_group[np.where(rows < 0, 0, rows)], np.isfinite(blended))
     keep &= np.cumsum(keep, axis=1) <= cfg.k
-    kept = np.nonzero(keep)  # row by row, each row's entries in list order
+    return Ranked(chosen, blended, cosine, bits, keep)
+
+
+def rerank_jobs(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.ndarray,
+                pool_rows: np.ndarray, cfg: NeighbourSettings) -> dict[str, JobList]:
+    """Final lists of ``jobs`` (job indices) from their pools (one row per job, -1 padded)."""
+    if not len(jobs):
+        return {}
+    if pool_rows.shape[1] == 0:
+        return {str(corpus.job_ids[j]): JobList((), groups.original[j]) for j in jobs.tolist()}
+    r = ranked(corpus, groups, jobs, pool_cos, pool_rows, cfg)
+    kept = np.nonzero(r.keep)  # row by row, each row's entries in list order
     ends = np.cumsum(np.bincount(kept[0], minlength=len(jobs))).tolist()
     with _collector_paused():
-        items = list(map(Neighbour, map(str, corpus.job_ids[chosen[kept]].tolist()),
-                         np.round(blended[kept].astype(np.float64), 2).tolist(),
-                         np.round(cosine[kept].astype(np.float64), 2).tolist(), CODE_OBJECTS[bits[kept]].tolist()))
+        items = list(map(Neighbour, map(str, corpus.job_ids[r.chosen[kept]].tolist()),
+                         np.round(r.blended[kept].astype(np.float64), 2).tolist(),
+                         np.round(r.cosine[kept].astype(np.float64), 2).tolist(), CODE_OBJECTS[r.bits[kept]].tolist()))
         keys = map(str, corpus.job_ids[jobs].tolist())
         return {key: JobList(tuple(items[end - n:end]), groups.original[j])
-                for key, j, end, n in zip(keys, jobs.tolist(), ends, keep.sum(axis=1).tolist())}
+                for key, j, end, n in zip(keys, jobs.tolist(), ends, r.keep.sum(axis=1).tolist())}
 
 
 @contextmanager
