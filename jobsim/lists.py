@@ -128,14 +128,16 @@ def rerank_jobs(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.n
         return {str(corpus.job_ids[j]): JobList((), groups.original[j]) for j in jobs.tolist()}
     r = ranked(corpus, groups, jobs, pool_cos, pool_rows, cfg)
     kept = np.nonzero(r.keep)  # row by row, each row's entries in list order
-    ends = np.cumsum(np.bincount(kept[0], minlength=len(jobs))).tolist()
+    counts = r.keep.sum(axis=1)
+    ends = np.cumsum(counts)
+    starts, ends = (ends - counts).tolist(), ends.tolist()
     with _collector_paused():
         items = list(map(Neighbour, map(str, corpus.job_ids[r.chosen[kept]].tolist()),
                          np.round(r.blended[kept].astype(np.float64), 2).tolist(),
                          np.round(r.cosine[kept].astype(np.float64), 2).tolist(), CODE_OBJECTS[r.bits[kept]].tolist()))
         keys = map(str, corpus.job_ids[jobs].tolist())
-        return {key: JobList(tuple(items[end - n:end]), groups.original[j])
-                for key, j, end, n in zip(keys, jobs.tolist(), ends, r.keep.sum(axis=1).tolist())}
+        return {key: JobList(tuple(items[start:end]), groups.original[j])
+                for key, j, start, end in zip(keys, jobs.tolist(), starts, ends)}
 
 
 @contextmanager
