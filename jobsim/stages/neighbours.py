@@ -72,7 +72,7 @@ def corpus_at(snapshot: Snapshot, now: datetime, closed_days: int) -> Corpus:
 
 def write_changed_lists(jobs: JobsRepo, state: StateRepo, result: NeighbourResult, snapshot: Snapshot,
                         run_id: str, now: datetime, recompute_days: int,
-                        fingerprint: str = "") -> tuple[WriteStats, Snapshot]:
+                        fingerprint: str) -> tuple[WriteStats, Snapshot]:
     """Write the lists that differ from the stored ones (jobs that no longer get a list are
     emptied) and the snapshot that now matches the database, with how its lists were made
     (``fingerprint``: :func:`jobsim.snapshot.lists_fingerprint`). A list the server refuses
@@ -91,5 +91,5 @@ def write_changed_lists(jobs: JobsRepo, state: StateRepo, result: NeighbourResul
     cleared = sum(1 for job_list in changes.values() if not job_list.items)
     stats = WriteStats(written=len(changes) - len(refused), cleared=cleared, unchanged=unchanged, refused=refused)
     origin = Origin(at=now, fingerprint=fingerprint, stats=result.stats.as_dict(), checks=dict(result.checks),
-                    histogram=asdict(result.histogram) if result.histogram else None) if fingerprint else None
+                    histogram=asdict(result.histogram) if result.histogram else None)
     return stats, replace(snapshot, token=run_id, lists=after, origin=origin)
