@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from pymongo import ReplaceOne, WriteConcern
 from pymongo.database import Database
 
 from jobsim.repositories import VectorSet
-from storage.ids import to_key, to_mongo_id, to_mongo_ids
+from storage.ids import id_filters, to_key, to_mongo_id, to_mongo_ids
 
 
 class EmbeddingsRepository:
@@ -23,9 +24,8 @@ class EmbeddingsRepository:
     def hashes(self, job_ids: list[str]) -> dict[str, str]:
         """Content hash of the stored vector of each given job that has one."""
         out: dict[str, str] = {}
-        for start in range(0, len(job_ids), 5000):
-            chunk = to_mongo_ids(job_ids[start : start + 5000])
-            for doc in self.collection.find({"_id": {"$in": chunk}}, {"contentHash": 1}):
+        for where in id_filters(to_mongo_ids(job_ids)):
+            for doc in self.collection.find(where, {"contentHash": 1}):
                 content_hash = doc.get("contentHash")
                 if isinstance(content_hash, str):
                     out[to_key(doc["_id"])] = content_hash
@@ -56,9 +56,9 @@ class EmbeddingsRepository:
         """Every stored vector of ``model``/``dims``, or those of ``job_ids`` (malformed entries
         are skipped)."""
         query: dict = {"model": model, "dims": dims}
-        if job_ids is not None:
-            query["_id"] = {"$in": to_mongo_ids(job_ids)}
-        return self._read(self.collection.find(query, {"contentHash": 1, "vector": 1}, batch_size=5000), dims)
+        wheres = [query] if job_ids is None else [{**query, **where} for where in id_filters(to_mongo_ids(job_ids))]
+        return self._read(chain.from_iterable(
+            self.collection.find(where, {"contentHash": 1, "vector": 1}, batch_size=5000) for where in wheres), dims)
 
     @staticmethod
     def _read(cursor: Any, dims: int) -> VectorSet:

@@ -14,7 +14,7 @@ from pymongo.database import Database
 from jobsim.contract import holds_pipeline_list, needs_check
 from jobsim.repositories import EmbeddedMark, JobList, WriteOutcome
 from jobsim.snapshot import FIELDS as SNAPSHOT_FIELDS
-from storage.ids import to_key, to_mongo_id, to_mongo_ids
+from storage.ids import id_filters, to_key, to_mongo_id, to_mongo_ids
 from storage.lists import read_job_list
 from storage.queries import CHECK_PROJECTION, PULL_PROJECTION, active_filter, listing_filter, pull_indexes, pull_queries
 from storage.writes import bulk_isolated
@@ -46,6 +46,12 @@ class JobsRepository:
     def __init__(self, db: Database, collection: str = "jobs", batch_size: int = 500) -> None:
         # Pipeline writes must survive a server crash: journaled write concern.
         self.collection = db.get_collection(collection, write_concern=WriteConcern(w=1, j=True))
+        # The lists are made durable by the journaled "written" mark that follows them
+        # (StateRepository.mark_write_back): one journal sync covers every earlier write to the
+        # server, so their batches do not each wait for one. A crash before that mark leaves
+        # "writing", and the next run then diffs against the database instead of its snapshot.
+        # (On a sharded cluster the lists' shards sync on their own within commitIntervalMs.)
+        self._lists = db.get_collection(collection, write_concern=WriteConcern(w=1))
         self.batch_size = batch_size
 
     # -- reads -------------------------------------------------------------
@@ -75,16 +81,16 @@ class JobsRepository:
             states = self.collection.find(by_state, CHECK_PROJECTION, batch_size=5000)
             wanted = [d["_id"] for d in states
                       if _identity(d["_id"]) not in docs and needs_check(d, since, max_attempts, now)]
-            for chunk in chunks(wanted, 5000):
-                for doc in self.collection.find({"_id": {"$in": chunk}}, PULL_PROJECTION):
+            for where in id_filters(wanted):
+                for doc in self.collection.find(where, PULL_PROJECTION):
                     docs.setdefault(_identity(doc["_id"]), doc)
         return _keyed(d for d in docs.values() if needs_check(d, since, max_attempts, now))
 
     def by_ids(self, job_ids: list[str]) -> list[dict[str, Any]]:
         """Raw documents of the given jobs (to re-check them regardless of the watermark)."""
         docs: list[dict[str, Any]] = []
-        for chunk in chunks(job_ids, self.batch_size):
-            docs += self.collection.find({"_id": {"$in": to_mongo_ids(chunk)}}, PULL_PROJECTION)
+        for where in id_filters(to_mongo_ids(job_ids)):
+            docs += self.collection.find(where, PULL_PROJECTION)
         return _keyed(docs)
 
     def listed_docs(self, now: datetime, closed_days: int) -> dict[str, dict[str, Any]]:
@@ -96,8 +102,8 @@ class JobsRepository:
     def listing_docs(self, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
         """The fields the neighbour stage reads of the given jobs (None: no such job any more)."""
         out: dict[str, dict[str, Any] | None] = dict.fromkeys(job_ids)
-        for chunk in chunks(job_ids, 5000):
-            for doc in self.collection.find({"_id": {"$in": to_mongo_ids(chunk)}}, SNAPSHOT_PROJECTION):
+        for where in id_filters(to_mongo_ids(job_ids)):
+            for doc in self.collection.find(where, SNAPSHOT_PROJECTION):
                 out[to_key(doc["_id"])] = doc
         return out
 
@@ -110,8 +116,7 @@ class JobsRepository:
         # 10k jobs). Either way the same predicate decides.
         candidates = {"$or": [{"similarJobs": {"$exists": True}}, {"duplicateGroup": {"$exists": True}}]}
         out: dict[str, JobList | None] = {}
-        for chunk in [None] if job_ids is None else list(chunks(job_ids, 5000)):
-            where = candidates if chunk is None else {"_id": {"$in": to_mongo_ids(chunk)}}
+        for where in [candidates] if job_ids is None else id_filters(to_mongo_ids(job_ids)):
             for doc in self.collection.find(where, {"similarJobs": 1, "duplicateGroup": 1}, batch_size=5000):
                 if holds_pipeline_list(doc):
                     out[to_key(doc["_id"])] = read_job_list(doc)
@@ -159,7 +164,8 @@ class JobsRepository:
 
     def write_lists(self, lists: dict[str, JobList], now: datetime, job_count: int,
                     recompute_days: int) -> WriteOutcome:
-        """Replace ``similarJobs``, ``similarityMetadata`` and ``duplicateGroup`` of the given jobs."""
+        """Replace ``similarJobs``, ``similarityMetadata`` and ``duplicateGroup`` of the given jobs
+        (acknowledged, not journaled one by one: see ``_lists``)."""
         metadata = {"lastComputed": now, "nextComputeAt": now + timedelta(days=recompute_days),
                     "jobCountWhenComputed": job_count}
         ops = []
@@ -174,7 +180,7 @@ class JobsRepository:
             else:
                 update["$set"]["duplicateGroup"] = to_mongo_id(job_list.group)
             ops.append((key, UpdateOne({"_id": to_mongo_id(key)}, update)))
-        return bulk_isolated(self.collection, ops, self.batch_size)
+        return bulk_isolated(self._lists, ops, self.batch_size)
 
     # -- admin (ops) ---------------------------------------------------------------
     def reset_failed_attempts(self, job_ids: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from jobsim.snapshot import Origin, Snapshot
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: rows are distinct vectors (corpus rows), base/query split
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: list fingerprints by marshal (jobsim.snapshot.list_fingerprint)
 CODEC = CodecOptions(tz_aware=True)
 
 

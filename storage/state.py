@@ -89,7 +89,8 @@ class StateRepository:
 
     # -- which write-back the database reflects (the local snapshot is valid only for it) ------
     def mark_write_back(self, run_id: str, phase: str) -> None:
-        """``phase`` "writing" before a run's first list write, "written" after its last."""
+        """``phase`` "writing" before a run's first list write, "written" after its last; a
+        journaled write, so once "written" is acknowledged the lists before it are durable too."""
         self.collection.update_one({"_id": SNAPSHOT_ID}, {"$set": {"runId": run_id, "phase": phase}}, upsert=True)
 
     def written_by(self) -> str | None:

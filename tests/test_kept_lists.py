@@ -7,7 +7,8 @@ against the real server is in test_incremental_reads."""
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
@@ -157,3 +158,25 @@ def test_the_snapshot_store_keeps_the_origin(tmp_path):
     assert back is not None and back.origin == snap.origin and back.docs == snap.docs and back.lists == snap.lists
     assert back.holds({k: copy.deepcopy(d) for k, d in docs.items()}, {"s:a": b"x" * 16})  # equal after BSON
     assert lists_hold(back, NOW + MIN, 90, "fp") == ""
+
+
+def test_list_fingerprint_follows_the_content_not_the_objects():
+    import subprocess
+    import sys
+
+    base = JobList((Neighbour("s:b", 0.91, 0.9, ("category",)), Neighbour("s:c", 0.5, 0.5)), "s:g")
+    rebuilt = JobList(tuple(Neighbour("".join(["s:", c]), float(f"{s}"), float(f"{cos}"), tuple(list(m)))
+                            for c, s, cos, m in (("b", 0.91, 0.9, ["category"]), ("c", 0.5, 0.5, []))),
+                      "".join(["s:", "g"]))
+    assert list_fingerprint(rebuilt) == list_fingerprint(base)
+    code = ("from jobsim.repositories import JobList, Neighbour; from jobsim.snapshot import list_fingerprint; "
+            "print(list_fingerprint(JobList((Neighbour('s:b', 0.91, 0.9, ('category',)), Neighbour('s:c', 0.5, 0.5)),"
+            " 's:g')).hex())")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": "123"}, cwd=Path(__file__).resolve().parents[1])
+    assert other.stdout.strip() == list_fingerprint(base).hex()  # another process, another hash seed
+    changed = [base._replace(group=None), base._replace(items=base.items[:1]),
+               base._replace(items=(base.items[0]._replace(score=0.92), base.items[1])),
+               base._replace(items=(base.items[0]._replace(match=()), base.items[1])),
+               base._replace(items=base.items[::-1])]
+    assert len({list_fingerprint(x) for x in [base, *changed]}) == 1 + len(changed)
