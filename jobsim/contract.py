@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from jobsim.text import clean_text
@@ -153,7 +154,13 @@ def attempts_spent(state: dict[str, Any]) -> int | None:
 def normalise_label(value: Any) -> str:
     """A context label (category, city) as compared for the context bonus: cleaned text,
     case-folded; "" when absent or not text."""
-    return clean_text(value).casefold() if isinstance(value, str) else ""
+    return _normalised(value) if isinstance(value, str) else ""
+
+
+@lru_cache(maxsize=1 << 16)
+def _normalised(label: str) -> str:
+    """Labels repeat across a board's postings: each distinct one is cleaned once."""
+    return clean_text(label).casefold()
 
 
 def level_rank(value: Any) -> int:

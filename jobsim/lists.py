@@ -16,13 +16,11 @@ Every job of a row is then reranked over its row's pool:
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from jobsim.allocation import collector_paused
 from jobsim.corpus import Corpus
 from jobsim.groups import Groups
 from jobsim.repositories import JobList, Neighbour
@@ -131,27 +129,13 @@ def rerank_jobs(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.n
     counts = r.keep.sum(axis=1)
     ends = np.cumsum(counts)
     starts, ends = (ends - counts).tolist(), ends.tolist()
-    with _collector_paused():
+    with collector_paused():
         items = list(map(Neighbour, map(str, corpus.job_ids[r.chosen[kept]].tolist()),
                          np.round(r.blended[kept].astype(np.float64), 2).tolist(),
                          np.round(r.cosine[kept].astype(np.float64), 2).tolist(), CODE_OBJECTS[r.bits[kept]].tolist()))
         keys = map(str, corpus.job_ids[jobs].tolist())
         return {key: JobList(tuple(items[start:end]), groups.original[j])
                 for key, j, start, end in zip(keys, jobs.tolist(), starts, ends)}
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a million small tuples are built (none can
-    form a cycle): it would otherwise re-scan them every few hundred allocations (≈ 3× the
-    time of building them; bench/rerank.py)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def pools(cos: np.ndarray, cand: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -138,18 +138,30 @@ def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors
     keep theirs when their hash is unchanged."""
     docs = {k: v for k, v in snapshot.docs.items() if k not in fresh}
     docs.update({k: kept(doc) for k, doc in fresh.items() if doc is not None})
-    wanted = {k: embedding_state(d).get("contentHash") for k, d in docs.items()}
-    rows: dict[str, tuple[str, np.ndarray]] = {}
-    for source in (snapshot.vectors, vectors):  # the re-read ones win
-        for i, key in enumerate(source.ids.tolist()):
-            if key in wanted and source.hashes[i] == wanted[key]:
-                rows[key] = (source.hashes[i], source.vectors[i])
-    keys = sorted(rows)
-    dims = snapshot.vectors.vectors.shape[1]
-    matrix = np.stack([rows[k][1] for k in keys]) if keys else np.zeros((0, dims), np.float32)
+    # A snapshot's rows are exactly its jobs whose vector hash is the job's (this function
+    # keeps no other), so only the re-read jobs' rows are decided again: O(changed) in Python.
+    old = snapshot.vectors
+    old_ids = old.ids.tolist()
+    at_old = {k: i for i, k in enumerate(old_ids)}
+    at_read = {k: i for i, k in enumerate(vectors.ids.tolist())}
+    from_old, from_read = [], []
+    for key, doc in fresh.items():
+        if doc is None:  # gone: no row
+            continue
+        want, i, j = embedding_state(docs[key]).get("contentHash"), at_read.get(key), at_old.get(key)
+        if i is not None and vectors.hashes[i] == want:  # the re-read vector wins
+            from_read.append(i)
+        elif j is not None and old.hashes[j] == want:
+            from_old.append(j)
+    untouched = np.fromiter((k not in fresh for k in old_ids), dtype=bool, count=len(old_ids))
+    parts = [(old, np.flatnonzero(untouched)), (old, np.array(from_old, dtype=np.int64)),
+             (vectors, np.array(from_read, dtype=np.int64))]
+    keys = np.concatenate([source.ids[index] for source, index in parts])
+    order = np.argsort(keys, kind="stable")
     return Snapshot(token=snapshot.token, docs=docs, lists=lists, vectors=VectorSet(
-        ids=np.array(keys, dtype=object), hashes=np.array([rows[k][0] for k in keys], dtype=object),
-        vectors=np.ascontiguousarray(matrix, dtype=np.float32)))
+        ids=keys[order], hashes=np.concatenate([source.hashes[index] for source, index in parts])[order],
+        vectors=np.ascontiguousarray(np.concatenate([source.vectors[index] for source, index in parts])[order],
+                                     dtype=np.float32)))
 
 
 def diff_fingerprints(new: dict[str, JobList], stored: dict[str, bytes]) -> tuple[dict[str, JobList], int, dict[str, bytes]]:

@@ -11,6 +11,7 @@ from pymongo import UpdateOne, WriteConcern
 from pymongo.errors import OperationFailure
 from pymongo.database import Database
 
+from jobsim.allocation import collector_paused
 from jobsim.contract import holds_pipeline_list, needs_check
 from jobsim.repositories import EmbeddedMark, JobList, WriteOutcome
 from jobsim.snapshot import FIELDS as SNAPSHOT_FIELDS
@@ -169,17 +170,18 @@ class JobsRepository:
         metadata = {"lastComputed": now, "nextComputeAt": now + timedelta(days=recompute_days),
                     "jobCountWhenComputed": job_count}
         ops = []
-        for key, job_list in lists.items():
-            update: dict[str, Any] = {"$set": {
-                "similarJobs": [{"jobId": to_mongo_id(n.job_id), "score": n.score, "cosine": n.cosine,
-                                 "match": list(n.match), "computedAt": now} for n in job_list.items],
-                "similarityMetadata": metadata,
-            }}
-            if job_list.group is None:
-                update["$unset"] = {"duplicateGroup": ""}
-            else:
-                update["$set"]["duplicateGroup"] = to_mongo_id(job_list.group)
-            ops.append((key, UpdateOne({"_id": to_mongo_id(key)}, update)))
+        with collector_paused():
+            for key, job_list in lists.items():
+                update: dict[str, Any] = {"$set": {
+                    "similarJobs": [{"jobId": to_mongo_id(n.job_id), "score": n.score, "cosine": n.cosine,
+                                     "match": list(n.match), "computedAt": now} for n in job_list.items],
+                    "similarityMetadata": metadata,
+                }}
+                if job_list.group is None:
+                    update["$unset"] = {"duplicateGroup": ""}
+                else:
+                    update["$set"]["duplicateGroup"] = to_mongo_id(job_list.group)
+                ops.append((key, UpdateOne({"_id": to_mongo_id(key)}, update)))
         return bulk_isolated(self._lists, ops, self.batch_size)
 
     # -- admin (ops) ---------------------------------------------------------------

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from bson.codec_options import CodecOptions
 
+from jobsim.allocation import collector_paused
 from jobsim.candidates import CandidateState
 from jobsim.repositories import VectorSet
 from jobsim.snapshot import Origin, Snapshot
@@ -107,9 +108,10 @@ class SnapshotStore:
             meta = json.loads((self.path / "meta.json").read_text())
             if meta["version"] != SNAPSHOT_VERSION or meta["dims"] != dims:
                 return None
-            docs = {d.pop("_k"): d for d in bson.decode_all((self.path / "docs.bson").read_bytes(), CODEC)}
-            lists = {d["k"]: bytes(d["fp"]) for d in bson.decode_all((self.path / "lists.bson").read_bytes())}
-            rows = bson.decode_all((self.path / "vector_keys.bson").read_bytes())
+            with collector_paused():
+                docs = {d.pop("_k"): d for d in bson.decode_all((self.path / "docs.bson").read_bytes(), CODEC)}
+                lists = {d["k"]: bytes(d["fp"]) for d in bson.decode_all((self.path / "lists.bson").read_bytes())}
+                rows = bson.decode_all((self.path / "vector_keys.bson").read_bytes())
             matrix = np.load(self.path / "vectors.npy")
             if matrix.shape != (len(rows), dims):
                 return None
@@ -128,11 +130,13 @@ class SnapshotStore:
         tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        (tmp / "docs.bson").write_bytes(b"".join(bson.encode({"_k": k, **d}) for k, d in snapshot.docs.items()))
-        (tmp / "lists.bson").write_bytes(b"".join(bson.encode({"k": k, "fp": fp}) for k, fp in snapshot.lists.items()))
         v = snapshot.vectors
-        (tmp / "vector_keys.bson").write_bytes(b"".join(bson.encode({"k": k, "h": h})
-                                                        for k, h in zip(v.ids.tolist(), v.hashes.tolist())))
+        with collector_paused():
+            (tmp / "docs.bson").write_bytes(b"".join(bson.encode({"_k": k, **d}) for k, d in snapshot.docs.items()))
+            (tmp / "lists.bson").write_bytes(b"".join(bson.encode({"k": k, "fp": fp})
+                                                      for k, fp in snapshot.lists.items()))
+            (tmp / "vector_keys.bson").write_bytes(b"".join(bson.encode({"k": k, "h": h})
+                                                            for k, h in zip(v.ids.tolist(), v.hashes.tolist())))
         np.save(tmp / "vectors.npy", np.ascontiguousarray(v.vectors, dtype=np.float32))
         origin = snapshot.origin and dict(asdict(snapshot.origin), at=snapshot.origin.at.isoformat())
         (tmp / "meta.json").write_text(json.dumps({"version": SNAPSHOT_VERSION, "token": snapshot.token,

@@ -1,0 +1,129 @@
+"""The local snapshot's per-run work on an incremental run (issue 17), current against former:
+
+- ``jobsim.snapshot.updated`` (the re-read jobs into the snapshot): the former decided every
+  row again in a Python loop and stacked the matrix row by row; the current decides only the
+  re-read jobs' rows;
+- ``jobsim.snapshot.list_fingerprint`` over every list (the write-back's diff): the former
+  hashed the ``repr``; the current hashes ``marshal.dumps(..., 2)``.
+
+    .venv/bin/python bench/snapshot.py [--n 100000] [--dims 1536] [--changed 1500] [--reps 3]
+
+Data: ``--n`` synthetic postings (``generate_jobs``, seed 7) as the snapshot keeps them, a random
+unit vector each; ``--changed`` re-read: two thirds edited (new hash and vector), one sixth new,
+one sixth deleted. Lists: one of 10 entries per job. Methods interleaved, min of ``--reps``; both
+must return the same snapshot (and, for fingerprints, distinct values for distinct lists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from jobsim.contract import embedding_state  # noqa: E402
+from jobsim.repositories import JobList, Neighbour, VectorSet  # noqa: E402
+from jobsim.snapshot import Snapshot, kept, list_fingerprint, updated  # noqa: E402
+from jobsim.synthetic import generate_jobs  # noqa: E402
+
+
+def former_updated(snapshot: Snapshot, fresh: dict, vectors: VectorSet, lists: dict) -> Snapshot:
+    """``updated`` before this change (the baseline)."""
+    docs = {k: v for k, v in snapshot.docs.items() if k not in fresh}
+    docs.update({k: kept(doc) for k, doc in fresh.items() if doc is not None})
+    wanted = {k: embedding_state(d).get("contentHash") for k, d in docs.items()}
+    rows: dict = {}
+    for source in (snapshot.vectors, vectors):
+        for i, key in enumerate(source.ids.tolist()):
+            if key in wanted and source.hashes[i] == wanted[key]:
+                rows[key] = (source.hashes[i], source.vectors[i])
+    keys = sorted(rows)
+    dims = snapshot.vectors.vectors.shape[1]
+    matrix = np.stack([rows[k][1] for k in keys]) if keys else np.zeros((0, dims), np.float32)
+    return Snapshot(token=snapshot.token, docs=docs, lists=lists, vectors=VectorSet(
+        ids=np.array(keys, dtype=object), hashes=np.array([rows[k][0] for k in keys], dtype=object),
+        vectors=np.ascontiguousarray(matrix, dtype=np.float32)))
+
+
+def former_fingerprint(job_list: JobList) -> bytes:
+    return hashlib.blake2b(repr(tuple(job_list)).encode("utf-8"), digest_size=16).digest()
+
+
+def unit(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
+    x = rng.standard_normal((n, dims), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def scene(n: int, dims: int, changed: int) -> tuple[Snapshot, dict, VectorSet, list[JobList]]:
+    rng, pick = np.random.default_rng(0), random.Random(0)
+    docs = {f"s:{i:07d}": kept(d) | {"embedding": {"status": "completed", "contentHash": f"h{i}"}}
+            for i, d in enumerate(generate_jobs(n, seed=7))}
+    keys = sorted(docs)
+    snap = Snapshot("t", docs, VectorSet(np.array(keys, dtype=object),
+                                         np.array([docs[k]["embedding"]["contentHash"] for k in keys], dtype=object),
+                                         unit(rng, n, dims)))
+    touched = pick.sample(keys, changed * 5 // 6)
+    edited, gone = touched[: changed * 4 // 6], touched[changed * 4 // 6:]
+    new = [f"s:n{i:06d}" for i in range(changed // 6)]
+    fresh = {k: dict(docs[k], embedding={"status": "completed", "contentHash": f"e{k}"}) for k in edited}
+    fresh |= {k: dict(docs[keys[0]], embedding={"status": "completed", "contentHash": f"n{k}"}) for k in new}
+    fresh |= dict.fromkeys(gone)
+    read = sorted(edited + new)
+    vectors = VectorSet(np.array(read, dtype=object),
+                        np.array([fresh[k]["embedding"]["contentHash"] for k in read], dtype=object),
+                        unit(rng, len(read), dims))
+    lists = [JobList(tuple(Neighbour(pick.choice(keys), round(pick.random(), 2), round(pick.random(), 2),
+                                     ("category", "city")[: pick.randint(0, 2)]) for _ in range(10)),
+                     None if pick.random() < 0.95 else pick.choice(keys)) for _ in range(n)]
+    return snap, fresh, vectors, lists
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--dims", type=int, default=1536)
+    parser.add_argument("--changed", type=int, default=1500)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    snap, fresh, vectors, lists = scene(args.n, args.dims, args.changed)
+    times: dict[str, list[float]] = {"updated, former": [], "updated, current": [],
+                                     "fingerprints, former (repr)": [], "fingerprints, current (marshal)": []}
+    for _ in range(args.reps):
+        results = []
+        for name, fn in (("updated, former", former_updated), ("updated, current", updated)):
+            t = time.perf_counter()
+            results.append(fn(snap, fresh, vectors, {}))
+            times[name].append(time.perf_counter() - t)
+        a, b = results
+        assert a.docs == b.docs and a.vectors.ids.tolist() == b.vectors.ids.tolist()
+        assert a.vectors.hashes.tolist() == b.vectors.hashes.tolist() and np.array_equal(a.vectors.vectors, b.vectors.vectors)
+        del results, a, b
+        prints = []
+        for name, fn in (("fingerprints, former (repr)", former_fingerprint),
+                         ("fingerprints, current (marshal)", list_fingerprint)):
+            t = time.perf_counter()
+            prints.append([fn(x) for x in lists])
+            times[name].append(time.perf_counter() - t)
+        assert all(len(set(p)) == len(set(map(tuple, lists))) for p in prints)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    print(f"{args.n:,} jobs x {args.dims} dims, {args.changed:,} re-read, {len(lists):,} lists; {cpu}, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; results equal")
+    for name, values in times.items():
+        print(f"  {name:32s} min {min(values):6.3f} s   reps {', '.join(f'{v:.3f}' for v in values)}")
+    names = list(times)
+    print(f"  updated      former / current: {min(times[names[0]]) / min(times[names[1]]):.1f}x")
+    print(f"  fingerprints former / current: {min(times[names[2]]) / min(times[names[3]]):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
