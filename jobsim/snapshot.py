@@ -153,15 +153,36 @@ def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors
             from_read.append(i)
         elif j is not None and old.hashes[j] == want:
             from_old.append(j)
-    untouched = np.fromiter((k not in fresh for k in old_ids), dtype=bool, count=len(old_ids))
-    parts = [(old, np.flatnonzero(untouched)), (old, np.array(from_old, dtype=np.int64)),
-             (vectors, np.array(from_read, dtype=np.int64))]
-    keys = np.concatenate([source.ids[index] for source, index in parts])
-    order = np.argsort(keys, kind="stable")
+    untouched = np.flatnonzero(np.fromiter((k not in fresh for k in old_ids), dtype=bool, count=len(old_ids)))
+    # the rows in key order: the untouched ones (already in order) with the re-decided ones
+    # inserted; each row as (source, index), 0 = the snapshot, 1 = the re-read vectors
+    extra_src = np.repeat(np.array([0, 1], dtype=np.int8), [len(from_old), len(from_read)])
+    extra_idx = np.array(from_old + from_read, dtype=np.int64)
+    extra_keys = np.concatenate([old.ids[from_old], vectors.ids[from_read]])
+    by_key = np.argsort(extra_keys, kind="stable")
+    extra_src, extra_idx, extra_keys = extra_src[by_key], extra_idx[by_key], extra_keys[by_key]
+    n = len(untouched) + len(extra_idx)
+    at = np.searchsorted(old.ids[untouched], extra_keys) + np.arange(len(extra_idx))
+    src, idx = np.zeros(n, dtype=np.int8), np.empty(n, dtype=np.int64)
+    rest = np.ones(n, dtype=bool)
+    rest[at] = False
+    idx[rest], src[at], idx[at] = untouched, extra_src, extra_idx
+    sources = (old, vectors)
     return Snapshot(token=snapshot.token, docs=docs, lists=lists, vectors=VectorSet(
-        ids=keys[order], hashes=np.concatenate([source.hashes[index] for source, index in parts])[order],
-        vectors=np.ascontiguousarray(np.concatenate([source.vectors[index] for source, index in parts])[order],
-                                     dtype=np.float32)))
+        ids=_gather([x.ids for x in sources], src, idx), hashes=_gather([x.hashes for x in sources], src, idx),
+        vectors=np.ascontiguousarray(_gather([x.vectors for x in sources], src, idx), dtype=np.float32)))
+
+
+def _gather(arrays: list[np.ndarray], src: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Row ``idx[i]`` of ``arrays[src[i]]`` for each i: one gather from the source most rows
+    come from (the matrix is copied once), the others' rows patched in."""
+    counts = np.bincount(src, minlength=len(arrays))
+    main = int(counts.argmax()) if len(src) else 0
+    out = arrays[main][np.where(src == main, idx, 0)] if len(src) else arrays[main][:0]
+    for s, array in enumerate(arrays):
+        if s != main and counts[s]:
+            out[src == s] = array[idx[src == s]]
+    return out
 
 
 def diff_fingerprints(new: dict[str, JobList], stored: dict[str, bytes]) -> tuple[dict[str, JobList], int, dict[str, bytes]]:
