@@ -4,9 +4,13 @@
   row again in a Python loop and stacked the matrix row by row; the current decides only the
   re-read jobs' rows;
 - ``jobsim.snapshot.list_fingerprint`` over every list (the write-back's diff): the former
-  hashed the ``repr``; the current hashes ``marshal.dumps(..., 2)``.
+  hashed the ``repr``; the current hashes ``marshal.dumps(..., 2)``;
+- ``storage.jobs.list_updates`` of ``--written`` lists (the write-back's operations): the former
+  left Python's cyclic GC on while building them, the current pauses it
+  (``jobsim.allocation.collector_paused``); the heap holds the snapshot and the lists, as a
+  run's does.
 
-    .venv/bin/python bench/snapshot.py [--n 100000] [--dims 1536] [--changed 1500] [--reps 3]
+    .venv/bin/python bench/snapshot.py [--n 100000] [--dims 1536] [--changed 1500] [--written 22000] [--reps 3]
 
 Data: ``--n`` synthetic postings (``generate_jobs``, seed 7) as the snapshot keeps them, a random
 unit vector each; ``--changed`` re-read: two thirds edited (new hash and vector), one sixth new,
@@ -17,12 +21,14 @@ must return the same snapshot (and, for fingerprints, distinct values for distin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import platform
 import random
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +40,7 @@ from jobsim.contract import embedding_state  # noqa: E402
 from jobsim.repositories import JobList, Neighbour, VectorSet  # noqa: E402
 from jobsim.snapshot import Snapshot, kept, list_fingerprint, updated  # noqa: E402
 from jobsim.synthetic import generate_jobs  # noqa: E402
+from storage import jobs as jobs_module  # noqa: E402
 
 
 def former_updated(snapshot: Snapshot, fresh: dict, vectors: VectorSet, lists: dict) -> Snapshot:
@@ -92,11 +99,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dims", type=int, default=1536)
     parser.add_argument("--changed", type=int, default=1500)
+    parser.add_argument("--written", type=int, default=22_000)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     snap, fresh, vectors, lists = scene(args.n, args.dims, args.changed)
     times: dict[str, list[float]] = {"updated, former": [], "updated, current": [],
-                                     "fingerprints, former (repr)": [], "fingerprints, current (marshal)": []}
+                                     "fingerprints, former (repr)": [], "fingerprints, current (marshal)": [],
+                                     "list updates, GC on": [], "list updates, GC paused": []}
+    written = dict(zip(sorted(snap.docs)[: args.written], lists))
+    now = datetime.now(timezone.utc)
     for _ in range(args.reps):
         results = []
         for name, fn in (("updated, former", former_updated), ("updated, current", updated)):
@@ -114,6 +125,19 @@ def main() -> None:
             prints.append([fn(x) for x in lists])
             times[name].append(time.perf_counter() - t)
         assert all(len(set(p)) == len(set(map(tuple, lists))) for p in prints)
+        del prints
+        ops = []
+        for name, pause in (("list updates, GC on", contextlib.nullcontext), ("list updates, GC paused", None)):
+            current = jobs_module.collector_paused
+            jobs_module.collector_paused = pause or current
+            try:
+                t = time.perf_counter()
+                ops.append(jobs_module.list_updates(written, now, len(lists), 7))
+                times[name].append(time.perf_counter() - t)
+            finally:
+                jobs_module.collector_paused = current
+        assert len(ops[0]) == len(ops[1]) == len(written) and ops[0][-1] == ops[1][-1]
+        del ops
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     print(f"{args.n:,} jobs x {args.dims} dims, {args.changed:,} re-read, {len(lists):,} lists; {cpu}, "
@@ -123,6 +147,7 @@ def main() -> None:
     names = list(times)
     print(f"  updated      former / current: {min(times[names[0]]) / min(times[names[1]]):.1f}x")
     print(f"  fingerprints former / current: {min(times[names[2]]) / min(times[names[3]]):.1f}x")
+    print(f"  list updates former / current: {min(times[names[4]]) / min(times[names[5]]):.1f}x")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,27 @@ def _keyed(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def list_updates(lists: dict[str, JobList], now: datetime, job_count: int,
+                 recompute_days: int) -> list[tuple[str, UpdateOne]]:
+    """The write of each job's list, group and ``similarityMetadata`` (key, operation)."""
+    metadata = {"lastComputed": now, "nextComputeAt": now + timedelta(days=recompute_days),
+                "jobCountWhenComputed": job_count}
+    ops = []
+    with collector_paused():
+        for key, job_list in lists.items():
+            update: dict[str, Any] = {"$set": {
+                "similarJobs": [{"jobId": to_mongo_id(n.job_id), "score": n.score, "cosine": n.cosine,
+                                 "match": list(n.match), "computedAt": now} for n in job_list.items],
+                "similarityMetadata": metadata,
+            }}
+            if job_list.group is None:
+                update["$unset"] = {"duplicateGroup": ""}
+            else:
+                update["$set"]["duplicateGroup"] = to_mongo_id(job_list.group)
+            ops.append((key, UpdateOne({"_id": to_mongo_id(key)}, update)))
+    return ops
+
+
 class JobsRepository:
     def __init__(self, db: Database, collection: str = "jobs", batch_size: int = 500) -> None:
         # Pipeline writes must survive a server crash: journaled write concern.
@@ -167,22 +188,7 @@ class JobsRepository:
                     recompute_days: int) -> WriteOutcome:
         """Replace ``similarJobs``, ``similarityMetadata`` and ``duplicateGroup`` of the given jobs
         (acknowledged, not journaled one by one: see ``_lists``)."""
-        metadata = {"lastComputed": now, "nextComputeAt": now + timedelta(days=recompute_days),
-                    "jobCountWhenComputed": job_count}
-        ops = []
-        with collector_paused():
-            for key, job_list in lists.items():
-                update: dict[str, Any] = {"$set": {
-                    "similarJobs": [{"jobId": to_mongo_id(n.job_id), "score": n.score, "cosine": n.cosine,
-                                     "match": list(n.match), "computedAt": now} for n in job_list.items],
-                    "similarityMetadata": metadata,
-                }}
-                if job_list.group is None:
-                    update["$unset"] = {"duplicateGroup": ""}
-                else:
-                    update["$set"]["duplicateGroup"] = to_mongo_id(job_list.group)
-                ops.append((key, UpdateOne({"_id": to_mongo_id(key)}, update)))
-        return bulk_isolated(self._lists, ops, self.batch_size)
+        return bulk_isolated(self._lists, list_updates(lists, now, job_count, recompute_days), self.batch_size)
 
     # -- admin (ops) ---------------------------------------------------------------
     def reset_failed_attempts(self, job_ids: list[str] | None = None) -> int:
