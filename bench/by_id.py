@@ -32,16 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from pymongo import MongoClient  # noqa: E402
 
 import storage.ids  # noqa: E402
-from bench.pull import board  # noqa: E402
+from bench.pull import loaded_board  # noqa: E402
 from jobsim.repositories import JobList, Neighbour  # noqa: E402
 from jobsim_app.localdb import kill, start  # noqa: E402
 from storage.embeddings import EmbeddingsRepository  # noqa: E402
 from storage.ids import to_key  # noqa: E402
 from storage.jobs import JobsRepository  # noqa: E402
-from storage.queries import pull_indexes  # noqa: E402
 from storage.state import StateRepository  # noqa: E402
 
 FORMER_ID_BATCH = 5000
@@ -74,7 +72,6 @@ def writes(jobs: JobsRepository, state: StateRepository, keys: list[str], journa
     return written
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -83,13 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     server = start(Path(tempfile.mkdtemp()) / "db")
     try:
-        db = MongoClient(port=server.port).bench
         now = datetime.now(timezone.utc)
-        docs = board(args.n, now)
-        for i in range(0, len(docs), 5000):
-            db.jobs.insert_many(docs[i:i + 5000])
-        for name in pull_indexes():
-            db.jobs.create_index(name)
+        db, docs = loaded_board(server, args.n, now)
         vector = np.zeros(512, dtype="<f4").tobytes()
         for i in range(0, len(docs), 5000):
             db.job_embeddings.insert_many([{"_id": d["_id"], "model": "m", "dims": 512, "contentHash": "h",

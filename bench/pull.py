@@ -63,6 +63,18 @@ def board(n: int, now: datetime) -> list[dict[str, Any]]:
     return docs
 
 
+def loaded_board(server: Any, n: int, now: datetime) -> tuple[Any, list[dict[str, Any]]]:
+    """The ``bench`` database of a started server with :func:`board`'s ``n`` postings and the
+    pipeline's indexes; returns it and the documents."""
+    db = MongoClient(port=server.port).bench
+    docs = board(n, now)
+    for i in range(0, len(docs), 5000):
+        db.jobs.insert_many(docs[i:i + 5000])
+    for name in pull_indexes():
+        db.jobs.create_index(name)
+    return db, docs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -70,14 +82,9 @@ def main() -> None:
     args = parser.parse_args()
     server = start(Path(tempfile.mkdtemp()) / "db")
     try:
-        db = MongoClient(port=server.port).bench
         now = datetime.now(timezone.utc)
         since = now - timedelta(minutes=10)
-        docs = board(args.n, now)
-        for i in range(0, len(docs), 5000):
-            db.jobs.insert_many(docs[i:i + 5000])
-        for name in pull_indexes():
-            db.jobs.create_index(name)
+        db, _ = loaded_board(server, args.n, now)
         repo, times = JobsRepository(db), {"former $or filter": [], "indexed pull": []}
         for _ in range(args.reps):
             t = time.perf_counter()

@@ -109,24 +109,35 @@ def test_killed_flow_process_converges_on_rerun(settings, db, monkeypatch, targe
     assert snapshot(db) == expected
 
 
+def own_server(tmp_path, monkeypatch, seed: int):
+    """A server of the test's own (to kill) with 120 seeded jobs; returns it and the settings."""
+    from jobsim.settings import Settings
+
+    server = localdb.start(tmp_path / "db")
+    monkeypatch.setenv("JOBSIM_MONGO__URI", server.uri)
+    monkeypatch.setenv("JOBSIM_MONGO__WRITE_BATCH_SIZE", "20")
+    monkeypatch.setenv("JOBSIM_MONGO__TIMEOUT_MS", "1000")
+    # the killed run cannot release its writer lease: the re-run takes it over once it is
+    # this old (the default 300 s made this test wait five minutes)
+    monkeypatch.setenv("JOBSIM_OPS__WRITER_LEASE_S", "20")
+    own = Settings()
+    try:
+        seed_jobs(own, 120, seed=seed)
+    except BaseException:
+        localdb.stop_pid(server.pid)
+        raise
+    return server, own
+
+
 @pytest.mark.slow
 def test_database_killed_mid_write_back_then_rerun_equals_clean_run(tmp_path, monkeypatch, settings):
     """SIGKILL the MongoDB server during the write-back, start it again, re-run."""
-    from jobsim.settings import Settings
     from storage import connect
     from storage.jobs import JobsRepository
 
     expected = clean_state(settings, monkeypatch, 120, seed=33)
-    server = localdb.start(tmp_path / "db")
+    server, own = own_server(tmp_path, monkeypatch, seed=33)
     try:
-        monkeypatch.setenv("JOBSIM_MONGO__URI", server.uri)
-        monkeypatch.setenv("JOBSIM_MONGO__WRITE_BATCH_SIZE", "20")
-        monkeypatch.setenv("JOBSIM_MONGO__TIMEOUT_MS", "1000")
-        # the killed run cannot release its writer lease: the re-run takes it over once it is
-        # this old (the default 300 s made this test wait five minutes)
-        monkeypatch.setenv("JOBSIM_OPS__WRITER_LEASE_S", "20")
-        own = Settings()
-        seed_jobs(own, 120, seed=33)
         original = JobsRepository.write_lists
 
         def write_then_die(self, lists, *args, **kwargs):
@@ -155,17 +166,11 @@ def test_database_killed_once_the_write_back_is_marked_keeps_every_list(tmp_path
     """The lists are written unjournaled and the journaled "written" mark after them makes
     them durable: SIGKILL the server the moment that mark is acknowledged, start it again,
     and every list is there before any re-run."""
-    from jobsim.settings import Settings
     from storage import connect
 
     expected = clean_state(settings, monkeypatch, 120, seed=34)
-    server = localdb.start(tmp_path / "db")
+    server, own = own_server(tmp_path, monkeypatch, seed=34)
     try:
-        monkeypatch.setenv("JOBSIM_MONGO__URI", server.uri)
-        monkeypatch.setenv("JOBSIM_MONGO__WRITE_BATCH_SIZE", "20")
-        monkeypatch.setenv("JOBSIM_MONGO__TIMEOUT_MS", "1000")
-        own = Settings()
-        seed_jobs(own, 120, seed=34)
         original = StateRepository.mark_write_back
 
         def mark_then_die(self, run_id, phase):
