@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import storage.ids  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
 from bench.pull import loaded_board  # noqa: E402
 from jobsim.repositories import JobList, Neighbour  # noqa: E402
 from jobsim_app.localdb import kill, start  # noqa: E402
@@ -106,9 +106,7 @@ def main() -> None:
                 written = writes(jobs, state, sample, journaled, now + timedelta(seconds=2 * rep + journaled))
                 times[name].append(time.perf_counter() - t)
                 assert written == args.ids, written
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                   platform.processor())
-        print(f"{args.n:,} jobs, {args.ids:,} ids a rep; {cpu}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+        print(f"{args.n:,} jobs, {args.ids:,} ids a rep; {cpu_model()}, load {os.getloadavg()[0]:.2f}")
         for name, values in times.items():
             print(f"  {name:32s} min {min(values):6.2f} s ({args.ids / min(values):,.0f} docs/s)   "
                   f"reps {', '.join(f'{v:.2f}' for v in values)}")

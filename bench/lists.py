@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model  # noqa: E402
 from jobsim.corpus import Corpus, corpus_from_arrays  # noqa: E402
 from jobsim.scoring import Context  # noqa: E402
 from jobsim.settings import NeighbourSettings  # noqa: E402
@@ -91,9 +92,8 @@ def main() -> None:
             times[name].append(time.perf_counter() - started)
             stats[name] = (result.stats, result.checks)
             print(f"rep {rep} {name}: {times[name][-1]:.1f} s", file=sys.stderr, flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"{args.n:,} jobs ({every.rows:,} rows, {every.rows - every.base:,} closed-only), d={args.dims}; "
-          f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}, "
+          f"{cpu_model()}, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}, "
           f"path {args.path}")
     print("| variant | min s | ratio to base | pass | search s | rerank s | groups | deeper rows | own dup / repeated |")
     print("|---|---|---|---|---|---|---|---|---|")

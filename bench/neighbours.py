@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench.machine import cpu_model  # noqa: E402
+
 DEPTH = 66  # candidates 50 + margin 16: what the pass keeps per job
 BUDGET = 512 << 20  # NeighbourSettings.memory_budget_mb default
 SCRATCH = Path(os.environ.get("JOBSIM_BENCH_CACHE", "/tmp/jobsim-bench"))
@@ -206,11 +208,6 @@ def run(args: argparse.Namespace) -> dict:
             print(f"rep {rep + 1}/{args.reps} {kind} {n}×{d}: " + ", ".join(
                 f"{m} {rec[m][-1]['s']:.2f} s" for m in methods) + f"  (load {os.getloadavg()[0]:.1f})", flush=True)
     return res
-
-
-def cpu_model() -> str:
-    names = {line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")}
-    return f"{', '.join(sorted(names))} × {os.cpu_count()}"
 
 
 def report(res: dict) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from pymongo import MongoClient  # noqa: E402
 
+from bench.machine import cpu_model  # noqa: E402
 from jobsim.contract import UNSETTLED, is_active  # noqa: E402
 from jobsim.synthetic import generate_jobs  # noqa: E402
 from jobsim_app.localdb import kill, start  # noqa: E402
@@ -95,9 +95,7 @@ def main() -> None:
             times["indexed pull"].append(time.perf_counter() - t)
             assert former == indexed, (len(former), len(indexed))
         waiting = db.jobs.count_documents({"embedding.status": {"$in": ["pending", "failed"]}})
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                   platform.processor())
-        print(f"{args.n:,} jobs, {len(indexed):,} pulled, {waiting:,} pending or failed; {cpu}, "
+        print(f"{args.n:,} jobs, {len(indexed):,} pulled, {waiting:,} pending or failed; {cpu_model()}, "
               f"load {os.getloadavg()[0]:.2f}")
         for name, values in times.items():
             print(f"  {name:18s} min {min(values):6.2f} s   reps {', '.join(f'{v:.2f}' for v in values)}")

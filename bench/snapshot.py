@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import hashlib
 import os
-import platform
 import random
 import sys
 import time
@@ -36,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model  # noqa: E402
 from jobsim.contract import embedding_state  # noqa: E402
 from jobsim.repositories import JobList, Neighbour, VectorSet  # noqa: E402
 from jobsim.snapshot import Snapshot, kept, list_fingerprint, updated  # noqa: E402
@@ -138,10 +138,8 @@ def main() -> None:
                 jobs_module.collector_paused = current
         assert len(ops[0]) == len(ops[1]) == len(written) and ops[0][-1] == ops[1][-1]
         del ops
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    print(f"{args.n:,} jobs x {args.dims} dims, {args.changed:,} re-read, {len(lists):,} lists; {cpu}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; results equal")
+    print(f"{args.n:,} jobs x {args.dims} dims, {args.changed:,} re-read, {len(lists):,} lists; {cpu_model()}, "
+          f"load {os.getloadavg()[0]:.2f}; results equal")
     for name, values in times.items():
         print(f"  {name:32s} min {min(values):6.3f} s   reps {', '.join(f'{v:.3f}' for v in values)}")
     names = list(times)
