@@ -8,11 +8,17 @@
 - ``storage.jobs.list_updates`` of ``--written`` lists (the write-back's operations): the former
   left Python's cyclic GC on while building them, the current pauses it
   (``jobsim.allocation.collector_paused``); the heap holds the snapshot and the lists, as a
-  run's does.
+  run's does;
+- ``storage.local_cache.SnapshotStore.save`` after a run that changed only lists (jobs expired
+  by time, nothing re-read): the former wrote every part, the current links the docs and
+  vectors it loaded (:attr:`jobsim.snapshot.Snapshot.parts`) and writes the lists;
+- the corpus rows' vector fingerprints (``jobsim.corpus.Corpus.row_fingerprints``): the former
+  hashed every row each run, the current carries each row's from when its vector was read.
 
     .venv/bin/python bench/snapshot.py [--n 100000] [--dims 1536] [--changed 1500] [--written 22000] [--reps 3]
 
-Data: ``--n`` synthetic postings (``generate_jobs``, seed 7) as the snapshot keeps them, a random
+Each timed call starts after a full ``gc.collect()`` (the list-updates pair then measures the
+collections the call itself triggers). Data: ``--n`` synthetic postings (``generate_jobs``, seed 7) as the snapshot keeps them, a random
 unit vector each; ``--changed`` re-read: two thirds edited (new hash and vector), one sixth new,
 one sixth deleted. Lists: one of 10 entries per job. Methods interleaved, min of ``--reps``; both
 must return the same snapshot (and, for fingerprints, distinct values for distinct lists).
@@ -22,11 +28,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import hashlib
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,7 +48,10 @@ sys.path.insert(0, str(ROOT))
 from bench.machine import cpu_model  # noqa: E402
 from jobsim.contract import embedding_state  # noqa: E402
 from jobsim.repositories import JobList, Neighbour, VectorSet  # noqa: E402
+from jobsim.candidates import fingerprints  # noqa: E402
 from jobsim.snapshot import Snapshot, kept, list_fingerprint, updated  # noqa: E402
+from jobsim.stages.neighbours import corpus_at  # noqa: E402
+from storage.local_cache import SnapshotStore  # noqa: E402
 from jobsim.synthetic import generate_jobs  # noqa: E402
 from storage import jobs as jobs_module  # noqa: E402
 
@@ -75,9 +88,10 @@ def scene(n: int, dims: int, changed: int) -> tuple[Snapshot, dict, VectorSet, l
     docs = {f"s:{i:07d}": kept(d) | {"embedding": {"status": "completed", "contentHash": f"h{i}"}}
             for i, d in enumerate(generate_jobs(n, seed=7))}
     keys = sorted(docs)
+    matrix = unit(rng, n, dims)  # with its fingerprints, as a loaded snapshot has them
     snap = Snapshot("t", docs, VectorSet(np.array(keys, dtype=object),
                                          np.array([docs[k]["embedding"]["contentHash"] for k in keys], dtype=object),
-                                         unit(rng, n, dims)))
+                                         matrix, fingerprints(matrix)))
     touched = pick.sample(keys, changed * 5 // 6)
     edited, gone = touched[: changed * 4 // 6], touched[changed * 4 // 6:]
     new = [f"s:n{i:06d}" for i in range(changed // 6)]
@@ -105,12 +119,20 @@ def main() -> None:
     snap, fresh, vectors, lists = scene(args.n, args.dims, args.changed)
     times: dict[str, list[float]] = {"updated, former": [], "updated, current": [],
                                      "fingerprints, former (repr)": [], "fingerprints, current (marshal)": [],
-                                     "list updates, GC on": [], "list updates, GC paused": []}
+                                     "list updates, GC on": [], "list updates, GC paused": [],
+                                     "save, former (every part)": [], "save, current (lists; rest linked)": [],
+                                     "row fingerprints, former (hashed)": [], "row fingerprints, current (carried)": []}
     written = dict(zip(sorted(snap.docs)[: args.written], lists))
     now = datetime.now(timezone.utc)
+    store = SnapshotStore(tempfile.mkdtemp(prefix="jobsim-bench-snapshot-"), "bench")
+    store.save(replace(snap, lists={k: list_fingerprint(x) for k, x in zip(sorted(snap.docs), lists)}))
+    new_lists = {k: list_fingerprint(x) for k, x in zip(sorted(snap.docs)[1:], lists)}  # every list moved along
+    corpus = corpus_at(updated(snap, fresh, vectors, {}), now, 90)
+    assert corpus.fingerprints is not None
     for _ in range(args.reps):
         results = []
         for name, fn in (("updated, former", former_updated), ("updated, current", updated)):
+            gc.collect()
             t = time.perf_counter()
             results.append(fn(snap, fresh, vectors, {}))
             times[name].append(time.perf_counter() - t)
@@ -121,6 +143,7 @@ def main() -> None:
         prints = []
         for name, fn in (("fingerprints, former (repr)", former_fingerprint),
                          ("fingerprints, current (marshal)", list_fingerprint)):
+            gc.collect()
             t = time.perf_counter()
             prints.append([fn(x) for x in lists])
             times[name].append(time.perf_counter() - t)
@@ -138,14 +161,36 @@ def main() -> None:
                 jobs_module.collector_paused = current
         assert len(ops[0]) == len(ops[1]) == len(written) and ops[0][-1] == ops[1][-1]
         del ops
+        for name, keep_parts in (("save, current (lists; rest linked)", True), ("save, former (every part)", False)):
+            loaded = store.load(args.dims)
+            assert loaded is not None
+            after = replace(loaded, token=name, lists=new_lists, parts=loaded.parts if keep_parts else {})
+            gc.collect()
+            t = time.perf_counter()
+            store.save(after)
+            times[name].append(time.perf_counter() - t)
+            back = store.load(args.dims)
+            assert back is not None and back.token == name and back.lists == new_lists and back.docs == loaded.docs
+            assert np.array_equal(back.vectors.vectors, loaded.vectors.vectors)
+            del loaded, after, back
+        t = time.perf_counter()
+        hashed = fingerprints(corpus.vectors)
+        times["row fingerprints, former (hashed)"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        carried = corpus.row_fingerprints()
+        times["row fingerprints, current (carried)"].append(time.perf_counter() - t)
+        assert np.array_equal(hashed, carried)
     print(f"{args.n:,} jobs x {args.dims} dims, {args.changed:,} re-read, {len(lists):,} lists; {cpu_model()}, "
           f"load {os.getloadavg()[0]:.2f}; results equal")
     for name, values in times.items():
-        print(f"  {name:32s} min {min(values):6.3f} s   reps {', '.join(f'{v:.3f}' for v in values)}")
+        print(f"  {name:37s} min {min(values):6.3f} s   reps {', '.join(f'{v:.3f}' for v in values)}")
     names = list(times)
     print(f"  updated      former / current: {min(times[names[0]]) / min(times[names[1]]):.1f}x")
     print(f"  fingerprints former / current: {min(times[names[2]]) / min(times[names[3]]):.1f}x")
     print(f"  list updates former / current: {min(times[names[4]]) / min(times[names[5]]):.1f}x")
+    print(f"  save         former / current: {min(times[names[6]]) / min(times[names[7]]):.1f}x")
+    print(f"  row fingerprints former / current: {min(times[names[8]]) / min(times[names[9]]):.0f}x")
+    shutil.rmtree(store.path.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from jobsim.candidates import fingerprints
 from jobsim.contract import level_rank, normalise_label
 from jobsim.repositories import JobContexts, VectorSet
 from jobsim.scoring import Context, encode
@@ -36,10 +37,16 @@ class Corpus:
     created: np.ndarray  # (J,) int64 epoch microseconds (0 = unknown)
     member_start: np.ndarray  # (R + 1,) CSR offsets into ``members``
     members: np.ndarray  # active jobs of each row, newest first (created desc, key asc)
+    fingerprints: np.ndarray | None = None  # (R,) of the rows' vectors, when the vectors read carried them
 
     @property
     def rows(self) -> int:
         return len(self.row_ids)
+
+    def row_fingerprints(self) -> np.ndarray:
+        """Each row's vector fingerprint (:func:`jobsim.candidates.fingerprints`): carried from
+        the vectors read when they had them (a snapshot keeps them), else computed (O(rows))."""
+        return self.fingerprints if self.fingerprints is not None else fingerprints(self.vectors)
 
     def row_jobs(self) -> list[np.ndarray]:
         """Every job (active or closed) of each row."""
@@ -79,6 +86,7 @@ def build_corpus(vectors: VectorSet, jobs: JobContexts) -> Corpus:
                                          pl.col("contentHash")]).alias("row_id"))
             .sort("row_id").with_row_index("row"))
     frame = frame.join(rows.select("contentHash", "row"), on="contentHash", how="left").sort("id")
+    vrow = rows["vrow"].to_numpy()
     job_row = frame["row"].to_numpy().astype(np.int64)
     active = frame["active"].to_numpy()
     created = frame["created"].to_numpy()
@@ -88,7 +96,7 @@ def build_corpus(vectors: VectorSet, jobs: JobContexts) -> Corpus:
     member_start = np.searchsorted(job_row[members], np.arange(len(rows) + 1))
     return Corpus(
         row_ids=np.array(rows["row_id"].to_list(), dtype=object),
-        vectors=np.ascontiguousarray(vectors.vectors[rows["vrow"].to_numpy()], dtype=np.float32)
+        vectors=np.ascontiguousarray(vectors.vectors[vrow], dtype=np.float32)
         if len(rows) else np.zeros((0, vectors.vectors.shape[1]), np.float32),
         base=int(rows["base"].sum()), job_ids=keys, job_row=job_row, active=active,
         context=Context(category=encode(frame["category"].to_list()),
@@ -96,6 +104,7 @@ def build_corpus(vectors: VectorSet, jobs: JobContexts) -> Corpus:
                         city=encode(frame["city"].to_list()), remote=frame["remote"].to_numpy()),
         company=encode(frame["company"].to_list()), created=created,
         member_start=member_start, members=members.astype(np.int64),
+        fingerprints=vectors.fingerprints[vrow] if vectors.fingerprints is not None else None,
     )
 
 

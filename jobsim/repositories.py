@@ -42,6 +42,7 @@ class VectorSet:
     ids: np.ndarray  # (n,) object array of job keys
     hashes: np.ndarray  # (n,) object array of content hashes
     vectors: np.ndarray  # (n, d) float32, C-contiguous
+    fingerprints: np.ndarray | None = None  # (n,) uint64 digests of the rows (jobsim.candidates.fingerprints), if known
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from jobsim.candidates import CandidateState, fingerprints
+from jobsim.candidates import CandidateState
 from jobsim.corpus import Corpus
 from jobsim.fullpass import full_topk, plan_for
 from jobsim.groups import Groups, duplicate_groups
@@ -92,22 +92,28 @@ def _depth(settings: NeighbourSettings) -> int:
 
 def choose_pass(corpus: Corpus, settings: NeighbourSettings, previous: CandidateState | None) -> PassChoice:
     """Incremental from ``previous`` when it applies, else a full pass (exact or ANN as the
-    planner predicts faster, :mod:`jobsim.fullpass`)."""
+    planner predicts faster, :mod:`jobsim.fullpass`; planned only when a full pass may run:
+    the planner times a GEMM)."""
     dims = int(corpus.vectors.shape[1]) if corpus.vectors.ndim == 2 else 0
-    plan = plan_for(corpus.base, dims, settings) if dims and corpus.base > 1 else None
-    full, why = (plan.mode, plan.reason) if plan else ("exact", "")
+
+    def full(reason: str, **found: object) -> PassChoice:
+        plan = plan_for(corpus.base, dims, settings) if dims and corpus.base > 1 else None
+        return PassChoice(plan.mode if plan else "exact", reason, plan=plan.reason if plan else "", **found)
+
     if previous is None:
-        return PassChoice(full, "no previous state" if settings.incremental else "incremental off", plan=why)
+        return full("no previous state" if settings.incremental else "incremental off")
     if not settings.incremental:
-        return PassChoice(full, "incremental off", plan=why)
+        return full("incremental off")
     if previous.dims != corpus.vectors.shape[1] or previous.scores.shape[1] != _depth(settings):
-        return PassChoice(full, "state from other dimensions or candidate depth", plan=why)
-    if not previous.exact and full == "exact":
-        return PassChoice(full, "state is approximate and the set is small enough for exact", plan=why)
-    fps = fingerprints(corpus.vectors)
+        return full("state from other dimensions or candidate depth")
+    if not previous.exact:
+        exact = full("state is approximate and the set is small enough for exact")
+        if exact.mode == "exact":
+            return exact
+    fps = corpus.row_fingerprints()
     old_to_new, added, churn = churn_of(previous, corpus.row_ids, fps)
     if churn > settings.incremental_max_churn:
-        return PassChoice(full, f"churn {churn:.3f} > {settings.incremental_max_churn}", churn=churn, fingerprints=fps, plan=why)
+        return full(f"churn {churn:.3f} > {settings.incremental_max_churn}", churn=churn, fingerprints=fps)
     return PassChoice("incremental", old_to_new=old_to_new, added=added, churn=churn, fingerprints=fps)
 
 
@@ -133,7 +139,7 @@ def full_pass(corpus: Corpus, settings: NeighbourSettings, fps: np.ndarray, mode
 def candidate_state(corpus: Corpus, settings: NeighbourSettings, previous: CandidateState | None,
                     choice: PassChoice, exact: TopK | None = None) -> tuple[CandidateState, dict]:
     """Every row's candidate list by the chosen pass, and what the pass did."""
-    fps = choice.fingerprints if choice.fingerprints is not None else fingerprints(corpus.vectors)
+    fps = choice.fingerprints if choice.fingerprints is not None else corpus.row_fingerprints()
     if choice.mode == "incremental" and previous is not None:
         state, report = update_state(previous, corpus.row_ids, corpus.vectors, fps, corpus.base,
                                      settings.candidates, settings.memory_budget_mb << 20,

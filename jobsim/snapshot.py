@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from jobsim.candidates import fingerprints
 from jobsim.contract import ACTIVE, embedding_state, listing_role
 from jobsim.repositories import JobContexts, JobList, VectorSet
 from jobsim.settings import NeighbourSettings
@@ -98,15 +99,30 @@ class Snapshot:
     vectors: VectorSet  # the kept jobs' current vectors (keys, hashes, rows)
     lists: dict[str, bytes] = field(default_factory=dict)  # job key -> fingerprint of what is stored
     origin: Origin | None = None  # how the lists behind ``lists`` were made (None: unknown)
+    # the stored copies ``docs`` and ``vectors`` were read from ("docs"/"vectors" -> the copy's
+    # id, set by the local cache that loaded them); a snapshot whose docs or vectors are new
+    # has none for them. A copy named here is reused as it is, not written again.
+    parts: dict[str, str] = field(default_factory=dict, compare=False)
+
+    _roles: dict[tuple[datetime, int], dict[str, str]] = field(default_factory=dict, init=False, repr=False,
+                                                                compare=False)
+
+    def roles(self, now: datetime, closed_days: int) -> dict[str, str]:
+        """The jobs that get a list at ``now`` and their roles, by the contract's rule (roles
+        change with time). Remembered per (now, closed_days): the docs are never changed in place."""
+        key = (now, closed_days)
+        if key not in self._roles:
+            roles = {k: listing_role(doc, now, closed_days) for k, doc in self.docs.items()
+                     if embedding_state(doc).get("status") == "completed"}
+            self._roles[key] = {k: role for k, role in roles.items() if role is not None}
+        return self._roles[key]
 
     def contexts(self, now: datetime, closed_days: int) -> JobContexts:
-        """The jobs that get a list at ``now``, by the contract's rule (roles change with time)."""
+        """The jobs that get a list at ``now`` (:meth:`roles`), with their fields."""
         out = JobContexts()
-        for key in sorted(self.docs):
-            doc = self.docs[key]
-            role = listing_role(doc, now, closed_days)
-            if role is not None and embedding_state(doc).get("status") == "completed":
-                out.append(key, doc, active=role == ACTIVE)
+        roles = self.roles(now, closed_days)
+        for key in sorted(roles):
+            out.append(key, self.docs[key], active=roles[key] == ACTIVE)
         return out
 
     def holds(self, fresh: dict[str, dict[str, Any] | None], lists: dict[str, bytes]) -> bool:
@@ -125,8 +141,7 @@ def lists_hold(snapshot: Snapshot, now: datetime, closed_days: int, fingerprint:
         return "the neighbour settings or the code changed"
     if UNREADABLE in snapshot.lists.values():
         return "a stored list is to be rewritten"
-    before, after = snapshot.contexts(origin.at, closed_days), snapshot.contexts(now, closed_days)
-    if before.ids != after.ids or before.active != after.active:
+    if snapshot.roles(origin.at, closed_days) != snapshot.roles(now, closed_days):
         return "a job's role changed with time (expired, or past the closed-list window)"
     return ""
 
@@ -167,10 +182,12 @@ def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors
     rest = np.ones(n, dtype=bool)
     rest[at] = False
     idx[rest], src[at], idx[at] = untouched, extra_src, extra_idx
-    sources = (old, vectors)
+    sources = (old, vectors)  # each row's fingerprint is carried with it: computed once, for the rows read
+    fps = [x.fingerprints if x.fingerprints is not None else fingerprints(x.vectors) for x in sources]
     return Snapshot(token=snapshot.token, docs=docs, lists=lists, vectors=VectorSet(
         ids=_gather([x.ids for x in sources], src, idx), hashes=_gather([x.hashes for x in sources], src, idx),
-        vectors=np.ascontiguousarray(_gather([x.vectors for x in sources], src, idx), dtype=np.float32)))
+        vectors=np.ascontiguousarray(_gather([x.vectors for x in sources], src, idx), dtype=np.float32),
+        fingerprints=_gather(fps, src, idx)))
 
 
 def _gather(arrays: list[np.ndarray], src: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -25,15 +26,18 @@ import pyarrow.ipc as ipc
 from bson.codec_options import CodecOptions
 
 from jobsim.allocation import collector_paused
-from jobsim.candidates import CandidateState
+from jobsim.candidates import CandidateState, fingerprints
 from jobsim.repositories import VectorSet
 from jobsim.snapshot import Origin, Snapshot
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: rows are distinct vectors (corpus rows), base/query split
-SNAPSHOT_VERSION = 2  # 2: list fingerprints by marshal (jobsim.snapshot.list_fingerprint)
+# 2: list fingerprints by marshal (jobsim.snapshot.list_fingerprint); 3: the rows' vector fingerprints kept
+SNAPSHOT_VERSION = 3
 CODEC = CodecOptions(tz_aware=True)
+# a snapshot's parts a later save may link instead of writing them again (the lists are always written)
+PARTS = {"docs": ("docs.bson",), "vectors": ("vector_keys.bson", "vectors.npy", "fingerprints.npy")}
 
 
 class NeighbourStateStore:
@@ -103,7 +107,8 @@ class SnapshotStore:
         self.path = Path(directory).expanduser() / f"snapshot-{digest}"
 
     def load(self, dims: int) -> Snapshot | None:
-        """The saved snapshot, or None when absent, unreadable or for other dimensions."""
+        """The saved snapshot, or None when absent, unreadable or for other dimensions. Its
+        matrix is mapped read-only from the file (runs gather rows from it; none writes it)."""
         try:
             meta = json.loads((self.path / "meta.json").read_text())
             if meta["version"] != SNAPSHOT_VERSION or meta["dims"] != dims:
@@ -112,14 +117,16 @@ class SnapshotStore:
                 docs = {d.pop("_k"): d for d in bson.decode_all((self.path / "docs.bson").read_bytes(), CODEC)}
                 lists = {d["k"]: bytes(d["fp"]) for d in bson.decode_all((self.path / "lists.bson").read_bytes())}
                 rows = bson.decode_all((self.path / "vector_keys.bson").read_bytes())
-            matrix = np.load(self.path / "vectors.npy")
-            if matrix.shape != (len(rows), dims):
+            matrix = np.load(self.path / "vectors.npy", mmap_mode="r")
+            if matrix.shape != (len(rows), dims) or matrix.dtype != np.float32 or not matrix.flags.c_contiguous:
+                return None
+            fps = np.load(self.path / "fingerprints.npy")
+            if fps.shape != (len(rows),) or fps.dtype != np.uint64:
                 return None
             vectors = VectorSet(ids=np.array([r["k"] for r in rows], dtype=object),
-                                hashes=np.array([r["h"] for r in rows], dtype=object),
-                                vectors=np.ascontiguousarray(matrix, dtype=np.float32))
+                                hashes=np.array([r["h"] for r in rows], dtype=object), vectors=matrix, fingerprints=fps)
             return Snapshot(token=meta["token"], docs=docs, vectors=vectors, lists=lists,
-                            origin=_origin(meta.get("origin")))
+                            origin=_origin(meta.get("origin")), parts=dict(meta["parts"]))
         except FileNotFoundError:
             return None
         except (OSError, KeyError, ValueError, TypeError, bson.errors.BSONError) as exc:
@@ -127,22 +134,55 @@ class SnapshotStore:
             return None
 
     def save(self, snapshot: Snapshot) -> None:
+        """Write ``snapshot``; its docs and vectors are linked from the saved snapshot instead
+        when they are the copies it was loaded from (:attr:`Snapshot.parts`): a run that changed
+        only lists rewrites only the lists (bench/snapshot.py)."""
         tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         v = snapshot.vectors
+        saved = self._saved_parts()
+        linked = {part: self._linked(snapshot, saved, part, tmp) for part in PARTS}
         with collector_paused():
-            (tmp / "docs.bson").write_bytes(b"".join(bson.encode({"_k": k, **d}) for k, d in snapshot.docs.items()))
+            if not linked["docs"]:
+                (tmp / "docs.bson").write_bytes(b"".join(bson.encode({"_k": k, **d}) for k, d in snapshot.docs.items()))
             (tmp / "lists.bson").write_bytes(b"".join(bson.encode({"k": k, "fp": fp})
                                                       for k, fp in snapshot.lists.items()))
-            (tmp / "vector_keys.bson").write_bytes(b"".join(bson.encode({"k": k, "h": h})
-                                                            for k, h in zip(v.ids.tolist(), v.hashes.tolist())))
-        np.save(tmp / "vectors.npy", np.ascontiguousarray(v.vectors, dtype=np.float32))
+            if not linked["vectors"]:
+                (tmp / "vector_keys.bson").write_bytes(b"".join(bson.encode({"k": k, "h": h})
+                                                                for k, h in zip(v.ids.tolist(), v.hashes.tolist())))
+                np.save(tmp / "vectors.npy", np.ascontiguousarray(v.vectors, dtype=np.float32))
+                fps = v.fingerprints if v.fingerprints is not None else fingerprints(v.vectors)
+                np.save(tmp / "fingerprints.npy", fps)
+        parts = {part: snapshot.parts[part] if linked[part] else uuid.uuid4().hex for part in PARTS}
         origin = snapshot.origin and dict(asdict(snapshot.origin), at=snapshot.origin.at.isoformat())
         (tmp / "meta.json").write_text(json.dumps({"version": SNAPSHOT_VERSION, "token": snapshot.token,
-                                                   "dims": int(v.vectors.shape[1]), "origin": origin}))
+                                                   "dims": int(v.vectors.shape[1]), "origin": origin,
+                                                   "parts": parts}))
         shutil.rmtree(self.path, ignore_errors=True)
         os.replace(tmp, self.path)
+
+    def _saved_parts(self) -> dict[str, str]:
+        """The ids of the parts in the saved snapshot ({} when there is none readable)."""
+        try:
+            return dict(json.loads((self.path / "meta.json").read_text()).get("parts", {}))
+        except (OSError, KeyError, ValueError, TypeError):
+            return {}
+
+    def _linked(self, snapshot: Snapshot, saved: dict[str, str], part: str, tmp: Path) -> bool:
+        """Link ``part``'s files from the saved snapshot into ``tmp`` when ``snapshot`` holds
+        that very copy; False = it is to be written."""
+        if not snapshot.parts.get(part) or saved.get(part) != snapshot.parts[part]:
+            return False
+        try:
+            for name in PARTS[part]:
+                os.link(self.path / name, tmp / name)
+        except OSError as exc:  # e.g. a file system without hard links: written instead
+            log.info("snapshot part %s not linked (%s): written", part, exc)
+            for name in PARTS[part]:
+                (tmp / name).unlink(missing_ok=True)
+            return False
+        return True
 
     def clear(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

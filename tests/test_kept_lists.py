@@ -7,14 +7,17 @@ against the real server is in test_incremental_reads."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
+from jobsim.candidates import fingerprints
 from jobsim.repositories import JobList, Neighbour, VectorSet
 from jobsim.settings import NeighbourSettings, Settings
-from jobsim.snapshot import UNREADABLE, Origin, Snapshot, kept, list_fingerprint, lists_fingerprint, lists_hold
+from jobsim.snapshot import UNREADABLE, Origin, Snapshot, kept, list_fingerprint, lists_fingerprint, lists_hold, updated
+from jobsim.stages.neighbours import corpus_at
 from storage.local_cache import SnapshotStore
 from tests.memory_pipeline import MemoryPipeline
 from tests.test_stages import NOW, load
@@ -97,6 +100,8 @@ def test_an_edit_recomputes_and_a_touch_without_a_change_is_kept_once_re_read():
                            updatedAt=NOW + MIN)
     edited = pipeline.run(now=NOW + 2 * MIN)
     assert edited["embedded"] == 1 and not pipeline.kept[-1] and equals_a_full_pass(pipeline, NOW + 2 * MIN)
+    corpus = corpus_at(pipeline.snapshot, NOW + 2 * MIN, 90)  # the rows' fingerprints, carried through the edit
+    assert pipeline.vector_reads[-1] == 1 and np.array_equal(corpus.row_fingerprints(), fingerprints(corpus.vectors))
     pipeline.run(now=NOW + 2 * MIN + MIN / 2)  # re-reads it (watermark overlap): as the snapshot has it
     assert pipeline.kept[-1]
 
@@ -158,6 +163,30 @@ def test_the_snapshot_store_keeps_the_origin(tmp_path):
     assert back is not None and back.origin == snap.origin and back.docs == snap.docs and back.lists == snap.lists
     assert back.holds({k: copy.deepcopy(d) for k, d in docs.items()}, {"s:a": b"x" * 16})  # equal after BSON
     assert lists_hold(back, NOW + MIN, 90, "fp") == ""
+
+
+def test_the_snapshot_store_rewrites_only_the_parts_that_changed(tmp_path):
+    docs = {"s:a": listed_doc(), "s:b": listed_doc(expires=NOW + 2 * MIN)}
+    store = SnapshotStore(tmp_path, "uri", "db", "coll", "m", "4")
+    store.save(snapshot_of(docs, {"s:a": b"x" * 16}, NOW, "fp"))
+    files = ("docs.bson", "vector_keys.bson", "vectors.npy", "lists.bson")
+    inodes = lambda: [(store.path / name).stat().st_ino for name in files]  # noqa: E731
+    first, loaded = inodes(), store.load(4)
+    assert loaded is not None
+    store.save(replace(loaded, token="run-2", lists={"s:b": b"y" * 16}))  # a run that changed only lists
+    again = store.load(4)
+    assert again is not None and again.token == "run-2" and again.lists == {"s:b": b"y" * 16}
+    assert again.docs == loaded.docs and np.array_equal(again.vectors.vectors, loaded.vectors.vectors)
+    assert inodes()[:3] == first[:3] and inodes()[3] != first[3]  # docs and vectors linked, lists written
+    assert np.array_equal(again.vectors.fingerprints, fingerprints(again.vectors.vectors))
+    none_read = VectorSet(np.zeros(0, object), np.zeros(0, object), np.zeros((0, 4), np.float32))
+    edited = updated(again, {"s:a": docs["s:a"] | {"category": "Finance"}}, none_read, again.lists)
+    store.save(edited)  # new docs (the vectors were gathered anew too): written
+    assert all(a != b for a, b in zip(inodes()[:3], first[:3]))
+    assert store.load(4).docs["s:a"]["category"] == "Finance"
+    store.save(replace(loaded, token="run-3"))  # a copy older than the saved one: written, never linked
+    stale = store.load(4)
+    assert stale is not None and stale.token == "run-3" and stale.docs == loaded.docs
 
 
 def test_list_fingerprint_follows_the_content_not_the_objects():
