@@ -119,7 +119,13 @@ def _carry_over(state: CandidateState, old_to_new: np.ndarray, n: int,
     lost = ((old_c >= 0) & (mapped < 0) & valid).sum(axis=1)
     mapped = np.where(valid, mapped, -1)
     s = np.where(mapped >= 0, state.scores[kept_old], -np.inf).astype(np.float32)
-    order_rows(s, mapped)
+    # Kept rows keep their relative order (both numberings sort the row ids), so a list that
+    # lost no entry is still in (score desc, index asc) order: only the others are sorted again.
+    unsorted = np.flatnonzero(lost > 0) if np.all(np.diff(kept_new) > 0) else np.arange(len(kept_old))
+    if len(unsorted):
+        s_u, m_u = s[unsorted], mapped[unsorted]
+        order_rows(s_u, m_u)
+        s[unsorted], mapped[unsorted] = s_u, m_u
     old_avail = available(len(state), state.base)[kept_old]
     was_all = state.depth[kept_old] >= old_avail
     scores[kept_new], cand[kept_new] = s, mapped

@@ -8,6 +8,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from jobsim.incremental import fingerprints, full_state, update_state
 from jobsim.corpus import Corpus, corpus_from_arrays
+from jobsim.rescoring import order_rows
 from jobsim.scoring import Context, encode
 from jobsim.settings import NeighbourSettings
 from jobsim.similarity import compute_neighbours
@@ -117,6 +118,26 @@ def test_incremental_on_unit_vectors_matches_full_scores(seed, churn):
     np.testing.assert_array_equal(inc.scores[:, :12], ref.scores[:, :12])
     np.testing.assert_array_equal(inc.cand[:, :12], ref.cand[:, :12])
     assert report.added == int((changed & keep).sum()) and report.removed == int((changed | ~keep).sum())
+
+
+def test_a_state_whose_rows_are_in_another_order_still_gives_sorted_lists():
+    """Lists that lost no entry are re-sorted only when the rows keep their relative order; a
+    state in another order (e.g. written by other code) has every list sorted again."""
+    rng = np.random.default_rng(5)
+    n = 120
+    x = np.stack([grid_vector(rng) for _ in range(n)])  # ties everywhere: the order by index matters
+    ids = np.array([f"j{i:04d}" for i in range(n)], dtype=object)
+    ref = full_state(ids, x, fingerprints(x), n, 20, 1 << 20)
+    perm = rng.permutation(n)  # the same state, rows shuffled and their candidates renumbered
+    inverse = np.argsort(perm)
+    shuffled = full_state(ids, x, fingerprints(x), n, 20, 1 << 20)
+    shuffled.ids, shuffled.fingerprints, shuffled.depth = ids[perm], ref.fingerprints[perm], ref.depth[perm]
+    shuffled.scores, shuffled.cand = ref.scores[perm], np.where(ref.cand[perm] >= 0, inverse[ref.cand[perm]], -1)
+    order_rows(shuffled.scores, shuffled.cand)  # its ties ordered by its own numbering
+    inc, report = update_state(shuffled, ids, x, fingerprints(x), n, 12, 1 << 20)
+    assert report.added == report.removed == report.recomputed == 0
+    np.testing.assert_array_equal(inc.scores[:, :12], ref.scores[:, :12])
+    np.testing.assert_array_equal(inc.cand[:, :12], ref.cand[:, :12])
 
 
 def test_churn_above_the_threshold_runs_a_full_pass():
