@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
@@ -130,9 +132,8 @@ def test_a_state_whose_rows_are_in_another_order_still_gives_sorted_lists():
     ref = full_state(ids, x, fingerprints(x), n, 20, 1 << 20)
     perm = rng.permutation(n)  # the same state, rows shuffled and their candidates renumbered
     inverse = np.argsort(perm)
-    shuffled = full_state(ids, x, fingerprints(x), n, 20, 1 << 20)
-    shuffled.ids, shuffled.fingerprints, shuffled.depth = ids[perm], ref.fingerprints[perm], ref.depth[perm]
-    shuffled.scores, shuffled.cand = ref.scores[perm], np.where(ref.cand[perm] >= 0, inverse[ref.cand[perm]], -1)
+    shuffled = replace(ref, ids=ids[perm], fingerprints=ref.fingerprints[perm], depth=ref.depth[perm],
+                       scores=ref.scores[perm], cand=np.where(ref.cand[perm] >= 0, inverse[ref.cand[perm]], -1))
     order_rows(shuffled.scores, shuffled.cand)  # its ties ordered by its own numbering
     inc, report = update_state(shuffled, ids, x, fingerprints(x), n, 12, 1 << 20)
     assert report.added == report.removed == report.recomputed == 0
