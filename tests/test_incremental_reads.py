@@ -5,9 +5,12 @@ full read."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from pymongo import monitoring
@@ -106,3 +109,35 @@ def test_a_snapshot_the_database_does_not_vouch_for_costs_a_full_read(settings, 
     stored = db.job_embeddings.count_documents({})
     assert reads.docs["vectors"] == stored > 40  # every vector read again
     assert again["lists_written"] == 0  # and nothing needed rewriting
+
+
+def snapshot_of_last_write_back(settings, db) -> Path:
+    """The local snapshot folder the database vouches for (its token is the last write-back's run)."""
+    token = db.pipeline_state.find_one({"_id": "write-back"})["runId"]
+    metas = Path(settings.neighbours.state_dir).glob("snapshot-*/meta.json")
+    return next(m.parent for m in metas if json.loads(m.read_text())["token"] == token)
+
+
+def test_a_run_where_only_time_passed_rewrites_only_the_snapshots_lists(settings, db, monkeypatch):
+    """A job that expires by time changes lists, not the snapshot's docs or vectors: the
+    write-back links those files into the new snapshot (same inodes) and writes its lists; the
+    next run starts from it and keeps the lists."""
+    monkeypatch.setenv("JOBSIM_WATERMARK_OVERLAP_S", "0")
+    seed_jobs(settings, 60, seed=26)
+    assert run()["lists_written"] > 40
+    counts = Counter(n["jobId"] for d in db.jobs.find({}, {"similarJobs": 1}) for n in d.get("similarJobs", []))
+    victim = counts.most_common(1)[0][0]  # the job listed most (its stored id)
+    expires = datetime.now(timezone.utc) + timedelta(seconds=15)
+    db.jobs.update_one({"_id": victim}, {"$set": {"expiresAt": expires, "updatedAt": datetime.now(timezone.utc)}})
+    assert run()["seen"] == 1 and datetime.now(timezone.utc) < expires  # the app gave it an expiry
+    files = ("docs.bson", "vectors.npy", "lists.bson")
+    inodes = lambda: [(snapshot_of_last_write_back(settings, db) / name).stat().st_ino for name in files]  # noqa: E731
+    before = inodes()
+    time.sleep((expires - datetime.now(timezone.utc)).total_seconds() + 0.5)
+    expired = run()  # it expired in between: nothing pulled, lists recomputed
+    assert expired["seen"] == 0 and expired["search"]["mode"] == "incremental" and expired["lists_written"] > 0
+    assert db.jobs.count_documents({"similarJobs.jobId": victim}) == 0
+    after = inodes()
+    assert after[:2] == before[:2] and after[2] != before[2]  # docs and vectors linked, lists written
+    again = run()
+    assert again["search"]["mode"] == "unchanged" and again["lists_written"] == 0
