@@ -1,7 +1,12 @@
-"""From candidate lists to final lists (``final_lists``: groups, pools, rerank, list objects)
-with the current ``rerank_jobs`` against the former one, which built each list's entries in a
-Python loop indexing numpy arrays item by item (both rerank with the same ``ranked``). Same state, methods interleaved, min of
-``--reps``; the lists must be equal.
+"""From candidate lists to what a run writes (``final_lists``, then the diff against the stored
+lists' fingerprints, the checks and the score histogram), the current way against the former
+one. Former (main 7a51989): ``rerank_jobs`` built every list as JobList objects, each list was
+fingerprinted by marshal + blake2b, and the checks and histogram walked the objects. Current:
+the lists stay arrays (:class:`jobsim.listset.ListSet`), fingerprints, checks and histogram are
+computed from them, and only the lists that changed become objects. Two cases: **unchanged**
+(the stored lists are the run's own: a run that must recompute but changes little, e.g. a few
+expiries) and **all new** (nothing stored: a first run writes every list). Same state, methods
+interleaved, min of ``--reps``; both give the same changes, checks and histogram.
 
     .venv/bin/python bench/rerank.py [--n 100000] [--dims 32] [--reps 3]
 
@@ -12,8 +17,10 @@ Data: ``--n`` jobs on clustered unit vectors (500 clusters), random category / l
 from __future__ import annotations
 
 import argparse
+import gc
+import hashlib
+import marshal
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -23,32 +30,93 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model  # noqa: E402
 from jobsim import lists as lists_module  # noqa: E402
 from jobsim import similarity  # noqa: E402
+from jobsim.allocation import collector_paused  # noqa: E402
 from jobsim.corpus import corpus_from_arrays  # noqa: E402
-from jobsim.lists import CODES, ranked  # noqa: E402
+from jobsim.lists import ranked  # noqa: E402
+from jobsim.listset import CODE_OBJECTS  # noqa: E402
+from jobsim.report import histogram_of  # noqa: E402
+from jobsim.snapshot import diff_fingerprints  # noqa: E402
 from jobsim.repositories import JobList, Neighbour  # noqa: E402
 from jobsim.scoring import Context  # noqa: E402
 from jobsim.settings import NeighbourSettings  # noqa: E402
 
 
+class _Lists(dict):
+    def concat(self, other: dict) -> _Lists:
+        return _Lists({**self, **other})
+
+
 def former_rerank_jobs(corpus, groups, jobs, pool_cos, pool_rows, cfg):
-    """``rerank_jobs`` before this change (the baseline): the same rerank arrays, then one
-    Python loop per job indexing numpy arrays per entry, the collector left on."""
+    """``rerank_jobs`` of 7a51989: the same rerank arrays, then every list as objects."""
     if not len(jobs):
-        return {}
+        return _Lists()
     if pool_rows.shape[1] == 0:
-        return {str(corpus.job_ids[j]): JobList((), groups.original[j]) for j in jobs.tolist()}
+        return _Lists({str(corpus.job_ids[j]): JobList((), groups.original[j]) for j in jobs.tolist()})
     r = ranked(corpus, groups, jobs, pool_cos, pool_rows, cfg)
-    out = {}
-    scores = np.round(r.blended.astype(np.float64), 2).tolist()
-    cosines = np.round(r.cosine.astype(np.float64), 2).tolist()
-    for i, j in enumerate(jobs.tolist()):
-        cols = np.flatnonzero(r.keep[i]).tolist()
-        items = tuple(Neighbour(str(corpus.job_ids[r.chosen[i, c]]), scores[i][c], cosines[i][c], CODES[r.bits[i, c]])
-                      for c in cols)
-        out[str(corpus.job_ids[j])] = JobList(items, groups.original[j])
-    return out
+    kept = np.nonzero(r.keep)
+    counts = r.keep.sum(axis=1)
+    ends = np.cumsum(counts)
+    starts, ends = (ends - counts).tolist(), ends.tolist()
+    with collector_paused():
+        items = list(map(Neighbour, map(str, corpus.job_ids[r.chosen[kept]].tolist()),
+                         np.round(r.blended[kept].astype(np.float64), 2).tolist(),
+                         np.round(r.cosine[kept].astype(np.float64), 2).tolist(), CODE_OBJECTS[r.bits[kept]].tolist()))
+        keys = map(str, corpus.job_ids[jobs].tolist())
+        return _Lists({key: JobList(tuple(items[start:end]), groups.original[j])
+                       for key, j, start, end in zip(keys, jobs.tolist(), starts, ends)})
+
+
+def former_fingerprint(job_list: JobList) -> bytes:
+    plain = (tuple(map(tuple, job_list.items)), job_list.group)
+    return hashlib.blake2b(marshal.dumps(plain, 2), digest_size=16).digest()
+
+
+def former_checks(lists: dict[str, JobList], active: set[str], k: int) -> dict:
+    group = {key: job_list.group or key for key, job_list in lists.items()}
+    open_groups = {group[key] for key in active if key in group}
+    own = repeated = 0
+    lengths = []
+    for key, job_list in lists.items():
+        listed = [group.get(n.job_id, n.job_id) for n in job_list.items]
+        own += group[key] in listed
+        repeated += len(set(listed)) < len(listed)
+        if key in active and len(open_groups) - (group[key] in open_groups) >= k:
+            lengths.append(len(listed))
+    return {"lists": len(lists), "closed_job_lists": len(lists) - len(active & lists.keys()),
+            "with_own_duplicate": own, "with_repeated_group": repeated,
+            "median_length": float(np.median(lengths)) if lengths else 0.0,
+            "shorter_than_k": int(sum(n < k for n in lengths))}
+
+
+def former(corpus, state, cfg, stored: dict[str, bytes]):
+    """The lists' step of 7a51989: objects, marshal fingerprints, checks and histogram from objects."""
+    similarity.rerank_jobs = former_rerank_jobs
+    try:
+        lists = similarity.final_lists(corpus, state, cfg)[0]
+    finally:
+        similarity.rerank_jobs = lists_module.rerank_jobs
+    empty = former_fingerprint(JobList(()))
+    changes, after = {}, {}
+    for key, job_list in lists.items():
+        fp = former_fingerprint(job_list)
+        if fp != stored.get(key, empty):
+            changes[key] = job_list
+        if fp != empty:
+            after[key] = fp
+    checks = former_checks(lists, set(corpus.job_ids[corpus.active].tolist()), cfg.k)
+    scores = np.fromiter((n.score for job_list in lists.values() for n in job_list.items), dtype=np.float64)
+    hist = histogram_of(scores, len(lists), sum(1 for job_list in lists.values() if not job_list.items))
+    return changes, after, checks, hist
+
+
+def current(corpus, state, cfg, stored: dict[str, bytes]):
+    lists = similarity.final_lists(corpus, state, cfg)[0]
+    changes, _, after = diff_fingerprints(lists, stored)
+    checks = lists.checks(corpus.active, cfg.k)
+    return changes, after, checks, histogram_of(lists.score, len(lists), int((lists.counts == 0).sum()))
 
 
 def main() -> int:
@@ -68,23 +136,28 @@ def main() -> int:
                                 company=[f"co{i % 3000}" for i in range(n)])
     cfg = NeighbourSettings(state_dir="", exact_max_jobs=10**7)
     state = similarity.compute_neighbours(corpus, cfg).state
-    current = lists_module.rerank_jobs
-    times: dict[str, list[float]] = {"former": [], "current": []}
-    results = {}
+    stored = {"former": dict(former(corpus, state, cfg, {})[1]), "current": dict(current(corpus, state, cfg, {})[1])}
+    cases = {"unchanged": stored, "all new": {"former": {}, "current": {}}}
+    times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.reps):
-        for name, fn in (("former", former_rerank_jobs), ("current", current)):
-            similarity.rerank_jobs = fn
-            started = time.perf_counter()
-            results[name] = similarity.final_lists(corpus, state, cfg)[0]
-            times[name].append(time.perf_counter() - started)
-    similarity.rerank_jobs = current
-    assert results["former"] == results["current"], "the lists differ"
-    best = {k: min(v) for k, v in times.items()}
-    print(f"final_lists over {n:,} jobs ({d} dims), {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; lists equal")
-    for name, v in times.items():
-        print(f"  {name:<8} min {best[name]:.2f} s  (reps {', '.join(f'{t:.2f}' for t in v)})")
-    print(f"  former / current: {best['former'] / best['current']:.2f}x")
+        for case, case_stored in cases.items():
+            results = {}
+            for name, fn in (("former", former), ("current", current)):
+                gc.collect()
+                started = time.perf_counter()
+                results[name] = fn(corpus, state, cfg, case_stored[name])
+                times.setdefault((case, name), []).append(time.perf_counter() - started)
+            (fc, _, fk, fh), (cc, _, ck, ch) = results["former"], results["current"]
+            assert fc == cc and fk == ck and fh == ch, f"{case}: the methods differ"
+            del results
+    print(f"lists step over {n:,} jobs ({d} dims), {cpu_model()}, "
+          f"load {os.getloadavg()[0]:.2f}; same changes, checks and histogram")
+    for case in cases:
+        best = {name: min(times[case, name]) for name in ("former", "current")}
+        for name in best:
+            print(f"  {case:<10} {name:<8} min {best[name]:.2f} s  "
+                  f"(reps {', '.join(f'{t:.2f}' for t in times[case, name])})")
+        print(f"  {case:<10} former / current: {best['former'] / best['current']:.2f}x")
     return 0
 
 

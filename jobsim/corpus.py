@@ -48,12 +48,6 @@ class Corpus:
         the vectors read when they had them (a snapshot keeps them), else computed (O(rows))."""
         return self.fingerprints if self.fingerprints is not None else fingerprints(self.vectors)
 
-    def row_jobs(self) -> list[np.ndarray]:
-        """Every job (active or closed) of each row."""
-        order = np.argsort(self.job_row, kind="stable")
-        bounds = np.searchsorted(self.job_row[order], np.arange(self.rows + 1))
-        return [order[bounds[r]:bounds[r + 1]] for r in range(self.rows)]
-
 
 def _job_frame(vectors: VectorSet, jobs: JobContexts) -> pl.DataFrame:
     """Listed jobs whose stored vector has their current hash, sorted by key."""

@@ -34,11 +34,20 @@ class Groups:
     groups: int  # groups of two or more jobs
 
 
-def _companies_agree(corpus: Corpus, jobs_of: list[np.ndarray], a: int, b: int) -> bool:
-    ca, cb = corpus.company[jobs_of[a]], corpus.company[jobs_of[b]]
-    if (ca < 0).any() or (cb < 0).any():
-        return True
-    return bool(np.intersect1d(ca, cb).size)
+def companies_agree(corpus: Corpus, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row pair (a, b), whether the companies of their jobs agree: a job of either row
+    names none, or the rows share one. Vectorised over the pairs' (row, company) entries."""
+    company = corpus.company.astype(np.int64) + 1  # 0 = none
+    rows, width = corpus.rows, int(company.max(initial=0)) + 1
+    unknown = np.bincount(corpus.job_row, weights=company == 0, minlength=rows) > 0
+    pairs = np.unique(corpus.job_row.astype(np.int64) * width + company)  # distinct (row, company), sorted
+    start = np.searchsorted(pairs // width, np.arange(rows + 1))
+    count = start[a + 1] - start[a]  # each pair expanded by a's companies
+    link = np.repeat(np.arange(len(a)), count)
+    at = np.repeat(start[a], count) + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    want = b[link] * width + pairs[at] % width
+    found = pairs[np.minimum(np.searchsorted(pairs, want), len(pairs) - 1)] == want if len(pairs) else want < 0
+    return unknown[a] | unknown[b] | (np.bincount(link[found], minlength=len(a)) > 0)
 
 
 def near_links(corpus: Corpus, scores: np.ndarray, cand: np.ndarray, candidates: int,
@@ -47,11 +56,7 @@ def near_links(corpus: Corpus, scores: np.ndarray, cand: np.ndarray, candidates:
     width = min(candidates, cand.shape[1])
     a, slot = np.nonzero((cand[:, :width] >= 0) & (scores[:, :width] >= threshold))
     b = cand[a, slot]
-    if not len(a):
-        return a, b
-    jobs_of = corpus.row_jobs()
-    keep = np.fromiter((_companies_agree(corpus, jobs_of, int(x), int(y)) for x, y in zip(a, b)),
-                       dtype=bool, count=len(a))
+    keep = companies_agree(corpus, a, b)
     return a[keep], b[keep]
 
 

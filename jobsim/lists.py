@@ -20,17 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jobsim.allocation import collector_paused
 from jobsim.corpus import Corpus
 from jobsim.groups import Groups
-from jobsim.repositories import JobList, Neighbour
-from jobsim.scoring import match_codes, pair_bonus
+from jobsim.listset import ListSet
+from jobsim.scoring import pair_bonus
 from jobsim.settings import NeighbourSettings
-
-CODES = [match_codes(bits) for bits in range(32)]
-CODE_OBJECTS = np.empty(len(CODES), dtype=object)  # the same tuples, indexable by a bits array
-for _bits, _codes in enumerate(CODES):
-    CODE_OBJECTS[_bits] = _codes
 
 
 def first_in_row(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -118,24 +112,17 @@ def ranked(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.ndarra
 
 
 def rerank_jobs(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.ndarray,
-                pool_rows: np.ndarray, cfg: NeighbourSettings) -> dict[str, JobList]:
+                pool_rows: np.ndarray, cfg: NeighbourSettings) -> ListSet:
     """Final lists of ``jobs`` (job indices) from their pools (one row per job, -1 padded)."""
-    if not len(jobs):
-        return {}
-    if pool_rows.shape[1] == 0:
-        return {str(corpus.job_ids[j]): JobList((), groups.original[j]) for j in jobs.tolist()}
+    if not len(jobs) or pool_rows.shape[1] == 0:
+        return ListSet.without_entries(corpus.job_ids, groups.original, jobs)
     r = ranked(corpus, groups, jobs, pool_cos, pool_rows, cfg)
     kept = np.nonzero(r.keep)  # row by row, each row's entries in list order
-    counts = r.keep.sum(axis=1)
-    ends = np.cumsum(counts)
-    starts, ends = (ends - counts).tolist(), ends.tolist()
-    with collector_paused():
-        items = list(map(Neighbour, map(str, corpus.job_ids[r.chosen[kept]].tolist()),
-                         np.round(r.blended[kept].astype(np.float64), 2).tolist(),
-                         np.round(r.cosine[kept].astype(np.float64), 2).tolist(), CODE_OBJECTS[r.bits[kept]].tolist()))
-        keys = map(str, corpus.job_ids[jobs].tolist())
-        return {key: JobList(tuple(items[start:end]), groups.original[j])
-                for key, j, start, end in zip(keys, jobs.tolist(), starts, ends)}
+    starts = np.zeros(len(jobs) + 1, dtype=np.int64)
+    np.cumsum(r.keep.sum(axis=1), out=starts[1:])
+    return ListSet(corpus.job_ids, groups.original, jobs.astype(np.int64), starts, r.chosen[kept],
+                   np.round(r.blended[kept].astype(np.float64), 2), np.round(r.cosine[kept].astype(np.float64), 2),
+                   r.bits[kept])
 
 
 def pools(cos: np.ndarray, cand: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,23 +131,3 @@ def pools(cos: np.ndarray, cand: np.ndarray, ends: np.ndarray, rows: np.ndarray)
     mask = np.arange(width)[None, :] < ends[rows][:, None]
     return (np.where(mask, cos[rows, :width], -np.inf).astype(np.float32),
             np.where(mask, cand[rows, :width], -1))
-
-
-def list_checks(lists: dict[str, JobList], active: set[str], k: int) -> dict[str, float | int]:
-    """What the lists look like, counted from the lists themselves: lists holding a
-    duplicate of their own job or two postings of one group (both must be 0), and the
-    median length of active jobs' lists where at least ``k`` other groups have open jobs."""
-    group = {key: job_list.group or key for key, job_list in lists.items()}
-    open_groups = {group[key] for key in active if key in group}
-    own = repeated = 0
-    lengths = []
-    for key, job_list in lists.items():
-        listed = [group.get(n.job_id, n.job_id) for n in job_list.items]
-        own += group[key] in listed
-        repeated += len(set(listed)) < len(listed)
-        if key in active and len(open_groups) - (group[key] in open_groups) >= k:  # other open groups
-            lengths.append(len(listed))
-    return {"lists": len(lists), "closed_job_lists": len(lists) - len(active & lists.keys()),
-            "with_own_duplicate": own, "with_repeated_group": repeated,
-            "median_length": float(np.median(lengths)) if lengths else 0.0,
-            "shorter_than_k": int(sum(n < k for n in lengths))}

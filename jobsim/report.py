@@ -17,7 +17,6 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from jobsim.ids import display_id
-from jobsim.repositories import JobList
 
 
 
@@ -33,18 +32,16 @@ class Histogram:
         return sum(self.counts)
 
 
-def score_histogram(lists: Mapping[str, JobList], bins: int = 20,
-                    low: float = 0.0, high: float = 1.0) -> Histogram:
-    """Histogram of every neighbour score in ``lists`` on [low, high] (scores clipped in)."""
-    scores = np.fromiter((n.score for job_list in lists.values() for n in job_list.items), dtype=np.float64)
+def histogram_of(scores: np.ndarray, lists: int, empty: int, bins: int = 20,
+                 low: float = 0.0, high: float = 1.0) -> Histogram:
+    """Histogram of the neighbour ``scores`` of ``lists`` lists (``empty`` of them with none)."""
     # bin by integer index with a tiny tolerance: stored scores are rounded to 0.01, so many sit
     # exactly on an edge, and float edges (0.30000000000000004) would push them a bin down
     position = (np.clip(scores, low, high) - low) / (high - low) * bins
     index = np.clip(np.floor(position + 1e-9).astype(np.int64), 0, bins - 1)
     counts = np.bincount(index, minlength=bins)
     edges = [round(low + (high - low) * i / bins, 6) for i in range(bins + 1)]
-    empty = sum(1 for job_list in lists.values() if not job_list.items)
-    return Histogram(edges, counts.astype(int).tolist(), len(lists), empty)
+    return Histogram(edges, counts.astype(int).tolist(), lists, empty)
 
 
 def histogram_svg(hist: Histogram, title: str = "Neighbour score distribution",

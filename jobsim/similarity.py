@@ -18,9 +18,9 @@ from jobsim.corpus import Corpus
 from jobsim.fullpass import full_topk, plan_for
 from jobsim.groups import Groups, duplicate_groups
 from jobsim.incremental import available, churn_of, full_state, search_rows, update_state
-from jobsim.lists import list_checks, pool_ends, pools, rerank_jobs, rows_needing_more
-from jobsim.report import Histogram, score_histogram
-from jobsim.repositories import JobList
+from jobsim.lists import pool_ends, pools, rerank_jobs, rows_needing_more
+from jobsim.listset import ListSet
+from jobsim.report import Histogram, histogram_of
 from jobsim.settings import NeighbourSettings
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,10 @@ class NeighbourStats:
 class NeighbourResult:
     """Lists to diff against MongoDB, stats for the summary, state for the next run."""
 
-    lists: dict[str, JobList] | None  # None: the stored lists hold (jobsim.stages.neighbours.kept_lists)
+    lists: ListSet | None  # None: the stored lists hold (jobsim.stages.neighbours.kept_lists)
     stats: NeighbourStats
     state: CandidateState | None = None
-    checks: dict = field(default_factory=dict)  # jobsim.lists.list_checks of ``lists``
+    checks: dict = field(default_factory=dict)  # ListSet.checks of ``lists``
     histogram: Histogram | None = None  # of the lists' scores (the run report's plot)
 
 
@@ -174,7 +174,7 @@ def _deeper(corpus: Corpus, groups: Groups, rows: np.ndarray, start: int, settin
     return cos, cand, ends
 
 
-def final_lists(corpus: Corpus, state: CandidateState, settings: NeighbourSettings) -> tuple[dict[str, JobList], Groups, int]:
+def final_lists(corpus: Corpus, state: CandidateState, settings: NeighbourSettings) -> tuple[ListSet, Groups, int]:
     """Every listed job's final list (:mod:`jobsim.lists`), the duplicate groups, and how
     many rows were searched deeper."""
     groups = duplicate_groups(corpus, state.scores, state.cand, settings.candidates, settings.near_duplicate_cosine)
@@ -191,8 +191,8 @@ def final_lists(corpus: Corpus, state: CandidateState, settings: NeighbourSettin
         position = np.full(corpus.rows, -1, dtype=np.int64)
         position[more] = np.arange(len(more))
         jobs = np.flatnonzero(deep[corpus.job_row])
-        lists.update(rerank_jobs(corpus, groups, jobs, *pools(cos, cand, deep_ends, position[corpus.job_row[jobs]]),
-                                 settings))
+        lists = lists.concat(rerank_jobs(corpus, groups, jobs, *pools(cos, cand, deep_ends,
+                                                                      position[corpus.job_row[jobs]]), settings))
     return lists, groups, len(more)
 
 
@@ -221,5 +221,6 @@ def compute_neighbours(
     )
     log.info("neighbours: %s pass over %d rows (%d jobs) in %.2f s (search %.2f s)%s", stats.mode, corpus.rows,
              stats.jobs, stats.seconds, stats.search_seconds, f" — {choice.reason}" if stats.full_pass_reason else "")
-    checks = list_checks(lists, set(corpus.job_ids[corpus.active].tolist()), settings.k)
-    return NeighbourResult(lists=lists, stats=stats, state=state, checks=checks, histogram=score_histogram(lists))
+    histogram = histogram_of(lists.score, len(lists), int((lists.counts == 0).sum()))
+    return NeighbourResult(lists=lists, stats=stats, state=state, checks=lists.checks(corpus.active, settings.k),
+                           histogram=histogram)

@@ -22,7 +22,7 @@ stored list waiting to be rewritten).
 from __future__ import annotations
 
 import hashlib
-import marshal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -33,6 +33,7 @@ import numpy as np
 
 from jobsim.candidates import fingerprints
 from jobsim.contract import ACTIVE, embedding_state, listing_role
+from jobsim.listset import EMPTY, ListSet, list_fingerprint
 from jobsim.repositories import JobContexts, JobList, VectorSet
 from jobsim.settings import NeighbourSettings
 
@@ -50,14 +51,6 @@ def kept(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 UNREADABLE = b"unreadable"  # a stored list that must be rewritten, whatever is computed
-
-
-def list_fingerprint(job_list: JobList) -> bytes:
-    """A job's list and group as 16 bytes, stable across processes: marshal's version 2 writes
-    values, never references to objects it saw before (versions 3 and 4 do, so their bytes
-    depend on object identity). 3.2× faster than hashing the ``repr`` (bench/snapshot.py)."""
-    plain = (tuple(map(tuple, job_list.items)), job_list.group)
-    return hashlib.blake2b(marshal.dumps(plain, 2), digest_size=16).digest()
 
 
 def stored_fingerprints(stored: dict[str, JobList | None]) -> dict[str, bytes]:
@@ -202,20 +195,17 @@ def _gather(arrays: list[np.ndarray], src: np.ndarray, idx: np.ndarray) -> np.nd
     return out
 
 
-def diff_fingerprints(new: dict[str, JobList], stored: dict[str, bytes]) -> tuple[dict[str, JobList], int, dict[str, bytes]]:
+def diff_fingerprints(new: Mapping[str, JobList], stored: dict[str, bytes]) -> tuple[dict[str, JobList], int, dict[str, bytes]]:
     """Lists to write against the fingerprints of the stored ones (changed entries,
     explanations or group; unreadable stored ones; jobs that no longer get a list but have
-    one stored get an empty one), how many are unchanged, and the fingerprints after the write."""
-    changes: dict[str, JobList] = {}
-    after: dict[str, bytes] = {}
-    empty = list_fingerprint(JobList(()))
-    for key, job_list in new.items():
-        fp = list_fingerprint(job_list)
-        if fp != stored.get(key, empty):
-            changes[key] = job_list
-        if fp != empty:
-            after[key] = fp
-    for key in stored.keys() - new.keys():
-        if stored[key] != empty:
+    one stored get an empty one), how many are unchanged, and the fingerprints after the write.
+    A :class:`ListSet` is fingerprinted from its arrays and builds only the lists that changed."""
+    keys = list(new)
+    fps = new.fingerprints() if isinstance(new, ListSet) else [list_fingerprint(v) for v in new.values()]
+    changed = [i for i, (key, fp) in enumerate(zip(keys, fps)) if fp != stored.get(key, EMPTY)]
+    changes = new.materialize(changed) if isinstance(new, ListSet) else {keys[i]: new[keys[i]] for i in changed}
+    after = {key: fp for key, fp in zip(keys, fps) if fp != EMPTY}
+    for key in stored.keys() - set(keys):
+        if stored[key] != EMPTY:
             changes[key] = JobList(())
-    return changes, len(new) - sum(1 for k in changes if k in new), after
+    return changes, len(new) - len(changed), after

@@ -33,8 +33,9 @@ from jobsim.snapshot import Origin, Snapshot
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: rows are distinct vectors (corpus rows), base/query split
-# 2: list fingerprints by marshal (jobsim.snapshot.list_fingerprint); 3: the rows' vector fingerprints kept
-SNAPSHOT_VERSION = 3
+# 2: list fingerprints by marshal; 3: the rows' vector fingerprints kept; 4: list fingerprints of
+# jobsim.listset (computed from a run's arrays)
+SNAPSHOT_VERSION = 4
 CODEC = CodecOptions(tz_aware=True)
 # a snapshot's parts a later save may link instead of writing them again (the lists are always written)
 PARTS = {"docs": ("docs.bson",), "vectors": ("vector_keys.bson", "vectors.npy", "fingerprints.npy")}

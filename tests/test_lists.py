@@ -54,7 +54,7 @@ def reference_lists(corpus, cfg: NeighbourSettings) -> dict[str, list]:
             a = parent[a]
         return a
 
-    jobs_of = corpus.row_jobs()
+    jobs_of = [np.flatnonzero(corpus.job_row == u) for u in range(r)]  # every job (active or closed) of each row
     for u in range(r):
         for v in order[u][:cfg.candidates]:
             cu, cv = set(corpus.company[jobs_of[u]]), set(corpus.company[jobs_of[v]])
@@ -183,3 +183,26 @@ def test_incremental_runs_equal_a_full_pass_after_reposts_edits_and_expiries(ste
                     assert group is None or docs[other].get("duplicateGroup") != group
         if all(op != "expire_later" for op, _ in ops):
             assert pipeline.kept[-1]  # nothing that decides a list changed: the stored lists were kept
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(data=st.data(), n=st.integers(1, 14))
+def test_companies_agree_like_sets_of_each_rows_companies(data, n):
+    """Rows of several jobs (reposts share a row), jobs without a company, closed jobs."""
+    from jobsim.corpus import corpus_from_arrays
+    from jobsim.groups import companies_agree
+    from jobsim.scoring import Context
+
+    hashes = np.array([f"h{data.draw(st.integers(0, 5))}" for _ in range(n)], dtype=object)
+    company = [data.draw(st.one_of(st.none(), st.sampled_from(["a", "b", "c"]))) for _ in range(n)]
+    active = np.array([data.draw(st.booleans()) for _ in range(n)])
+    ctx = Context(np.zeros(n, np.int32), np.zeros(n, np.int8), np.zeros(n, np.int32), np.zeros(n, bool))
+    corpus = corpus_from_arrays(np.array([f"j{i}" for i in range(n)], dtype=object), np.eye(n, 8, dtype=np.float32),
+                                ctx, hashes, active, company)
+    a, b = (x.ravel() for x in np.meshgrid(np.arange(corpus.rows), np.arange(corpus.rows)))
+    jobs_of = [np.flatnonzero(corpus.job_row == u) for u in range(corpus.rows)]
+    expected = []
+    for u, v in zip(a.tolist(), b.tolist()):
+        cu, cv = set(corpus.company[jobs_of[u]].tolist()), set(corpus.company[jobs_of[v]].tolist())
+        expected.append(-1 in cu or -1 in cv or bool(cu & cv))
+    assert companies_agree(corpus, a, b).tolist() == expected

@@ -7,9 +7,10 @@ import random
 import re
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
-from jobsim.report import counts_rows, histogram_svg, report_markdown, run_failures, score_histogram
+from jobsim.report import counts_rows, histogram_of, histogram_svg, report_markdown, run_failures
 from jobsim.repositories import JobList, Neighbour
 from storage import repositories
 from tests.helpers import seed_jobs
@@ -36,19 +37,19 @@ def test_histogram_counts_every_score_like_brute_force():
     rng = random.Random(5)
     lists = {f"j{i}": JobList(tuple(Neighbour(f"o{k}", round(rng.random(), 2)) for k in range(rng.randint(0, 10))))
              for i in range(300)}
-    hist = score_histogram(lists, bins=10)
+    empty = sum(1 for v in lists.values() if not v.items)
+    hist = histogram_of(np.array([n.score for v in lists.values() for n in v.items]), len(lists), empty, bins=10)
     expected = [0] * 10
     for job_list in lists.values():
         for n in job_list.items:
             expected[min(int(n.score * 10 + 1e-9), 9)] += 1
     assert hist.counts == expected
-    assert hist.lists == 300 and hist.empty == sum(1 for v in lists.values() if not v.items)
+    assert hist.lists == 300 and hist.empty == empty
     assert hist.edges[0] == 0.0 and hist.edges[-1] == 1.0 and len(hist.edges) == 11
 
 
 def test_plot_is_an_svg_data_uri_with_one_bar_per_bin():
-    hist = score_histogram({"a": JobList((Neighbour("b", 0.91), Neighbour("c", 0.45))),
-                            "b": JobList((Neighbour("a", 0.91),)), "c": JobList(())}, bins=20)
+    hist = histogram_of(np.array([0.91, 0.45, 0.91]), 3, 1, bins=20)
     markdown = report_markdown(SUMMARY, hist)
     uri = re.search(r"!\[score distribution\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", markdown)
     assert uri, markdown

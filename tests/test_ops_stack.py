@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -52,6 +52,11 @@ def wait_for_runs(fetch, count: int, timeout_s: float = 60) -> list[dict]:
             return runs
         time.sleep(0.5)
     raise AssertionError(f"expected {count} runs within {timeout_s} s, found {len(fetch())}")
+
+
+def history_of(stack, run_id: str) -> list[str]:
+    """The names of a flow run's states, in order."""
+    return [s["name"] for s in stack.get(f"/flow_run_states/?flow_run_id={run_id}")]
 
 
 def report_of(stack, run_id: str) -> tuple[str, list[dict]]:
@@ -108,29 +113,45 @@ def test_import_event_starts_exactly_one_run_with_the_import_parameters(stack, t
 
 def test_two_events_at_once_never_write_concurrently(stack, tmp_path):
     """Two imports at once, plus an on-demand run: the after-import deployment's own limit
-    queues its second run, and the shared writer limit keeps every writing section apart."""
+    queues its second run, and the shared writer limit keeps every writing section apart.
+    The test holds the writer lease until the second run is queued, so the first is still
+    running then (else a fast first run may end before the second is even picked up)."""
+    from jobsim.stages.lease import WRITER
+    from storage.state import LEASE_PREFIX
+
     docs = generate_jobs(80, seed=21)
     ids = []
     for part, chunk in enumerate((docs[:40], docs[40:])):
         path = stack.write_jsonl(tmp_path / f"part{part}.jsonl", chunk)
         ids.append(path)
-    procs = [subprocess.Popen([str(ROOT / ".venv/bin/jobsim"), "import", str(p), "--preset", "native",
-                               "--source", "burst"], cwd=ROOT, env=stack.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for p in ids]
-    on_demand = stack.deployment("similarity-refresh", "on-demand")
-    manual = stack.post(f"/deployments/{on_demand['id']}/create_flow_run", {})
-    import_ids = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        import_ids.append(re.search(r"\(import (\S+)\)", out).group(1))
-    runs = [wait_for_runs(lambda i=i: runs_for_import(stack, i), 1)[0] for i in import_ids]
+    with MongoClient(stack.env["JOBSIM_MONGO__URI"]) as client:
+        state = client[stack.database].pipeline_state
+        now = datetime.now(timezone.utc)
+        lease = {"_id": LEASE_PREFIX + WRITER, "owner": "the test", "acquiredAt": now, "heartbeatAt": now,
+                 "expiresAt": now + timedelta(seconds=240)}
+        state.insert_one(lease)
+        try:
+            procs = [subprocess.Popen([str(ROOT / ".venv/bin/jobsim"), "import", str(p), "--preset", "native",
+                                       "--source", "burst"], cwd=ROOT, env=stack.env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for p in ids]
+            on_demand = stack.deployment("similarity-refresh", "on-demand")
+            manual = stack.post(f"/deployments/{on_demand['id']}/create_flow_run", {})
+            import_ids = []
+            for proc in procs:
+                out, err = proc.communicate(timeout=120)
+                assert proc.returncode == 0, err
+                import_ids.append(re.search(r"\(import (\S+)\)", out).group(1))
+            runs = [wait_for_runs(lambda i=i: runs_for_import(stack, i), 1)[0] for i in import_ids]
+            wait_for_runs(lambda: [r for r in runs if "AwaitingConcurrencySlot" in history_of(stack, r["id"])], 1,
+                          timeout_s=120)
+        finally:
+            state.delete_one({"_id": lease["_id"], "owner": lease["owner"]})
     finished = stack.wait_finished([r["id"] for r in runs] + [manual["id"]], timeout_s=180)
     assert [r["state_type"] for r in finished] == ["COMPLETED"] * 3, [r["state"] for r in finished]
     # the two runs of one deployment never ran at the same time
     (a, b) = sorted(finished[:2], key=lambda r: r["start_time"])
     assert stack.parse_time(a["end_time"]) <= stack.parse_time(b["start_time"])
-    history = [s["name"] for s in stack.get(f"/flow_run_states/?flow_run_id={b['id']}")]
+    history = history_of(stack, b["id"])
     assert "AwaitingConcurrencySlot" in history, history  # it was held back, not just lucky
     # and no two writing sections (start_run .. finish_run, inside the writer slot) overlapped
     with MongoClient(stack.env["JOBSIM_MONGO__URI"]) as client:
