@@ -19,6 +19,10 @@ temporary ``PREFECT_HOME``). Steps:
    the full run's start, so they expire between the two runs without any write;
 4. ``similarity_refresh(mode="incremental")``, then once more with nothing changed (the
    no-change run);
+4b. the app gives ``--expiring`` listed jobs an expiry (``expiresAt`` and ``updatedAt`` set, as an
+   edit); past the watermark overlap an incremental run re-reads them (the expiry-edit run:
+   lists recomputed, few change); once they have expired, one more run (the time-only run:
+   nothing to re-read, the lists recomputed because those jobs' roles changed with time);
 5. the same MongoDB server's raw rates, with plain pymongo, for the operations the
    pipeline does (find with the pull projection, bulk UpdateOne, vector ReplaceOne upserts,
    vector reads), so the pipeline's overhead over the server is visible.
@@ -222,6 +226,19 @@ def apply_churn(db: Any, repos: Any, edits: list[dict], new: list[dict], expire:
             "churn_other_seconds": time.perf_counter() - t, "churn_expired": len(expire)}
 
 
+def expire_by_app(db: Any, docs: list[dict[str, Any]], count: int, seconds: float, seed: int,
+                  skip: set[Any]) -> datetime:
+    """An app edit that gives ``count`` open jobs (not in ``skip``) an expiry ``seconds`` from
+    now (``updatedAt`` bumped, so the next incremental run re-reads them)."""
+    now = datetime.now(timezone.utc)
+    live = [d["_id"] for d in docs
+            if d["status"] == "active" and not d["isDeleted"] and d["expiresAt"] > now and d["_id"] not in skip]
+    at = now + timedelta(seconds=seconds)
+    db.jobs.update_many({"_id": {"$in": random.Random(seed + 2).sample(live, count)}},
+                        {"$set": {"expiresAt": at, "updatedAt": now}})
+    return at
+
+
 def expire_soon(db: Any, ids: list[Any], seconds: float) -> datetime:
     """Give ``ids`` an expiry ``seconds`` from now, as loaded data (before the full run): they
     are open for the full run and expire before the incremental one, with no write between."""
@@ -338,40 +355,43 @@ def by_method(ops: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     return out
 
 
+RUNS = ("full", "incr", "idle", "exp-edit", "time-only")  # column names, in run order
+TITLES = ("full run", "incremental run", "no-change run", "expiry-edit run", "time-only run")
+
+
 def report(n: int, load: dict[str, float], runs: list[dict[str, Any]], raw: dict[str, float],
            args: argparse.Namespace) -> str:
-    full, inc, idle = runs
+    names = RUNS[:len(runs)]
     lines = [f"pipeline benchmark: {n:,} synthetic jobs, embedding server latency {args.latency * 1000:.0f} ms, "
              f"{args.vectors} vectors of {args.dims} dims, client limit {args.tpm:,} tokens/min",
              f"load: {load['docs']:,} jobs inserted (insert_many) in {load['seconds']:.1f} s ({load['docs'] / load['seconds']:,.0f}/s); "
              f"churn: {load['churn_upserts']} upsert_imported in {load['churn_upsert_seconds']:.2f} s "
              f"({load['churn_upserts'] / load['churn_upsert_seconds']:,.2f}/s); {load['churn_by_id']} edits "
              f"by _id + {load['churn_new']} new jobs in {load['churn_other_seconds']:.1f} s; "
-             f"{load['churn_expired']} expired by time alone", ""]
-    head = (f"{'stage':<14}{'full s':>9}{'incr s':>9}{'idle s':>9}{'incr/full':>10}{'idle/full':>10}   "
-            f"{'MongoDB s (full / incr / idle)':<30} note")
+             f"{load['churn_expired']} expired by time alone; {load.get('expiring', 0)} given an expiry by the app", ""]
+    head = (f"{'stage':<14}" + "".join(f"{name + ' s':>12}" for name in names)
+            + "".join(f"{name + '/full':>15}" for name in names[1:]) + "   MongoDB s (" + " / ".join(names) + ")")
     lines += [head, "-" * len(head)]
     methods = [by_method(r["mongo_ops"]) for r in runs]
     for stage in STAGES:
         t = [r["summary"]["timings"].get(stage, 0.0) for r in runs]
         mongo = [sum(op["seconds"] for name, op in m.items() if name in STAGE_OPS[stage]) for m in methods]
-        note = "; ".join(f"{a[0]} search {a[3]:.2f} s" if (a := r["neighbours_log"]) else r["summary"]["search"].get("mode", "?")
-                         for r in runs) \
-            if stage == "neighbours" else ""
-        lines.append(f"{stage:<14}{t[0]:>9.2f}{t[1]:>9.2f}{t[2]:>9.2f}{_ratio(t[1], t[0]):>10}{_ratio(t[2], t[0]):>10}   "
-                     f"{mongo[0]:>8.2f} / {mongo[1]:>6.2f} / {mongo[2]:<8.2f} {note}")
+        lines.append(f"{stage:<14}" + "".join(f"{v:>12.2f}" for v in t) + "".join(f"{_ratio(v, t[0]):>15}" for v in t[1:])
+                     + "   " + " / ".join(f"{v:.2f}" for v in mongo))
     walls = [r["wall"] for r in runs]
-    lines.append(f"{'flow total':<14}{walls[0]:>9.2f}{walls[1]:>9.2f}{walls[2]:>9.2f}{_ratio(walls[1], walls[0]):>10}"
-                 f"{_ratio(walls[2], walls[0]):>10}   (wall incl. Prefect task/flow overhead, lease, run record)")
+    lines.append(f"{'flow total':<14}" + "".join(f"{v:>12.2f}" for v in walls)
+                 + "".join(f"{_ratio(v, walls[0]):>15}" for v in walls[1:]) + "   (wall incl. Prefect task/flow overhead)")
     lines.append("")
-    for r in runs:
+    for name, r in zip(names, runs):
         s = r["summary"]
+        search = (f"{a[0]} in {a[3]:.2f} s (search {a[4]:.2f} s)" if (a := r["neighbours_log"])
+                  else s["search"].get("mode", "?"))
         lines.append(
-            f"{r['mode']:<12} {s.get('headline', '')}; seen {s['seen']:,}, embedded {s['embedded']:,}, requests "
-            f"{s['requests']} (server saw {r['server_requests']}), tokens {s['tokens']:,}; neighbour pass "
-            f"{s['search'].get('mode')}; client CPU {r['client_cpu']:.1f} s, MongoDB server CPU "
-            f"{r['mongo_server_cpu']:.1f} s, peak RSS so far {r['peak_rss_mb']:.0f} MB")
-    for title, m in zip(("full run", "incremental run", "no-change run"), methods):
+            f"{name:<10} {s.get('headline', '')}; seen {s['seen']:,}, embedded {s['embedded']:,}, requests "
+            f"{s['requests']} (server saw {r['server_requests']}), tokens {s['tokens']:,}; neighbours {search}; "
+            f"client CPU {r['client_cpu']:.1f} s, MongoDB server CPU {r['mongo_server_cpu']:.1f} s, "
+            f"peak RSS so far {r['peak_rss_mb']:.0f} MB")
+    for title, m in zip(TITLES, methods):
         lines += ["", f"{'MongoDB operations, ' + title:<40}{'docs':>9}{'cmds':>6}{'s':>8}{'docs/s':>10}"]
         for method, op in sorted(m.items(), key=lambda kv: -kv[1]["seconds"]):
             rate = op["docs"] / op["seconds"] if op["seconds"] else 0
@@ -395,6 +415,7 @@ def main() -> int:
     parser.add_argument("--dims", type=int, default=1536)
     parser.add_argument("--tpm", type=int, default=100_000_000, help="client-side tokens/minute limit")
     parser.add_argument("--raw-n", type=int, default=10_000, help="docs per raw-rate measurement")
+    parser.add_argument("--expiring", type=int, default=20, help="jobs the app gives an expiry after the no-change run")
     parser.add_argument("--json", type=Path, help="write all measurements here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -457,14 +478,27 @@ def main() -> int:
         time.sleep(float(settings.watermark_overlap_s) + 1)  # past the watermark overlap: nothing is re-read
         print("no-change run ...", file=sys.stderr, flush=True)
         idle = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
+        # the edit run starts past the watermark overlap (so the run after it re-reads nothing) and
+        # the jobs expire after it (it takes about an incremental run)
+        overlap = float(settings.watermark_overlap_s) + 1
+        expiry = expire_by_app(db, docs, args.expiring, overlap + 2 * inc["wall"] + 10, args.seed,
+                               set(expire) | {d["_id"] for d in edits})
+        load["expiring"] = args.expiring
+        time.sleep(overlap)
+        print("expiry-edit run ...", file=sys.stderr, flush=True)
+        edit = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
+        time.sleep(max(0.0, (expiry - datetime.now(timezone.utc)).total_seconds() + 1))
+        print("time-only run ...", file=sys.stderr, flush=True)
+        timed = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
+        runs = [full, inc, idle, edit, timed]
 
         if args.json:  # the runs first: the raw rates below can fail on a slow server
-            args.json.write_text(json.dumps({"n": args.n, "load": load, "runs": [full, inc, idle]}, indent=1, default=str))
-        print(report(args.n, load, [full, inc, idle], {}, args), file=sys.stderr, flush=True)
+            args.json.write_text(json.dumps({"n": args.n, "load": load, "runs": runs}, indent=1, default=str))
+        print(report(args.n, load, runs, {}, args), file=sys.stderr, flush=True)
         print("raw MongoDB rates ...", file=sys.stderr, flush=True)
         raw = raw_rates(db, min(args.raw_n, args.n))
         prefect_args = prefect_argument_cost(jobs)
-        text = report(args.n, load, [full, inc, idle], raw, args)
+        text = report(args.n, load, runs, raw, args)
         text += "\n\nPrefect task-argument cost (one @task call, same process):\n" + "\n".join(
             f"  {name:<52}{secs:>10.3f} s" for name, secs in prefect_args.items())
         text += (f"\n\npeak RSS: benchmark+flow process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
@@ -472,7 +506,7 @@ def main() -> int:
         print(text)
         if args.json:
             args.json.write_text(json.dumps({"n": args.n, "args": {k: str(v) for k, v in vars(args).items()},
-                                             "load": load, "runs": [full, inc, idle], "raw": raw,
+                                             "load": load, "runs": runs, "raw": raw,
                                              "prefect_args": prefect_args}, indent=1,
                                             default=str))
     finally:

@@ -125,7 +125,7 @@ def headline(s: RunSummary) -> tuple[str, str]:
         problems.append(f"{s.failed:,} jobs failed ({_counts(s.failed_reasons)})")
     if s.refused:
         problems.append(f"{s.refused:,} writes refused by MongoDB ({_counts(s.refused_reasons)})")
-    if s.seen == 0:
+    if s.seen == 0 and not s.lists_written:
         done = "nothing changed since the last run" if s.mode == "incremental" else "no jobs in the database"
     elif s.embedded == 0 and s.lists_written == 0 and not s.failed:
         done = _nothing_listed(s)

@@ -63,6 +63,7 @@ def test_a_role_that_changes_with_time_recomputes_the_lists():
     assert pipeline.kept[-1] and victim in {e[0] for items, _ in pipeline.lists().values() for e in items}
     later = pipeline.run(now=NOW + 5 * MIN)  # it expired in between
     assert not pipeline.kept[-1] and later["seen"] == 0 and later["lists_written"] > 0
+    assert later["headline"] == f"{later['lists_written']:,} lists written (0 pulled, 0 embedded)"  # not "nothing changed"
     assert victim not in {e[0] for items, _ in pipeline.lists().values() for e in items}
     assert equals_a_full_pass(pipeline, NOW + 5 * MIN)
 
