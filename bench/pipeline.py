@@ -475,7 +475,9 @@ def main() -> int:
 
         print("incremental run ...", file=sys.stderr, flush=True)
         inc = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
-        time.sleep(float(settings.watermark_overlap_s) + 1)  # past the watermark overlap: nothing is re-read
+        # (the churn edits were made within the watermark overlap before the incremental run's start,
+        # so the no-change run re-reads them, unchanged)
+        time.sleep(float(settings.watermark_overlap_s) + 1)
         print("no-change run ...", file=sys.stderr, flush=True)
         idle = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
         # the edit run starts past the watermark overlap (so the run after it re-reads nothing) and
