@@ -39,6 +39,7 @@ from jobsim.lists import ranked  # noqa: E402
 from jobsim.listset import CODE_OBJECTS  # noqa: E402
 from jobsim.report import histogram_of  # noqa: E402
 from jobsim.snapshot import diff_fingerprints  # noqa: E402
+from tests.test_listset import reference_checks  # noqa: E402  (the former jobsim.lists.list_checks)
 from jobsim.repositories import JobList, Neighbour  # noqa: E402
 from jobsim.scoring import Context  # noqa: E402
 from jobsim.settings import NeighbourSettings  # noqa: E402
@@ -74,23 +75,6 @@ def former_fingerprint(job_list: JobList) -> bytes:
     return hashlib.blake2b(marshal.dumps(plain, 2), digest_size=16).digest()
 
 
-def former_checks(lists: dict[str, JobList], active: set[str], k: int) -> dict:
-    group = {key: job_list.group or key for key, job_list in lists.items()}
-    open_groups = {group[key] for key in active if key in group}
-    own = repeated = 0
-    lengths = []
-    for key, job_list in lists.items():
-        listed = [group.get(n.job_id, n.job_id) for n in job_list.items]
-        own += group[key] in listed
-        repeated += len(set(listed)) < len(listed)
-        if key in active and len(open_groups) - (group[key] in open_groups) >= k:
-            lengths.append(len(listed))
-    return {"lists": len(lists), "closed_job_lists": len(lists) - len(active & lists.keys()),
-            "with_own_duplicate": own, "with_repeated_group": repeated,
-            "median_length": float(np.median(lengths)) if lengths else 0.0,
-            "shorter_than_k": int(sum(n < k for n in lengths))}
-
-
 def former(corpus, state, cfg, stored: dict[str, bytes]):
     """The lists' step of 7a51989: objects, marshal fingerprints, checks and histogram from objects."""
     similarity.rerank_jobs = former_rerank_jobs
@@ -106,7 +90,7 @@ def former(corpus, state, cfg, stored: dict[str, bytes]):
             changes[key] = job_list
         if fp != empty:
             after[key] = fp
-    checks = former_checks(lists, set(corpus.job_ids[corpus.active].tolist()), cfg.k)
+    checks = reference_checks(lists, set(corpus.job_ids[corpus.active].tolist()), cfg.k)
     scores = np.fromiter((n.score for job_list in lists.values() for n in job_list.items), dtype=np.float64)
     hist = histogram_of(scores, len(lists), sum(1 for job_list in lists.values() if not job_list.items))
     return changes, after, checks, hist
