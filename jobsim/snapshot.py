@@ -81,7 +81,7 @@ class Origin:
     at: datetime  # the time the lists were computed for (that run's start)
     fingerprint: str  # :func:`lists_fingerprint` of that run
     stats: dict[str, Any]  # jobsim.similarity.NeighbourStats.as_dict() of that pass
-    checks: dict[str, Any]  # jobsim.lists.list_checks of the lists
+    checks: dict[str, Any]  # jobsim.listset.ListSet.checks of the lists
     histogram: dict[str, Any] | None = None  # asdict of jobsim.report.Histogram of their scores
 
 
