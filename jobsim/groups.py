@@ -20,6 +20,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from jobsim.corpus import Corpus
+from jobsim.segments import spans
 
 UNKNOWN_CREATED = np.iinfo(np.int64).max  # a posting with no createdAt is never the original
 
@@ -44,8 +45,7 @@ def companies_agree(corpus: Corpus, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     start = np.searchsorted(pairs // width, np.arange(rows + 1))
     count = start[a + 1] - start[a]  # each pair expanded by a's companies
     link = np.repeat(np.arange(len(a)), count)
-    at = np.repeat(start[a], count) + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    want = b[link] * width + pairs[at] % width
+    want = b[link] * width + pairs[spans(start[a], count)] % width
     found = pairs[np.minimum(np.searchsorted(pairs, want), len(pairs) - 1)] == want if len(pairs) else want < 0
     return unknown[a] | unknown[b] | (np.bincount(link[found], minlength=len(a)) > 0)
 

@@ -24,6 +24,8 @@ import logging
 import faiss
 import numpy as np
 
+from jobsim.segments import spans, within
+
 log = logging.getLogger(__name__)
 
 LIVE_FRACTION = 0.5  # below this share of rows (columns) with a hit, only those are compared
@@ -103,8 +105,8 @@ def push_sparse(
         group = np.flatnonzero(width_class == w)
         width = 1 << w
         g_starts, g_counts = starts[group], counts[group]
-        slot = np.arange(int(g_counts.sum())) - np.repeat(np.cumsum(g_counts) - g_counts, g_counts)
-        src = np.repeat(g_starts, g_counts) + slot
+        slot = within(g_counts)
+        src = spans(g_starts, g_counts)
         which = np.repeat(np.arange(len(group)), g_counts)
         vals = np.full((len(group), width), -np.inf, dtype=np.float32)
         ids = np.zeros((len(group), width), dtype=np.int64)

@@ -24,6 +24,7 @@ from jobsim.corpus import Corpus
 from jobsim.groups import Groups
 from jobsim.listset import ListSet
 from jobsim.scoring import pair_bonus
+from jobsim.segments import spans, within
 from jobsim.settings import NeighbourSettings
 
 
@@ -69,8 +70,8 @@ def _choose_members(corpus: Corpus, subjects: np.ndarray, rows: np.ndarray) -> n
     if not len(multi):
         return chosen
     seg = counts[multi]
-    offsets = np.arange(seg.sum()) - np.repeat(np.cumsum(seg) - seg, seg)
-    member = corpus.members[np.repeat(corpus.member_start[rows[multi]], seg) + offsets]
+    offsets = within(seg)
+    member = corpus.members[spans(corpus.member_start[rows[multi]], seg)]
     bonus, _ = pair_bonus(corpus.context, np.repeat(subjects[multi], seg), member[:, None])
     segment = np.repeat(np.arange(len(multi)), seg)
     best = np.lexsort((offsets, -bonus[:, 0], segment))

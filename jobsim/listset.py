@@ -25,6 +25,7 @@ import numpy as np
 from jobsim.allocation import collector_paused
 from jobsim.repositories import JobList, Neighbour
 from jobsim.scoring import match_codes
+from jobsim.segments import spans, within
 
 CODES = [match_codes(bits) for bits in range(32)]
 CODE_OBJECTS = np.empty(len(CODES), dtype=object)  # the same tuples, indexable by a bits array
@@ -117,8 +118,7 @@ class ListSet(Mapping[str, JobList]):
         positions = np.asarray(positions, dtype=np.int64)
         counts = self.counts[positions]
         ends = np.cumsum(counts)
-        offsets = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - counts, counts)
-        at = np.repeat(self.starts[positions], counts) + offsets
+        at = spans(self.starts[positions], counts)
         with collector_paused():
             items = list(map(Neighbour, map(str, self.job_ids[self.entry[at]].tolist()), self.score[at].tolist(),
                              self.cosine[at].tolist(), CODE_OBJECTS[self.bits[at]].tolist()))
@@ -134,7 +134,7 @@ class ListSet(Mapping[str, JobList]):
         words[:, 0] = counts
         words[:, 1] = np.fromiter((_group_word(self.original[j]) for j in self.jobs.tolist()), dtype=np.uint64, count=m)
         row = np.repeat(np.arange(m), counts)
-        col = 2 + 4 * (np.arange(len(self.entry)) - np.repeat(self.starts[:-1], counts))
+        col = 2 + 4 * within(counts)
         words[row, col] = self._key_hashes()[self.entry]
         words[row, col + 1] = self.score.astype("<f8").view("<u8")
         words[row, col + 2] = self.cosine.astype("<f8").view("<u8")
@@ -148,10 +148,7 @@ class ListSet(Mapping[str, JobList]):
         """Hash of every corpus job's key (computed for the jobs listed as neighbours only)."""
         out = np.zeros(len(self.job_ids), dtype=np.uint64)
         used = np.unique(self.entry)
-        blake = hashlib.blake2b
-        digests = b"".join(blake(str(k).encode("utf-8", "surrogatepass"), digest_size=8).digest()
-                           for k in self.job_ids[used].tolist())
-        out[used] = np.frombuffer(digests, dtype="<u8")  # = key_hash of each
+        out[used] = np.fromiter(map(key_hash, map(str, self.job_ids[used].tolist())), dtype=np.uint64, count=len(used))
         return out
 
     def checks(self, active: np.ndarray, k: int) -> dict[str, float | int]:

@@ -26,6 +26,8 @@ import faiss
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from jobsim.segments import within
+
 log = logging.getLogger(__name__)
 
 UNIT_ROUNDOFF = 2.0**-24  # float32
@@ -112,7 +114,7 @@ def canonical_top(
         return out_s, out_i
     counts = np.bincount(rows, minlength=m)
     cand = np.full((m, int(counts.max())), -1, dtype=np.int64)
-    cand[rows, np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)] = pos if cols is None else cols[pos]
+    cand[rows, within(counts)] = pos if cols is None else cols[pos]
     sc = rescore(queries, base, cand)
     order_rows(sc, cand)
     w = min(kk, cand.shape[1])
