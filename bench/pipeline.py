@@ -189,13 +189,17 @@ def run_flow(mode: str, timer: MongoTimer, nlog: NeighbourLog, emb_pid: int, emb
     }
 
 
+def open_jobs(docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The loaded jobs that are open at ``now`` (as generated: active, not deleted, not expired)."""
+    return [d for d in docs if d["status"] == "active" and not d["isDeleted"] and d["expiresAt"] > now]
+
+
 def churn(docs: list[dict[str, Any]], n: int, seed: int) -> tuple[list[dict], list[dict], list[Any]]:
     """1% edited copies (with their ``_id``), 0.5% new jobs, 0.5% ``_id``s that will expire."""
     from jobsim.synthetic import generate_jobs
 
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
-    live = [d for d in docs if d["status"] == "active" and not d["isDeleted"] and d["expiresAt"] > now]
+    live = open_jobs(docs, datetime.now(timezone.utc))
     picked = rng.sample(live, max(1, n // 100) + max(1, n // 200))
     edits = [dict(d, description=d["description"] + " Updated: the team now also works remotely on Fridays.")
              for d in picked[: max(1, n // 100)]]
@@ -231,8 +235,7 @@ def expire_by_app(db: Any, docs: list[dict[str, Any]], count: int, seconds: floa
     """An app edit that gives ``count`` open jobs (not in ``skip``) an expiry ``seconds`` from
     now (``updatedAt`` bumped, so the next incremental run re-reads them)."""
     now = datetime.now(timezone.utc)
-    live = [d["_id"] for d in docs
-            if d["status"] == "active" and not d["isDeleted"] and d["expiresAt"] > now and d["_id"] not in skip]
+    live = [d["_id"] for d in open_jobs(docs, now) if d["_id"] not in skip]
     at = now + timedelta(seconds=seconds)
     db.jobs.update_many({"_id": {"$in": random.Random(seed + 2).sample(live, count)}},
                         {"$set": {"expiresAt": at, "updatedAt": now}})
@@ -477,12 +480,12 @@ def main() -> int:
         inc = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
         # (the churn edits were made within the watermark overlap before the incremental run's start,
         # so the no-change run re-reads them, unchanged)
-        time.sleep(float(settings.watermark_overlap_s) + 1)
+        overlap = float(settings.watermark_overlap_s) + 1
+        time.sleep(overlap)
         print("no-change run ...", file=sys.stderr, flush=True)
         idle = run_flow("incremental", timer, nlog, emb_proc.pid, url, mongo.pid)
         # the edit run starts past the watermark overlap (so the run after it re-reads nothing) and
         # the jobs expire after it (it takes about an incremental run)
-        overlap = float(settings.watermark_overlap_s) + 1
         expiry = expire_by_app(db, docs, args.expiring, overlap + 2 * inc["wall"] + 10, args.seed,
                                set(expire) | {d["_id"] for d in edits})
         load["expiring"] = args.expiring

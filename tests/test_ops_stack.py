@@ -117,7 +117,7 @@ def test_two_events_at_once_never_write_concurrently(stack, tmp_path):
     The test holds the writer lease until the second run is queued, so the first is still
     running then (else a fast first run may end before the second is even picked up)."""
     from jobsim.stages.lease import WRITER
-    from storage.state import LEASE_PREFIX
+    from storage.state import StateRepository
 
     docs = generate_jobs(80, seed=21)
     ids = []
@@ -125,11 +125,8 @@ def test_two_events_at_once_never_write_concurrently(stack, tmp_path):
         path = stack.write_jsonl(tmp_path / f"part{part}.jsonl", chunk)
         ids.append(path)
     with MongoClient(stack.env["JOBSIM_MONGO__URI"]) as client:
-        state = client[stack.database].pipeline_state
-        now = datetime.now(timezone.utc)
-        lease = {"_id": LEASE_PREFIX + WRITER, "owner": "the test", "acquiredAt": now, "heartbeatAt": now,
-                 "expiresAt": now + timedelta(seconds=240)}
-        state.insert_one(lease)
+        state = StateRepository(client[stack.database])
+        assert state.acquire_lease(WRITER, "the test", datetime.now(timezone.utc), timedelta(seconds=240)) is not None
         try:
             procs = [subprocess.Popen([str(ROOT / ".venv/bin/jobsim"), "import", str(p), "--preset", "native",
                                        "--source", "burst"], cwd=ROOT, env=stack.env, stdout=subprocess.PIPE,
@@ -145,7 +142,7 @@ def test_two_events_at_once_never_write_concurrently(stack, tmp_path):
             wait_for_runs(lambda: [r for r in runs if "AwaitingConcurrencySlot" in history_of(stack, r["id"])], 1,
                           timeout_s=120)
         finally:
-            state.delete_one({"_id": lease["_id"], "owner": lease["owner"]})
+            state.release_lease(WRITER, "the test")
     finished = stack.wait_finished([r["id"] for r in runs] + [manual["id"]], timeout_s=180)
     assert [r["state_type"] for r in finished] == ["COMPLETED"] * 3, [r["state"] for r in finished]
     # the two runs of one deployment never ran at the same time
