@@ -4,7 +4,9 @@ Pure arrays in, arrays out. :func:`plan_for` asks the planner (:mod:`jobsim.plan
 with the run's settings; :func:`full_topk` runs the chosen path. An ANN pass builds and
 tunes its index first, then asks the planner again with the probe cost it measured
 (:func:`jobsim.planner.confirm_ann`) and runs the exact pass instead when that is now
-predicted faster, so a pass predicted slower than exact is never run.
+predicted faster, so a pass predicted slower than exact is never run. Either path searches
+each distinct vector once (bit-identical rows, :mod:`jobsim.identical`), and the plan is
+made for the distinct rows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jobsim.ann import AnnReport, build_ivf, search_ivf
+from jobsim.identical import expand_topk, identical_rows
 from jobsim.ivf import default_nlist
 from jobsim.neighbours import exact_topk
 from jobsim.planner import PassPlan, confirm_ann, plan_full_pass
@@ -50,18 +53,22 @@ def full_topk(vectors: np.ndarray, depth: int, settings: NeighbourSettings, seed
     """Top-``depth`` candidate lists of every row by the planned path."""
     started = time.perf_counter()
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, d = x.shape
+    twins = identical_rows(x)  # both paths search each distinct vector once
+    xs = x if twins is None else x[twins.first]
+    n, d = xs.shape
     budget = settings.memory_budget_mb << 20
     plan = plan_for(n, d, settings)
     if plan.mode == "ann":
-        index = build_ivf(x, recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
+        index = build_ivf(xs, recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
                           nlist=settings.ann_nlist, seed=seed)
         plan = confirm_ann(plan, n, d, scored_pairs=index.report.scored_pairs, nprobe=index.nprobe,
                            search_dims=index.report.search_dims)
         if plan.mode == "ann":
-            scores, indices, report = search_ivf(x, index, depth)
-            log.info("full pass: ann (%s)", plan.reason)
+            scores, indices, report = search_ivf(xs, index, depth)
+            if twins is not None:
+                scores, indices = expand_topk(x, scores, indices, twins, depth)
+            log.info("full pass: ann over %d distinct of %d rows (%s)", n, len(x), plan.reason)
             return FullPass(scores, indices, False, plan, report, time.perf_counter() - started)
-    scores, indices = exact_topk(x, depth, budget)
+    scores, indices = exact_topk(x, depth, budget, twins=twins)
     log.info("full pass: exact (%s)", plan.reason)
     return FullPass(scores, indices, True, plan, None, time.perf_counter() - started)

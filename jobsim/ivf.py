@@ -86,14 +86,22 @@ def probe_order(x: np.ndarray, centroids: np.ndarray, pmax: int, block: int = 81
     return ids.astype(np.int32)
 
 
-def locality_order(x: np.ndarray, seed: int = 0) -> np.ndarray:
+def locality_order(x: np.ndarray, seed: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
     """A row order that keeps similar rows together (by k-means list): blocks of it have
-    near-final thresholds early, and rows next to each other share candidates."""
-    n = len(x)
-    centroids = train_centroids(x, default_nlist(n), np.random.default_rng(seed), iters=5)
+    near-final thresholds early, and rows next to each other share candidates. With
+    ``rows``, an order of ``x[rows]`` (positions in ``rows``), read without copying it."""
+    n = len(x) if rows is None else len(rows)
+    rng = np.random.default_rng(seed)
+    nlist = default_nlist(n)
+    if rows is None:
+        centroids = train_centroids(x, nlist, rng, iters=5)
+    else:
+        centroids = train_centroids(x[rows[np.sort(rng.choice(n, size=min(n, 32 * nlist), replace=False))]],
+                                    nlist, rng, iters=5)
     home = np.empty(n, dtype=np.int64)
     for b0 in range(0, n, 8192):
-        home[b0 : b0 + 8192] = np.argmax(x[b0 : b0 + 8192] @ centroids.T, axis=1)
+        part = x[b0 : b0 + 8192] if rows is None else x[rows[b0 : b0 + 8192]]
+        home[b0 : b0 + 8192] = np.argmax(part @ centroids.T, axis=1)
     return np.argsort(home, kind="stable")
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from jobsim.heaps import LIVE_FRACTION, new_heaps, push_columns, push_dense, push_filtered, reorder
+from jobsim.identical import Twins, expand_topk, identical_rows
 from jobsim.ivf import locality_order
 from jobsim.rescoring import (
     error_bound, exhaustive_rows, fill_unsafe, finish, finish_rows, order_rows, release_memory, rescore,
@@ -138,8 +139,9 @@ def _symmetric_pass(
     x: np.ndarray, perm: np.ndarray | None, b: int, scores: np.ndarray, indices: np.ndarray, clock: _Clock
 ) -> None:
     """Every pair once: diagonal blocks (whole), then the blocks above them. Rows are
-    taken in the order ``perm`` (heap row and candidate ids are positions in it)."""
-    n = len(x)
+    taken in the order ``perm`` (heap row and candidate ids are positions in it; rows
+    of ``x`` not in ``perm`` are not searched)."""
+    n = len(x) if perm is None else len(perm)
 
     def rows(a: int, z: int) -> np.ndarray:
         return x[a:z] if perm is None else x[perm[a:z]]
@@ -172,7 +174,7 @@ def _symmetric_pass(
 
 def exact_topk(
     vectors: np.ndarray, k: int, memory_budget_bytes: int = 256 << 20, block: int | None = None,
-    timings: dict[str, float] | None = None,
+    timings: dict[str, float] | None = None, twins: Twins | bool | None = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``vectors``, the ``k`` largest inner products with the *other* rows.
 
@@ -180,29 +182,70 @@ def exact_topk(
     slots with no neighbour (n - 1 < k) hold index -1 and score -inf. ``block`` overrides
     the side of the square score blocks (:func:`square_block_for` by default). Matrices
     larger than the CPU cache are searched in a :func:`~jobsim.ivf.locality_order` (the
-    result does not depend on the order). ``timings`` receives seconds per phase.
+    result does not depend on the order). Bit-identical rows are searched once
+    (:mod:`jobsim.identical`, same result): ``twins`` = True finds them, None or False
+    searches every row, a :class:`~jobsim.identical.Twins` is the groups already found.
+    ``timings`` receives seconds per phase.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n = x.shape[0]
+    clock = _Clock(timings)
+    if twins is True:
+        with clock("twins"):
+            twins = identical_rows(x)
+    if not isinstance(twins, Twins):
+        return _distinct_topk(x, k, memory_budget_bytes, block, clock)
+    su, iu = _distinct_topk(x, k, memory_budget_bytes, block, clock, twins)
+    with clock("twins"):
+        out = expand_topk(x, su, iu, twins, k)
+    log.info("exact search: %d rows, %d distinct vectors", len(x), len(twins.first))
+    return out
+
+
+def _distinct_topk(
+    x: np.ndarray, k: int, memory_budget_bytes: int, block: int | None, clock: _Clock, twins: Twins | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`exact_topk` of the rows as they are (ties resolved by the certified finish),
+    or with ``twins`` of the distinct vectors ``x[twins.first]`` (lists of vector numbers),
+    read in place."""
+    rows = None if twins is None else twins.first
+    n = x.shape[0] if rows is None else len(rows)
     kk = min(k, n - 1)
     if kk <= 0:
         return _empty(n, k)
-    clock = _Clock(timings)
     with clock("order"):
-        perm = locality_order(x) if x.nbytes >= LOCALITY_MIN_BYTES else None
+        perm = locality_order(x, rows=rows) if n * x.shape[1] * 4 >= LOCALITY_MIN_BYTES else None
+    gather = perm if rows is None else (rows if perm is None else rows[perm])  # search position → row of x
     scores, indices = new_heaps(n, n - 1, kk)
-    _symmetric_pass(x, perm, block or square_block_for(n, memory_budget_bytes), scores, indices, clock)
+    _symmetric_pass(x, gather, block or square_block_for(n, memory_budget_bytes), scores, indices, clock)
     release_memory()
     with clock("finish"):
         reorder(scores, indices)
         out_s, out_i, unsafe = finish_rows(x, x, scores, indices, k, kk, n - 1 > scores.shape[1],
-                                           order=perm, heaps_in_order=True, id_map=perm)
+                                           order=gather, heaps_in_order=True, id_map=gather)
         del scores, indices  # before the fallback's score blocks
         release_memory()
-        fill_unsafe(out_s, out_i, unsafe, kk, lambda rows: exhaustive_rows(x[rows], x, rows, kk, memory_budget_bytes))
+        if rows is None:
+            fill_unsafe(out_s, out_i, unsafe, kk, lambda r: exhaustive_rows(x[r], x, r, kk, memory_budget_bytes))
+        else:  # lists of the distinct vectors, by vector number
+            out_s, out_i = out_s[rows], out_i[rows]
+            out_i[out_i >= 0] = twins.vector[out_i[out_i >= 0]]
+            unsafe = twins.vector[unsafe]
+            if len(unsafe):  # recomputed against the distinct vectors only (the other rows masked)
+                fill_unsafe(out_s, out_i, unsafe, kk, lambda r: _distinct_rows(x, twins, r, kk, memory_budget_bytes))
     log.info("exact search of %d × %d: %s; %d lists recomputed exhaustively", n, x.shape[1],
              ", ".join(f"{p} {s:.2f} s" for p, s in clock.spent.items()), len(unsafe))
     return out_s, out_i
+
+
+def _distinct_rows(x: np.ndarray, twins: Twins, vectors: np.ndarray, kk: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exhaustive canonical top-``kk`` of distinct ``vectors`` among the distinct vectors
+    (by vector number), reading ``x`` in place."""
+    twin = np.ones(len(x), dtype=bool)
+    twin[twins.first] = False
+    rows = twins.first[vectors]
+    s, i = exhaustive_rows(x[rows], x, rows, kk, budget, skip=twin)
+    i[i >= 0] = twins.vector[i[i >= 0]]
+    return s, i
 
 
 def cross_topk(

@@ -123,9 +123,11 @@ def canonical_top(
 
 
 def exhaustive_rows(
-    queries: np.ndarray, base: np.ndarray, self_cols: np.ndarray | None, kk: int, budget: int
+    queries: np.ndarray, base: np.ndarray, self_cols: np.ndarray | None, kk: int, budget: int,
+    skip: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical top-``kk`` of ``queries`` against all of ``base`` (self excluded by index)."""
+    """Canonical top-``kk`` of ``queries`` against all of ``base`` (self excluded by index;
+    rows where the mask ``skip`` is True are never candidates)."""
     n = base.shape[0]
     eps = error_bound(queries, base)
     out_s = np.empty((len(queries), kk), dtype=np.float32)
@@ -135,6 +137,8 @@ def exhaustive_rows(
         g = queries[b0 : b0 + step] @ base.T
         if self_cols is not None:
             g[np.arange(len(g)), self_cols[b0 : b0 + step]] = -np.inf
+        if skip is not None:
+            g[:, skip] = -np.inf
         out_s[b0 : b0 + len(g)], out_i[b0 : b0 + len(g)] = canonical_top(
             queries[b0 : b0 + step], base, g, None, eps[b0 : b0 + step], kk)
     return out_s, out_i

@@ -1,0 +1,162 @@
+"""Bit-identical rows: search each distinct vector once, then expand the lists.
+
+Pure arrays in, arrays out. Distinct texts often have bit-identical vectors (reposts that
+differ only in what the embedder leaves out: boilerplate, words seen once; measured: 20 %
+of the rows of the 100k benchmark texts under the corpus-fitted embedder, BENCHMARKS.md
+"Neighbours"). Equal vectors have equal canonical scores against every row
+(:func:`jobsim.rescoring.rescore` depends on the values only), so they tie and the order
+(score desc, index asc) puts them by index. Searching one representative per distinct
+vector — its smallest row, so representatives keep the rows' order — and expanding each
+list to the members of every listed vector (plus the row's own twins, at the vector's score
+with itself) gives the lists of the search over all rows, bit for bit, for the work of the
+distinct rows, and without the ties that a certified finish must otherwise recompute
+exhaustively.
+
+Why the distinct top-``k`` is enough: a row's true top-``k`` entry ``m`` (a member of vector
+``w``) has fewer than ``k`` entries before it; if ``w`` were not among the ``k`` distinct
+vectors listed, each of those ``k`` would have a member before ``m`` (a higher score, or the
+same score and a smaller representative, hence a smaller row than ``m``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jobsim.rescoring import rescore
+from jobsim.segments import spans, within
+
+MIN_SHARE = 0.01  # fewer repeated rows than this: search all rows as they are
+_CHUNK = 4096  # rows hashed / expanded at a time
+PROBE_COLUMNS = 32  # columns of the first, cheap key
+
+
+@dataclass
+class Twins:
+    """Rows grouped by bit-identical vector; vectors numbered by their smallest row."""
+
+    first: np.ndarray  # (u,) int64: smallest row of each distinct vector, ascending
+    vector: np.ndarray  # (n,) int64: each row's distinct vector
+    members: np.ndarray  # (n,) int64: rows grouped by vector, ascending inside a group
+    starts: np.ndarray  # (u + 1,) int64: members of vector v = members[starts[v]:starts[v + 1]]
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+
+def _row_keys(bits: np.ndarray) -> np.ndarray:
+    """A 64-bit key per row: Σ bits · odd random weights (mod 2⁶⁴); equal rows, equal keys."""
+    weights = np.random.default_rng(0x7715).integers(1, 1 << 63, size=bits.shape[1], dtype=np.uint64) | np.uint64(1)
+    keys = np.empty(len(bits), dtype=np.uint64)
+    for c0 in range(0, len(bits), _CHUNK):
+        keys[c0 : c0 + _CHUNK] = (bits[c0 : c0 + _CHUNK].astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+    return keys
+
+
+def _heads(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each of ``rows`` (ascending), the first of the rows sharing its key."""
+    by_key = np.argsort(keys, kind="stable")
+    sorted_keys = keys[by_key]
+    start = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+    heads = np.empty(len(rows), dtype=np.int64)
+    heads[by_key] = rows[by_key[np.maximum.accumulate(np.where(start, np.arange(len(keys)), 0))]]
+    return heads
+
+
+def identical_rows(x: np.ndarray, min_share: float = MIN_SHARE) -> Twins | None:
+    """The groups of bit-identical rows of ``x``, or None when fewer than ``min_share`` of
+    the rows repeat an earlier one. Rows are first keyed on ``PROBE_COLUMNS`` columns
+    (cheap: most rows of a matrix without twins stop there), the rows sharing a probe key
+    on all columns, then checked against the first row of their key; a row whose key
+    collides with a different vector's stays on its own (a missed twin costs work, never
+    a wrong list)."""
+    n = len(x)
+    if n < 2:
+        return None
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    cols = np.unique(np.linspace(0, bits.shape[1] - 1, min(bits.shape[1], PROBE_COLUMNS)).astype(np.int64))
+    every = np.arange(n, dtype=np.int64)
+    probe_heads = _heads(_row_keys(bits[:, cols]), every)
+    shared = np.bincount(probe_heads, minlength=n)[probe_heads] > 1
+    if shared.sum() - np.count_nonzero(np.bincount(probe_heads[shared])) < min_share * n:
+        return None  # too few rows can repeat another
+    rows = every[shared]
+    heads = _heads(_row_keys(bits[rows]), rows)
+    same = np.ones(len(rows), dtype=bool)
+    for c0 in range(0, len(rows), _CHUNK):
+        r, h = rows[c0 : c0 + _CHUNK], heads[c0 : c0 + _CHUNK]
+        same[c0 : c0 + _CHUNK] = (bits[r] == bits[h]).all(axis=1)
+    rep = every.copy()
+    rep[rows[same]] = heads[same]  # each row's representative: itself, or the first row of its vector
+    first, vector = np.unique(rep, return_inverse=True)
+    if len(first) > (1 - min_share) * n:
+        return None
+    members = np.argsort(vector, kind="stable")
+    starts = np.searchsorted(vector[members], np.arange(len(first) + 1))
+    return Twins(first=first.astype(np.int64), vector=vector.astype(np.int64), members=members.astype(np.int64),
+                 starts=starts.astype(np.int64))
+
+
+def _vector_lists(
+    x: np.ndarray, su: np.ndarray, iu: np.ndarray, v0: int, twins: Twins, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the distinct vectors ``v0, v0 + 1, …`` (lists ``su``, ``iu``), the first ``width``
+    entries (score desc, row asc) of the rows their lists reach: their own members (at the
+    vector's score with itself) and every member of the vectors listed; a vector listed
+    after ``width`` entries of strictly better score is not expanded."""
+    u, k = iu.shape
+    own = np.arange(v0, v0 + u, dtype=np.int64)[:, None]
+    first = twins.first[v0 : v0 + u]
+    own_s = rescore(x[first], x, first[:, None])
+    # the vector itself goes where (score desc, vector asc) puts it among its sorted list;
+    # vector numbers order like their smallest rows, so ties stay in row order
+    at = ((iu >= 0) & ((su > own_s) | ((su == own_s) & (iu < own)))).sum(axis=1, keepdims=True)
+    cols = np.arange(k + 1)[None, :]
+    take = np.clip(np.where(cols < at, cols, cols - 1), 0, max(k - 1, 0))
+    vec = np.where(cols == at, own, np.take_along_axis(iu, take, axis=1) if k else own)
+    sc = np.where(cols == at, own_s, np.take_along_axis(su, take, axis=1) if k else own_s)
+    counts = np.where(vec >= 0, np.minimum(twins.counts[np.maximum(vec, 0)], width), 0)
+    before = np.cumsum(counts, axis=1) - counts
+    tie_start = np.ones(sc.shape, dtype=bool)
+    tie_start[:, 1:] = sc[:, 1:] != sc[:, :-1]
+    needed = np.maximum.accumulate(np.where(tie_start, before, 0), axis=1) < width
+    counts = np.where(needed, counts, 0).ravel()
+    # entries come out ordered by (owner, score desc, vector, row): only where one score is
+    # shared by several listed vectors must their members be merged by row
+    run = np.cumsum(tie_start.ravel())  # tie runs, numbered along the lists
+    shared = np.bincount(run, weights=counts > 0, minlength=int(run[-1]) + 1) > 1
+    owner = np.repeat(np.repeat(np.arange(u), k + 1), counts)
+    scores = np.repeat(sc.ravel(), counts)
+    rows = twins.members[spans(twins.starts[np.maximum(vec, 0)].ravel(), counts)]
+    mixed = np.flatnonzero(np.repeat(shared[run], counts))
+    if len(mixed):  # a stable sort by row inside each mixed run (its entries are contiguous)
+        entry_run = np.repeat(run, counts)[mixed]
+        rows[mixed] = rows[mixed[np.lexsort((rows[mixed], entry_run))]]
+    slot = within(np.bincount(owner, minlength=u))
+    keep = slot < width
+    out_s = np.full((u, width), -np.inf, dtype=np.float32)
+    out_i = np.full((u, width), -1, dtype=np.int64)
+    out_s[owner[keep], slot[keep]], out_i[owner[keep], slot[keep]] = scores[keep], rows[keep]
+    return out_s, out_i
+
+
+def expand_topk(x: np.ndarray, su: np.ndarray, iu: np.ndarray, twins: Twins, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's top-``k`` (score desc, row asc; self excluded by index; -inf / -1 padding)
+    of ``x`` from the top-``k`` lists ``(su, iu)`` of its distinct vectors ``x[twins.first]``
+    (indices = vector numbers, -1 = empty), a chunk of vectors at a time."""
+    n = len(twins.vector)
+    out_s = np.empty((n, k), dtype=np.float32)
+    out_i = np.empty((n, k), dtype=np.int64)
+    cols = np.arange(k)[None, :]
+    for v0 in range(0, len(twins.first), _CHUNK):
+        v1 = min(len(twins.first), v0 + _CHUNK)
+        vs, vi = _vector_lists(x, su[v0:v1, :k], iu[v0:v1, :k], v0, twins, k + 1)
+        rows = twins.members[twins.starts[v0] : twins.starts[v1]]
+        s, i = vs[twins.vector[rows] - v0], vi[twins.vector[rows] - v0]
+        hit = i == rows[:, None]
+        at = np.where(hit.any(axis=1), hit.argmax(axis=1), k + 1)[:, None]  # the row itself: dropped
+        take = np.where(cols < at, cols, cols + 1)
+        out_s[rows], out_i[rows] = np.take_along_axis(s, take, axis=1), np.take_along_axis(i, take, axis=1)
+    return out_s, out_i
