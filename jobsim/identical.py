@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jobsim.rescoring import rescore
+from jobsim.rescoring import exhaustive_rows, rescore
 from jobsim.segments import spans, within
 
 MIN_SHARE = 0.01  # fewer repeated rows than this: search all rows as they are
@@ -160,3 +160,14 @@ def expand_topk(x: np.ndarray, su: np.ndarray, iu: np.ndarray, twins: Twins, k: 
         take = np.where(cols < at, cols, cols + 1)
         out_s[rows], out_i[rows] = np.take_along_axis(s, take, axis=1), np.take_along_axis(i, take, axis=1)
     return out_s, out_i
+
+
+def distinct_rows(x: np.ndarray, twins: Twins, vectors: np.ndarray, kk: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exhaustive canonical top-``kk`` of distinct ``vectors`` among the distinct vectors
+    (by vector number), reading ``x`` in place."""
+    twin = np.ones(len(x), dtype=bool)
+    twin[twins.first] = False
+    rows = twins.first[vectors]
+    s, i = exhaustive_rows(x[rows], x, rows, kk, budget, skip=twin)
+    i[i >= 0] = twins.vector[i[i >= 0]]
+    return s, i

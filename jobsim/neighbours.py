@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,8 +30,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from jobsim.heaps import LIVE_FRACTION, new_heaps, push_columns, push_dense, push_filtered, reorder
-from jobsim.identical import Twins, expand_topk, identical_rows
+from jobsim.identical import Twins, distinct_rows, expand_topk, identical_rows
 from jobsim.ivf import locality_order
+from jobsim.phases import PROGRESS_EVERY_S, PhaseClock, Progress
 from jobsim.rescoring import (
     error_bound, exhaustive_rows, fill_unsafe, finish, finish_rows, order_rows, release_memory, rescore,
 )
@@ -44,7 +44,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY_S = 10.0
 MAX_SQUARE_BLOCK = 4096  # measured: 8192² blocks (256 MB) made the 100k pass ~25% slower
 LOCALITY_MIN_BYTES = 16 << 20  # smaller matrices stay in the CPU cache: no locality order
 
@@ -62,20 +61,6 @@ def square_block_for(n: int, memory_budget_bytes: int, min_blocks: int = 8) -> i
     by_budget = min(MAX_SQUARE_BLOCK, int(math.isqrt(max(1, memory_budget_bytes // 10))))
     by_count = max(512, -(-n // min_blocks))
     return max(1, min(n, by_budget, by_count))
-
-
-class _Progress:
-    """Logs "done/total" every ``PROGRESS_EVERY_S`` seconds of a long search."""
-
-    def __init__(self, what: str, total: int) -> None:
-        self.what, self.total, self.done = what, total, 0
-        self.started = self.last = time.perf_counter()
-
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        if time.perf_counter() - self.last > PROGRESS_EVERY_S:
-            self.last = time.perf_counter()
-            log.info("%s: %d/%d, %.1f s", self.what, self.done, self.total, self.last - self.started)
 
 
 def _empty(m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,26 +102,8 @@ def _offer(
             live[side] = float(np.mean(got))
 
 
-class _Clock:
-    """Seconds spent per phase (``with clock("gemm"): ...``), for the log and benchmarks."""
-
-    def __init__(self, into: dict[str, float] | None = None) -> None:
-        self.spent: dict[str, float] = into if into is not None else {}
-        self._phase, self._started = "", 0.0
-
-    def __call__(self, phase: str) -> _Clock:
-        self._phase = phase
-        return self
-
-    def __enter__(self) -> None:
-        self._started = time.perf_counter()
-
-    def __exit__(self, *_: object) -> None:
-        self.spent[self._phase] = self.spent.get(self._phase, 0.0) + time.perf_counter() - self._started
-
-
 def _symmetric_pass(
-    x: np.ndarray, perm: np.ndarray | None, b: int, scores: np.ndarray, indices: np.ndarray, clock: _Clock
+    x: np.ndarray, perm: np.ndarray | None, b: int, scores: np.ndarray, indices: np.ndarray, clock: PhaseClock
 ) -> None:
     """Every pair once: diagonal blocks (whole), then the blocks above them. Rows are
     taken in the order ``perm`` (heap row and candidate ids are positions in it; rows
@@ -147,7 +114,7 @@ def _symmetric_pass(
         return x[a:z] if perm is None else x[perm[a:z]]
 
     starts = list(range(0, n, b))
-    progress = _Progress(f"exact search ({n} rows), block", len(starts) * (len(starts) + 1) // 2)
+    progress = Progress(f"exact search ({n} rows), block", len(starts) * (len(starts) + 1) // 2)
     buffer = np.empty((b, b), dtype=np.float32)  # every block's scores, one allocation
     live = [0.0, 0.0]
     with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(2) as pool:
@@ -188,7 +155,7 @@ def exact_topk(
     ``timings`` receives seconds per phase.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    clock = _Clock(timings)
+    clock = PhaseClock(timings)
     if twins is True:
         with clock("twins"):
             twins = identical_rows(x)
@@ -202,7 +169,7 @@ def exact_topk(
 
 
 def _distinct_topk(
-    x: np.ndarray, k: int, memory_budget_bytes: int, block: int | None, clock: _Clock, twins: Twins | None = None,
+    x: np.ndarray, k: int, memory_budget_bytes: int, block: int | None, clock: PhaseClock, twins: Twins | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`exact_topk` of the rows as they are (ties resolved by the certified finish),
     or with ``twins`` of the distinct vectors ``x[twins.first]`` (lists of vector numbers),
@@ -231,21 +198,10 @@ def _distinct_topk(
             out_i[out_i >= 0] = twins.vector[out_i[out_i >= 0]]
             unsafe = twins.vector[unsafe]
             if len(unsafe):  # recomputed against the distinct vectors only (the other rows masked)
-                fill_unsafe(out_s, out_i, unsafe, kk, lambda r: _distinct_rows(x, twins, r, kk, memory_budget_bytes))
+                fill_unsafe(out_s, out_i, unsafe, kk, lambda r: distinct_rows(x, twins, r, kk, memory_budget_bytes))
     log.info("exact search of %d × %d: %s; %d lists recomputed exhaustively", n, x.shape[1],
              ", ".join(f"{p} {s:.2f} s" for p, s in clock.spent.items()), len(unsafe))
     return out_s, out_i
-
-
-def _distinct_rows(x: np.ndarray, twins: Twins, vectors: np.ndarray, kk: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exhaustive canonical top-``kk`` of distinct ``vectors`` among the distinct vectors
-    (by vector number), reading ``x`` in place."""
-    twin = np.ones(len(x), dtype=bool)
-    twin[twins.first] = False
-    rows = twins.first[vectors]
-    s, i = exhaustive_rows(x[rows], x, rows, kk, budget, skip=twin)
-    i[i >= 0] = twins.vector[i[i >= 0]]
-    return s, i
 
 
 def cross_topk(
@@ -268,7 +224,7 @@ def cross_topk(
     sb, ib = new_heaps(nb, na, kb)
     b = block or square_block_for(na + nb, memory_budget_bytes)
     buffer = np.empty((b, b), dtype=np.float32)
-    progress = _Progress(f"cross search ({na} × {nb} rows), block", -(-na // b) * -(-nb // b))
+    progress = Progress(f"cross search ({na} × {nb} rows), block", -(-na // b) * -(-nb // b))
     live = [0.0, 0.0]
     with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(2) as pool:
         for i0 in range(0, na, b):
@@ -310,7 +266,7 @@ def topk_of_rows(
         return _empty(m, k)
     scores, indices = new_heaps(m, n - 1, kk)
     step = block_rows_for(n, memory_budget_bytes)
-    progress = _Progress("exact row search, rows", m)
+    progress = Progress("exact row search, rows", m)
     for b0 in range(0, m, step):
         r = rows[b0 : b0 + step]
         block = x[r] @ x.T

@@ -77,7 +77,7 @@ def grid_topk(seed: int, n: int, d: int, k: int, fallback: list[int]) -> tuple[n
     place send lists to the fallback (recomputed among the distinct rows: counted)."""
     x = (np.random.default_rng(seed).integers(-2, 3, size=(n, d)) / 4).astype(np.float32)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nb, "exhaustive_rows", lambda q, *a, **kw: fallback.append(len(q)) or exhaustive_rows(q, *a, **kw))
+        mp.setattr(identical, "exhaustive_rows", lambda q, *a, **kw: fallback.append(len(q)) or exhaustive_rows(q, *a, **kw))
         s, i = exact_topk(x, k)
     return x, s, i
 
