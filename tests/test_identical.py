@@ -24,11 +24,9 @@ def reposted(rng: np.random.Generator, n: int, d: int, distinct: int, zipf: floa
     return np.ascontiguousarray(base[rng.choice(distinct, size=n, p=p / p.sum())])
 
 
-def plain_topk(x: np.ndarray, k: int, **kw) -> tuple[np.ndarray, np.ndarray]:
+def plain_topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The search over every row as it is (twins never grouped)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nb, "identical_rows", lambda x: None)
-        return exact_topk(x, k, **kw)
+    return exact_topk(x, k, twins=None)
 
 
 def test_groups_are_bit_identical_rows_numbered_by_first_row():
