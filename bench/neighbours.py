@@ -168,11 +168,11 @@ def step_ann(p: dict) -> dict:
 
     x = load(p["data"], p["n"], p["d"])
     t = time.perf_counter()
-    twins = identical_rows(x)  # as jobsim.fullpass.full_topk: each distinct vector searched once
-    xs = x if twins is None else x[twins.first]
-    n, d = xs.shape
-    index = build_ivf(xs, recall_target=0.95, recall_sample=500)
-    scores, idx, report = search_ivf(xs, index, DEPTH)
+    twins = identical_rows(x)  # as jobsim.fullpass.full_topk: each distinct vector searched once, in place
+    n, d = (len(x) if twins is None else len(twins.first)), x.shape[1]
+    index = build_ivf(x, recall_target=0.95, recall_sample=500, twins=twins)
+    scores, idx, report = search_ivf(x, index, DEPTH)
+    del index
     if twins is not None:
         scores, idx = expand_topk(x, scores, idx, twins, DEPTH)
     sec = time.perf_counter() - t

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jobsim.heaps import SPARE
-from jobsim.ivf import Lists, default_nlist, make_lists, pca_basis, probe_order, train_centroids
+from jobsim.identical import Twins, distinct_rows
+from jobsim.ivf import Lists, default_nlist, gather, make_lists, pca_basis, probe_order, train_centroids
 from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall, search_cost
 from jobsim.neighbours import topk_of_rows
 from jobsim.rescoring import release_memory
@@ -61,9 +62,13 @@ class AnnReport:
 @dataclass
 class IvfIndex:
     """Search space, lists and probes of every row, the recall sample and the probe count
-    tuned to the recall target. ``y`` is released by :func:`search_ivf`."""
+    tuned to the recall target. ``y`` is released by :func:`search_ivf`. With ``rows``, the
+    index is over the rows ``x[rows]`` (positions = indices into ``rows``); ``y`` is their
+    projection (``ymap`` None), or ``x`` itself read through ``ymap`` = ``rows``."""
 
     y: np.ndarray | None
+    ymap: np.ndarray | None
+    rows: np.ndarray | None
     lists: Lists
     probes: np.ndarray
     nprobe: int
@@ -97,24 +102,34 @@ def _tune(per_p: np.ndarray, target: float) -> tuple[int, dict[int, float]]:
     return per_p.shape[0], tried
 
 
-def _space(x: np.ndarray, energy: float, nlist: int, rng: np.random.Generator) -> tuple[np.ndarray, Lists, np.ndarray]:
-    """Search space (PCA keeping ``energy``, or the vectors), lists and probes."""
-    basis = pca_basis(x, energy, rng) if energy < 1 else np.empty((x.shape[1], x.shape[1]))
-    y = x if basis.shape[1] >= x.shape[1] else np.ascontiguousarray(x @ basis)
-    centroids = train_centroids(y, nlist, rng)
-    probes = probe_order(y, centroids, MAX_NPROBE)
+def _space(
+    x: np.ndarray, rows: np.ndarray | None, energy: float, nlist: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None, Lists, np.ndarray]:
+    """Search space (PCA keeping ``energy``, or the vectors) of the rows (``x[rows]`` when
+    given) and how it maps positions to its rows (None: by position), lists and probes."""
+    n, d = (len(x) if rows is None else len(rows)), x.shape[1]
+    basis = pca_basis(x, energy, rng, rows=rows) if energy < 1 else np.empty((d, d))
+    if basis.shape[1] >= d:
+        y, ymap = x, rows
+    else:
+        y, ymap = np.empty((n, basis.shape[1]), dtype=np.float32), None
+        for c0 in range(0, n, 8192):
+            y[c0 : c0 + 8192] = gather(x, rows, slice(c0, c0 + 8192)) @ basis
+    centroids = train_centroids(y, nlist, rng, rows=ymap)
+    probes = probe_order(y, centroids, MAX_NPROBE, rows=ymap)
     lists = make_lists(probes[:, 0], len(centroids))
     release_memory()
-    return y, lists, probes
+    return y, ymap, lists, probes
 
 
 def _tune_space(
-    y: np.ndarray, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray, keep: int, target: float,
+    y: np.ndarray, ymap: np.ndarray | None, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray,
+    keep: int, target: float,
 ) -> tuple[int, dict[int, float], bool]:
     """Probe count for ``target`` in this space (simulating few probes first: most data
     need few), the expected recall per count, and whether the target is reached."""
     for pmax in (8, 16, MAX_NPROBE):
-        nprobe, tried = _tune(sample_recall(y, lists, probes[:, :pmax], sample, truth, keep), target)
+        nprobe, tried = _tune(sample_recall(y, lists, probes[:, :pmax], sample, truth, keep, rows=ymap), target)
         if tried[nprobe] >= target and (nprobe < pmax or pmax == MAX_NPROBE):
             return nprobe, tried, True
     return nprobe, tried, False
@@ -122,26 +137,32 @@ def _tune_space(
 
 def build_ivf(
     vectors: np.ndarray, *, recall_target: float = 0.95, recall_sample: int = 500, nlist: int = 0,
-    seed: int = 0, keep: int = 0,
+    seed: int = 0, keep: int = 0, twins: Twins | None = None,
 ) -> IvfIndex:
     """Project, train, assign and tune (no search yet): the ANN pass up to its search.
     When the projection caps the recall below the target, more dimensions are kept
-    (``PCA_ENERGIES``). ``keep`` = candidates kept per row for rescoring."""
+    (``PCA_ENERGIES``). ``keep`` = candidates kept per row for rescoring. With ``twins``,
+    the index is over the distinct vectors ``x[twins.first]`` (read in place; positions =
+    vector numbers)."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n = len(x)
+    rows = None if twins is None else twins.first
+    n = len(x) if rows is None else len(rows)
     rng = np.random.default_rng(seed)
     nl = max(1, min(nlist or default_nlist(n), n))
     sample = np.sort(rng.choice(n, size=min(recall_sample, n), replace=False))
     started = time.perf_counter()
-    _, truth = topk_of_rows(x, sample, 10, TRUTH_BUDGET)
+    if twins is None:
+        _, truth = topk_of_rows(x, sample, 10, TRUTH_BUDGET)
+    else:
+        _, truth = distinct_rows(x, twins, sample, min(10, n - 1), TRUTH_BUDGET)
     tune_s, build_s = time.perf_counter() - started, 0.0
     keep = keep or 66 + SPARE
     for energy in PCA_ENERGIES:
         started = time.perf_counter()
-        y, lists, probes = _space(x, energy, nl, rng)
+        y, ymap, lists, probes = _space(x, rows, energy, nl, rng)
         build_s += time.perf_counter() - started
         started = time.perf_counter()
-        nprobe, tried, reached = _tune_space(y, lists, probes, sample, truth, keep, recall_target)
+        nprobe, tried, reached = _tune_space(y, ymap, lists, probes, sample, truth, keep, recall_target)
         tune_s += time.perf_counter() - started
         if reached or y is x:
             break
@@ -153,26 +174,32 @@ def build_ivf(
         target=recall_target, nlist=len(lists.sizes), build_s=round(build_s, 3), tune_s=round(tune_s, 3),
         scored_pairs=search_cost(probes, lists, nprobe), search_dims=y.shape[1], tried=tried,
     )
-    return IvfIndex(y, lists, probes, nprobe, keep, sample, truth, report)
+    probes = np.ascontiguousarray(probes[:, :nprobe])  # what the search reads
+    release_memory()
+    return IvfIndex(y, ymap, rows, lists, probes, nprobe, keep, sample, truth, report)
 
 
 def search_ivf(vectors: np.ndarray, index: IvfIndex, k: int) -> tuple[np.ndarray, np.ndarray, AnnReport]:
     """Every row's top-``k`` (same shapes, order and padding as
-    :func:`jobsim.neighbours.exact_topk`); the recall reported is measured on the
-    sample's final lists. Releases ``index.y``."""
+    :func:`jobsim.neighbours.exact_topk`) — of the index's rows (``x[index.rows]``, lists
+    of positions, when it has them); the recall reported is measured on the sample's final
+    lists. Releases ``index.y``."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, report = len(x), index.report
+    n, report = (len(x) if index.rows is None else len(index.rows)), index.report
     if n < 2:
         return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64), report
     started = time.perf_counter()
-    y = index.y if index.y is not None else x
+    y, ymap = (index.y, index.ymap) if index.y is not None else (x, index.rows)
     index.y = None
     release_memory()
-    heaps = candidate_heaps(y, index.lists, index.probes, index.nprobe, max(k, index.keep))
+    heaps = candidate_heaps(y, index.lists, index.probes, index.nprobe, max(k, index.keep), rows=ymap)
     del y  # before the rescoring's memory
     release_memory()
-    scores, indices = rescored_lists(x, heaps, index.lists, k)
+    candidates = heaps[1].astype(np.int32 if n < 2**31 else np.int64)  # the rescoring needs only these
     del heaps
+    release_memory()
+    scores, indices = rescored_lists(x, candidates, index.lists, k, rows=index.rows)
+    del candidates
     release_memory()
     report.recall_at_10 = round(recall_at(indices[index.sample], index.truth), 4)
     report.search_s = round(time.perf_counter() - started, 3)

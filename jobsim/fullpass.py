@@ -53,22 +53,23 @@ def full_topk(vectors: np.ndarray, depth: int, settings: NeighbourSettings, seed
     """Top-``depth`` candidate lists of every row by the planned path."""
     started = time.perf_counter()
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    twins = identical_rows(x)  # both paths search each distinct vector once
-    xs = x if twins is None else x[twins.first]
-    n, d = xs.shape
+    twins = identical_rows(x)  # both paths search each distinct vector once, read in place
+    n, d = (len(x) if twins is None else len(twins.first)), x.shape[1]
     budget = settings.memory_budget_mb << 20
     plan = plan_for(n, d, settings)
     if plan.mode == "ann":
-        index = build_ivf(xs, recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
-                          nlist=settings.ann_nlist, seed=seed)
+        index = build_ivf(x, recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
+                          nlist=settings.ann_nlist, seed=seed, twins=twins)
         plan = confirm_ann(plan, n, d, scored_pairs=index.report.scored_pairs, nprobe=index.nprobe,
                            search_dims=index.report.search_dims)
         if plan.mode == "ann":
-            scores, indices, report = search_ivf(xs, index, depth)
+            scores, indices, report = search_ivf(x, index, depth)
+            del index
             if twins is not None:
                 scores, indices = expand_topk(x, scores, indices, twins, depth)
             log.info("full pass: ann over %d distinct of %d rows (%s)", n, len(x), plan.reason)
             return FullPass(scores, indices, False, plan, report, time.perf_counter() - started)
+        del index  # its search space, before the exact pass's memory
     scores, indices = exact_topk(x, depth, budget, twins=twins)
     log.info("full pass: exact (%s)", plan.reason)
     return FullPass(scores, indices, True, plan, None, time.perf_counter() - started)

@@ -55,13 +55,21 @@ def _list_sums(rows: np.ndarray, assign: np.ndarray, nlist: int, cells: int = 4 
     return sums
 
 
+def gather(x: np.ndarray, rows: np.ndarray | None, ids: np.ndarray | slice) -> np.ndarray:
+    """Rows ``ids`` of the matrix ``x``, or of ``x[rows]`` (read in place, never copied whole):
+    the passes search the distinct vectors of a matrix where it lies."""
+    return x[ids] if rows is None else x[rows[ids]]
+
+
 def train_centroids(
-    x: np.ndarray, nlist: int, rng: np.random.Generator, per_list: int = 32, iters: int = 10
+    x: np.ndarray, nlist: int, rng: np.random.Generator, per_list: int = 32, iters: int = 10,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Spherical k-means (inner product) on a sample of ``per_list · nlist`` rows:
-    (nlist, d) unit centroids. Empty lists are re-seeded with random sample rows."""
-    n = len(x)
-    sample = x[np.sort(rng.choice(n, size=min(n, per_list * nlist), replace=False))]
+    """Spherical k-means (inner product) on a sample of ``per_list · nlist`` rows (of
+    ``x[rows]`` when given): (nlist, d) unit centroids. Empty lists are re-seeded with
+    random sample rows."""
+    n = len(x) if rows is None else len(rows)
+    sample = gather(x, rows, np.sort(rng.choice(n, size=min(n, per_list * nlist), replace=False)))
     nlist = min(nlist, len(sample))
     centroids = _normalise(sample[rng.choice(len(sample), size=nlist, replace=False)])
     for _ in range(iters):
@@ -73,15 +81,18 @@ def train_centroids(
     return centroids
 
 
-def probe_order(x: np.ndarray, centroids: np.ndarray, pmax: int, block: int = 8192) -> np.ndarray:
-    """(n, pmax) int32: each row's ``pmax`` best lists, best first (a heap per row)."""
-    n, nlist = len(x), len(centroids)
+def probe_order(
+    x: np.ndarray, centroids: np.ndarray, pmax: int, block: int = 8192, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, pmax) int32: each row's (of ``x[rows]`` when given) ``pmax`` best lists, best
+    first (a heap per row)."""
+    n, nlist = len(x) if rows is None else len(rows), len(centroids)
     pmax = min(pmax, nlist)
     vals = np.empty((n, pmax), dtype=np.float32)
     ids = np.empty((n, pmax), dtype=np.int64)
     heap_view(vals, ids).heapify()
     for b0 in range(0, n, block):
-        push_dense(x[b0 : b0 + block] @ centroids.T, vals, ids, b0)
+        push_dense(gather(x, rows, slice(b0, b0 + block)) @ centroids.T, vals, ids, b0)
     reorder(vals, ids)
     return ids.astype(np.int32)
 
@@ -93,15 +104,10 @@ def locality_order(x: np.ndarray, seed: int = 0, rows: np.ndarray | None = None)
     n = len(x) if rows is None else len(rows)
     rng = np.random.default_rng(seed)
     nlist = default_nlist(n)
-    if rows is None:
-        centroids = train_centroids(x, nlist, rng, iters=5)
-    else:
-        centroids = train_centroids(x[rows[np.sort(rng.choice(n, size=min(n, 32 * nlist), replace=False))]],
-                                    nlist, rng, iters=5)
+    centroids = train_centroids(x, nlist, rng, iters=5, rows=rows)
     home = np.empty(n, dtype=np.int64)
     for b0 in range(0, n, 8192):
-        part = x[b0 : b0 + 8192] if rows is None else x[rows[b0 : b0 + 8192]]
-        home[b0 : b0 + 8192] = np.argmax(part @ centroids.T, axis=1)
+        home[b0 : b0 + 8192] = np.argmax(gather(x, rows, slice(b0, b0 + 8192)) @ centroids.T, axis=1)
     return np.argsort(home, kind="stable")
 
 
@@ -120,13 +126,14 @@ def make_lists(home: np.ndarray, nlist: int) -> Lists:
 
 
 def pca_basis(x: np.ndarray, variance: float, rng: np.random.Generator, sample: int = 20_000,
-              step: int = 32) -> np.ndarray:
+              step: int = 32, rows: np.ndarray | None = None) -> np.ndarray:
     """(d, r) orthonormal basis of the top principal directions (uncentred: inner products
-    are what is kept) of a row sample: the smallest multiple of ``step`` dimensions whose
-    share of the sample's energy reaches ``variance`` (all d when that is d)."""
-    n, d = x.shape
-    rows = x[np.sort(rng.choice(n, size=min(n, sample), replace=False))]
-    values, vectors = np.linalg.eigh(rows.T @ rows)
+    are what is kept) of a row sample (of ``x[rows]`` when given): the smallest multiple of
+    ``step`` dimensions whose share of the sample's energy reaches ``variance`` (all d when
+    that is d)."""
+    n, d = (len(x) if rows is None else len(rows)), x.shape[1]
+    part = gather(x, rows, np.sort(rng.choice(n, size=min(n, sample), replace=False)))
+    values, vectors = np.linalg.eigh(part.T @ part)
     values, vectors = values[::-1], vectors[:, ::-1]
     share = np.cumsum(np.maximum(values, 0)) / max(float(np.maximum(values, 0).sum()), 1e-30)
     r = min(d, -(-(int(np.searchsorted(share, variance)) + 1) // step) * step)

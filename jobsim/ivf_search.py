@@ -21,12 +21,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from jobsim.heaps import new_heaps, push_sparse, reorder
-from jobsim.ivf import Lists
-from jobsim.rescoring import cpu_count, finish_rows
+from jobsim.ivf import Lists, gather
+from jobsim.rescoring import cpu_count, finish_rows, release_memory
 
 log = logging.getLogger(__name__)
 
 QUERY_CHUNK = 1024  # probing rows per GEMM against one list
+TRIM_EVERY = 16  # lists between two malloc_trim calls (≈ 0.3 ms each)
 RANK_STAGES = ((1, 2), (2, 4), (4, 8), (8, 1 << 30))  # probe ranks searched together
 
 
@@ -61,13 +62,15 @@ def _select_own(g: np.ndarray, ids: np.ndarray, c0: int, heaps: tuple[np.ndarray
     scores[rows, keep - sc.shape[1] :], indices[rows, keep - sc.shape[1] :] = sc, cand  # first slots stay empty
 
 
-def _own_lists(y: np.ndarray, lists: Lists, part: np.ndarray, heaps: tuple[np.ndarray, np.ndarray]) -> None:
-    """Lists ``part``: each one's members against each other, in blocks of 512 rows."""
+def _own_lists(
+    y: np.ndarray, rows: np.ndarray | None, lists: Lists, part: np.ndarray, heaps: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Lists ``part``: each one's members against each other, in blocks of 256 rows."""
     for b in part.tolist():
         ids = lists.members(b)
         if len(ids) < 2:
             continue
-        yb = y[ids]
+        yb = gather(y, rows, ids)
         for c0 in range(0, len(ids), 256):
             _select_own(yb[c0 : c0 + 256] @ yb.T, ids, c0, heaps)
 
@@ -98,22 +101,26 @@ def _push_cols(
 
 
 def _probed_lists(
-    pool: ThreadPoolExecutor, y: np.ndarray, lists: Lists, pl: np.ndarray, pr: np.ndarray,
+    pool: ThreadPoolExecutor, y: np.ndarray, rows: np.ndarray | None, lists: Lists, pl: np.ndarray, pr: np.ndarray,
     heaps: tuple[np.ndarray, np.ndarray], later: np.ndarray,
 ) -> None:
     """Rows ``pr`` against the members of lists ``pl`` (grouped by list), one GEMM per
     list and chunk of rows; each block feeds the heaps of its rows *and* of its columns
     (the list's members: scores are symmetric), halves of each on the worker threads
-    (the probing rows are never members of the list: disjoint heaps)."""
+    (the probing rows are never members of the list: disjoint heaps). Every
+    ``TRIM_EVERY`` lists the threads' freed temporaries go back to the OS (they fragment
+    the malloc arenas: ≈ 100 MB at 100k rows otherwise)."""
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
-    for s0, s1 in zip(bounds[:-1], bounds[1:]):
+    for b, (s0, s1) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if b % TRIM_EVERY == TRIM_EVERY - 1:
+            release_memory()
         ids = lists.members(int(pl[s0]))
         if len(ids) == 0:
             continue
-        yb = y[ids]
+        yb = gather(y, rows, ids)
         for c0 in range(s0, s1, QUERY_CHUNK):
             q = pr[c0 : min(s1, c0 + QUERY_CHUNK)]
-            g = y[q] @ yb.T
+            g = gather(y, rows, q) @ yb.T
             hq, hc = (len(q) + 1) // 2, (len(ids) + 1) // 2
             jobs = [pool.submit(_push_rows, g[a:z], heaps, q[a:z], ids) for a, z in ((0, hq), (hq, len(q))) if z > a]
             jobs += [pool.submit(_push_cols, g[:, a:z], heaps, q, ids[a:z], (later, lists.home))
@@ -123,34 +130,43 @@ def _probed_lists(
 
 
 def candidate_heaps(
-    y: np.ndarray, lists: Lists, probes: np.ndarray, nprobe: int, keep: int
+    y: np.ndarray, lists: Lists, probes: np.ndarray, nprobe: int, keep: int, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``keep`` best candidates by ``y`` scores among the members of its first
-    ``nprobe`` lists and the rows that probe its list (heaps, reordered), on every core."""
-    n = len(y)
+    """Each row's (of ``y[rows]`` when given) ``keep`` best candidates by ``y`` scores among
+    the members of its first ``nprobe`` lists and the rows that probe its list (heaps,
+    reordered), on every core."""
+    n = len(y) if rows is None else len(rows)
     heaps = new_heaps(n, n - 1, keep, 0)
     workers = cpu_count()
     later = np.ascontiguousarray(probes[:, 1:nprobe])
     with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:  # small GEMMs: one thread each
-        for job in [pool.submit(_own_lists, y, lists, np.arange(t, len(lists.sizes), workers), heaps)
+        for job in [pool.submit(_own_lists, y, rows, lists, np.arange(t, len(lists.sizes), workers), heaps)
                     for t in range(workers)]:
             job.result()
     with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(workers) as pool:
         for first, last in RANK_STAGES:  # nearer lists first: thresholds tighten, fewer pushes later
             if first < nprobe:
                 pl, pr, _ = probe_pairs(probes, first, min(last, nprobe))
-                _probed_lists(pool, y, lists, pl, pr, heaps, later)
+                _probed_lists(pool, y, rows, lists, pl, pr, heaps, later)
+                del pl, pr
+                release_memory()  # the worker threads' temporaries, before the next stage's
     reorder(*heaps)
     return heaps
 
 
 def rescored_lists(
-    x: np.ndarray, heaps: tuple[np.ndarray, np.ndarray], lists: Lists, k: int
+    x: np.ndarray, candidates: np.ndarray, lists: Lists, k: int, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical top-``k`` of each row's candidates (order score desc, index asc), rows
-    done list by list (their candidates overlap: cache-friendly rescoring)."""
-    kk = min(k, heaps[0].shape[1])
-    out_s, out_i, _ = finish_rows(x, x, *heaps, k, kk, False, order=lists.order)
+    """Canonical top-``k`` of each row's ``candidates`` (the heaps' indices, any integer
+    type, -1 = none; order score desc, index asc), rows done list by list (their
+    candidates overlap: cache-friendly rescoring). With ``rows`` (ascending), the rows are
+    ``x[rows]`` and the indices positions in ``rows``."""
+    kk = min(k, candidates.shape[1])
+    out_s, out_i, _ = finish_rows(x, x, None, candidates, k, kk, False, order=lists.order, id_map=rows,
+                                  query_map=rows)
+    for c0 in range(0, len(out_i) if rows is not None else 0, 8192):  # rows of x → positions, in place
+        part = out_i[c0 : c0 + 8192]
+        part[part >= 0] = np.searchsorted(rows, part[part >= 0])
     return out_s, out_i
 
 
@@ -162,22 +178,23 @@ def probers(lists: Lists, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 
 def sample_recall(
-    y: np.ndarray, lists: Lists, probes: np.ndarray, rows: np.ndarray, truth: np.ndarray, keep: int,
-    block: int = 64,
+    y: np.ndarray, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray, keep: int,
+    block: int = 64, rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """(pmax, m): for every probe count p, each sample row's recall@10, simulating its
     search exactly: its candidates are the members of its first p lists and the rows
     probing its list at a rank < p (each at the lower of the two ranks); the true
     neighbours among its ``keep`` best by ``y`` score stay in its final top-10 (canonical
-    rescoring cannot push a true top-10 neighbour out). Scores: one GEMM per row block."""
+    rescoring cannot push a true top-10 neighbour out). Scores: one GEMM per row block
+    (against all of ``y``; with ``rows``, the rows are ``y[rows]``)."""
     pmax = probes.shape[1]
     inv_rows, inv_ranks, inv_off = probers(lists, probes)
-    out = np.ones((pmax, len(rows)))
+    out = np.ones((pmax, len(sample)))
     p_axis = np.arange(1, pmax + 1)[:, None]
-    for b0 in range(0, len(rows), block):
-        g = y[rows[b0 : b0 + block]] @ y.T
-        for i in range(b0, min(len(rows), b0 + block)):
-            row, t = int(rows[i]), truth[i][truth[i] >= 0]
+    for b0 in range(0, len(sample), block):
+        g = gather(y, rows, sample[b0 : b0 + block]) @ y.T
+        for i in range(b0, min(len(sample), b0 + block)):
+            row, t = int(sample[i]), truth[i][truth[i] >= 0]
             if len(t) == 0:
                 continue
             a = int(lists.home[row])
@@ -187,7 +204,7 @@ def sample_recall(
             cand, rank = cand[first], rank[first]
             uniq = np.r_[True, cand[1:] != cand[:-1]]  # each candidate at its lowest rank
             cand, rank = cand[uniq], rank[uniq]
-            sc = g[i - b0, cand]
+            sc = g[i - b0, cand if rows is None else rows[cand]]
             hits = np.isin(cand, t)
             if not hits.any():
                 out[:, i] = 0.0

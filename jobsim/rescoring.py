@@ -157,21 +157,24 @@ def finish(
 
 
 def finish_rows(
-    queries: np.ndarray, base: np.ndarray, scores: np.ndarray, indices: np.ndarray,
+    queries: np.ndarray, base: np.ndarray, scores: np.ndarray | None, indices: np.ndarray,
     k: int, kk: int, certify: bool, order: np.ndarray | None = None,
-    heaps_in_order: bool = False, id_map: np.ndarray | None = None,
+    heaps_in_order: bool = False, id_map: np.ndarray | None = None, query_map: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reordered heaps of GEMM scores (``scores`` descending per row) → the canonical
     top-``kk`` of each query row, padded to ``k`` (-inf / -1), and the rows it could not
     certify: when ``certify`` (some candidates were left out of the heaps), rows whose
     ``kk``-th canonical score does not beat the heap's smallest GEMM score + the error
-    bound strictly (their lists are to be recomputed, :func:`fill_unsafe`).
+    bound strictly (their lists are to be recomputed, :func:`fill_unsafe`); ``scores`` are
+    read only then.
 
     Query rows are processed in chunks on every core, in the given ``order`` (rows whose
     candidates overlap next to each other make the rescoring reads cache hits). Heap row
     ``i`` belongs to query ``i``, or to ``order[i]`` when ``heaps_in_order``; heap ids are
-    rows of ``base``, or positions mapped to rows by ``id_map``. The heaps are consumed."""
-    m = len(queries)
+    rows of ``base``, or positions mapped to rows by ``id_map``; query ``i`` is
+    ``queries[i]``, or ``queries[query_map[i]]`` (output rows follow ``i``). The heaps are
+    consumed."""
+    m = len(queries) if query_map is None else len(query_map)
     out_s = np.full((m, k), -np.inf, dtype=np.float32)
     out_i = np.full((m, k), -1, dtype=np.int64)
     eps = error_bound(queries, base) if certify else None
@@ -183,12 +186,13 @@ def finish_rows(
         idx = indices[heap]
         if id_map is not None:
             idx = np.where(idx >= 0, id_map[np.maximum(idx, 0)], -1)
-        canon = rescore(queries[rows], base, idx)
+        q = rows if query_map is None else query_map[rows]
+        canon = rescore(queries[q], base, idx)
         order_rows(canon, idx)
         out_s[rows, :kk], out_i[rows, :kk] = canon[:, :kk], idx[:, :kk]
         if eps is None:
             return np.empty(0, dtype=np.int64)
-        bad = np.flatnonzero(~(canon[:, kk - 1] > scores[heap, -1] + eps[rows]))
+        bad = np.flatnonzero(~(canon[:, kk - 1] > scores[heap, -1] + eps[q]))
         return c0 + bad if order is None else rows[bad]
 
     with threadpool_limits(1), ThreadPoolExecutor(cpu_count()) as pool:  # no nested OpenMP teams

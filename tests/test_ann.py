@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from jobsim import ann
 from jobsim.ann import ann_topk, build_ivf, recall_at, search_ivf
+from jobsim.identical import expand_topk, identical_rows
 from jobsim.ivf import make_lists, pca_basis, probe_order, train_centroids
 from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall
 from jobsim.neighbours import exact_topk
@@ -41,7 +43,7 @@ def test_search_is_exact_over_its_candidates(seed, n, nlist, nprobe, k, dup):
     probes = np.argsort(rng.random((n, nlist)), axis=1).astype(np.int32)  # any probe order
     lists = make_lists(probes[:, 0], nlist)
     nprobe = min(nprobe, nlist)
-    scores, idx = rescored_lists(x, candidate_heaps(x, lists, probes, nprobe, n), lists, k)
+    scores, idx = rescored_lists(x, candidate_heaps(x, lists, probes, nprobe, n)[1], lists, k)
     want = candidates_brute(x, lists, probes, nprobe, k)
     for r in range(n):
         got = idx[r][idx[r] >= 0].tolist()
@@ -75,7 +77,7 @@ def test_the_tuning_simulation_is_what_the_search_finds(seed):
     keep = 14
     sim = sample_recall(x, lists, probes, sample, truth[sample], keep)
     for p in (1, 3, 6):
-        _, idx = rescored_lists(x, candidate_heaps(x, lists, probes, p, keep), lists, 10)
+        _, idx = rescored_lists(x, candidate_heaps(x, lists, probes, p, keep)[1], lists, 10)
         for j, row in enumerate(sample):
             found = len(set(idx[row].tolist()) & set(truth[row].tolist())) / 10
             assert sim[p - 1, j] == pytest.approx(found)
@@ -137,3 +139,31 @@ def test_tiny_inputs_keep_the_contract():
         x = clustered(n, 8, 2, 0.3, seed=n)
         s, i, _ = ann_topk(x, 5, recall_sample=10)
         check_contract(s, i, n, 5, np.arange(n))
+
+
+@pytest.mark.parametrize("energies", [(0.85, 0.95, 1.0), (1.0,)])
+def test_index_over_distinct_rows_in_place_equals_the_index_over_their_copy(monkeypatch, energies):
+    """``build_ivf(x, twins=…)`` reads the distinct vectors where they lie (projection, or
+    the vectors themselves through a row map): the same index, tuning and lists as the
+    index over the copy ``x[twins.first]``, bit for bit."""
+    monkeypatch.setattr(ann, "PCA_ENERGIES", energies)
+    rng = np.random.default_rng(4)
+    base = clustered(2500, 48, 60, 0.5, seed=4)
+    x = base[rng.integers(0, len(base), size=3400)]  # ≈ 30 % of the rows repeat another bit for bit
+    twins = identical_rows(x)
+    assert twins is not None and len(twins.first) < len(x)
+    in_place = build_ivf(x, recall_target=0.9, recall_sample=300, nlist=32, twins=twins)
+    copied = build_ivf(x[twins.first], recall_target=0.9, recall_sample=300, nlist=32)
+    assert (in_place.ymap is None) == (energies[0] < 1) and in_place.report.tried == copied.report.tried
+    np.testing.assert_array_equal(in_place.truth, copied.truth)
+    np.testing.assert_array_equal(in_place.probes, copied.probes)
+    s1, i1, r1 = search_ivf(x, in_place, 12)
+    s2, i2, r2 = search_ivf(x[twins.first], copied, 12)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(s1, s2)
+    assert r1.recall_at_10 == r2.recall_at_10
+    # and the expanded lists are the rows' lists: duplicates listed, self excluded by index
+    s, i = expand_topk(x, s1, i1, twins, 12)
+    _, truth = exact_topk(x, 12)
+    assert recall_at(i, truth) >= 0.85
+    check_contract(s, i, len(x), 12, np.arange(len(x)))
