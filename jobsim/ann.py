@@ -1,7 +1,7 @@
 """Approximate all-pairs top-k: an IVF searched as dense GEMM blocks, tuned each run.
 
 Pure arrays in, arrays out. :func:`build_ivf` projects the rows on their top principal
-directions (enough of them for ``PCA_ENERGY`` of the sample's energy; text embeddings
+directions (enough of them for a share ``PCA_ENERGIES`` of the sample's energy; text embeddings
 concentrate there), trains spherical k-means centroids on a sample in that space, gives
 every row its best lists (:mod:`jobsim.ivf`), computes the exact top-10 of a random
 sample of rows and picks the smallest ``nprobe`` whose recall@10 on that sample —
@@ -11,7 +11,10 @@ with ~95% confidence. :func:`search_ivf` then searches every row
 ones rescored canonically with the full vectors (the exact pass's scores, bit for bit),
 ordered (score desc, index asc), and every found pair offered to both sides. The recall
 reported is measured on the sample's final lists. Self is removed by index (duplicates
-stay), as in the exact path.
+stay), as in the exact path. Given the groups of bit-identical rows (``twins``,
+:mod:`jobsim.identical`), the index is over the distinct vectors, read where they lie in
+the matrix: what the pass holds beside the vectors is the projection, the heaps (then
+only their candidate ids) and the lists.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jobsim.heaps import SPARE
-from jobsim.identical import Twins, distinct_rows
+from jobsim.identical import Twins
 from jobsim.ivf import Lists, default_nlist, gather, make_lists, pca_basis, probe_order, train_centroids
 from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall, search_cost
 from jobsim.neighbours import topk_of_rows
@@ -153,8 +156,9 @@ def build_ivf(
     started = time.perf_counter()
     if twins is None:
         _, truth = topk_of_rows(x, sample, 10, TRUTH_BUDGET)
-    else:
-        _, truth = distinct_rows(x, twins, sample, min(10, n - 1), TRUTH_BUDGET)
+    else:  # among the distinct vectors only, by vector number
+        _, truth = topk_of_rows(x, twins.first[sample], 10, TRUTH_BUDGET, skip=twins.repeats)
+        truth[truth >= 0] = twins.vector[truth[truth >= 0]]
     tune_s, build_s = time.perf_counter() - started, 0.0
     keep = keep or 66 + SPARE
     for energy in PCA_ENERGIES:

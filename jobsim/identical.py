@@ -45,6 +45,13 @@ class Twins:
     def counts(self) -> np.ndarray:
         return np.diff(self.starts)
 
+    @property
+    def repeats(self) -> np.ndarray:
+        """(n,) bool: the rows that repeat an earlier row (all but each vector's first)."""
+        mask = np.ones(len(self.vector), dtype=bool)
+        mask[self.first] = False
+        return mask
+
 
 def _row_keys(bits: np.ndarray) -> np.ndarray:
     """A 64-bit key per row: Σ bits · odd random weights (mod 2⁶⁴); equal rows, equal keys."""
@@ -165,9 +172,7 @@ def expand_topk(x: np.ndarray, su: np.ndarray, iu: np.ndarray, twins: Twins, k: 
 def distinct_rows(x: np.ndarray, twins: Twins, vectors: np.ndarray, kk: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """Exhaustive canonical top-``kk`` of distinct ``vectors`` among the distinct vectors
     (by vector number), reading ``x`` in place."""
-    twin = np.ones(len(x), dtype=bool)
-    twin[twins.first] = False
     rows = twins.first[vectors]
-    s, i = exhaustive_rows(x[rows], x, rows, kk, budget, skip=twin)
+    s, i = exhaustive_rows(x[rows], x, rows, kk, budget, skip=twins.repeats)
     i[i >= 0] = twins.vector[i[i >= 0]]
     return s, i

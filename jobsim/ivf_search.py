@@ -162,11 +162,12 @@ def rescored_lists(
     candidates overlap: cache-friendly rescoring). With ``rows`` (ascending), the rows are
     ``x[rows]`` and the indices positions in ``rows``."""
     kk = min(k, candidates.shape[1])
+    position = None
+    if rows is not None:  # rows of x → positions
+        position = np.empty(len(x), dtype=np.int64)
+        position[rows] = np.arange(len(rows))
     out_s, out_i, _ = finish_rows(x, x, None, candidates, k, kk, False, order=lists.order, id_map=rows,
-                                  query_map=rows)
-    for c0 in range(0, len(out_i) if rows is not None else 0, 8192):  # rows of x → positions, in place
-        part = out_i[c0 : c0 + 8192]
-        part[part >= 0] = np.searchsorted(rows, part[part >= 0])
+                                  query_map=rows, id_out=position)
     return out_s, out_i
 
 

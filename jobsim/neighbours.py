@@ -187,18 +187,17 @@ def _distinct_topk(
     release_memory()
     with clock("finish"):
         reorder(scores, indices)
-        out_s, out_i, unsafe = finish_rows(x, x, scores, indices, k, kk, n - 1 > scores.shape[1],
-                                           order=gather, heaps_in_order=True, id_map=gather)
+        if n < 2**31:  # positions fit int32: the finish holds the heaps and the lists at once
+            indices = indices.astype(np.int32)
+            release_memory()
+        # with twins: lists of the distinct vectors, by vector number
+        out_s, out_i, unsafe = finish_rows(x, x, scores, indices, k, kk, n - 1 > scores.shape[1], order=perm,
+                                           heaps_in_order=True, id_map=gather, query_map=rows,
+                                           id_out=None if twins is None else twins.vector)
         del scores, indices  # before the fallback's score blocks
         release_memory()
-        if rows is None:
-            fill_unsafe(out_s, out_i, unsafe, kk, lambda r: exhaustive_rows(x[r], x, r, kk, memory_budget_bytes))
-        else:  # lists of the distinct vectors, by vector number
-            out_s, out_i = out_s[rows], out_i[rows]
-            out_i[out_i >= 0] = twins.vector[out_i[out_i >= 0]]
-            unsafe = twins.vector[unsafe]
-            if len(unsafe):  # recomputed against the distinct vectors only (the other rows masked)
-                fill_unsafe(out_s, out_i, unsafe, kk, lambda r: distinct_rows(x, twins, r, kk, memory_budget_bytes))
+        fill_unsafe(out_s, out_i, unsafe, kk, (lambda r: exhaustive_rows(x[r], x, r, kk, memory_budget_bytes))
+                    if twins is None else (lambda r: distinct_rows(x, twins, r, kk, memory_budget_bytes)))
     log.info("exact search of %d × %d: %s; %d lists recomputed exhaustively", n, x.shape[1],
              ", ".join(f"{p} {s:.2f} s" for p, s in clock.spent.items()), len(unsafe))
     return out_s, out_i
@@ -252,8 +251,10 @@ def topk_of_rows(
     k: int,
     memory_budget_bytes: int = 256 << 20,
     on_block: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    skip: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` of the given rows against all rows (self excluded by index).
+    """Exact top-``k`` of the given rows against all rows (self excluded by index; rows
+    where the mask ``skip`` is True are never candidates, and are not among ``rows``).
 
     Same contract and order as :func:`exact_topk`, one output row per entry of ``rows``.
     ``on_block(block_rows, scores)`` sees every (rows × n) score block (self = -inf).
@@ -261,24 +262,27 @@ def topk_of_rows(
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     rows = np.asarray(rows, dtype=np.int64)
     n, m = x.shape[0], len(rows)
-    kk = min(k, n - 1)
+    others = n - 1 - (0 if skip is None else int(np.count_nonzero(skip)))
+    kk = min(k, others)
     if kk <= 0 or m == 0:
         return _empty(m, k)
-    scores, indices = new_heaps(m, n - 1, kk)
+    scores, indices = new_heaps(m, others, kk)
     step = block_rows_for(n, memory_budget_bytes)
     progress = Progress("exact row search, rows", m)
     for b0 in range(0, m, step):
         r = rows[b0 : b0 + step]
         block = x[r] @ x.T
         block[np.arange(len(r)), r] = -np.inf
+        if skip is not None:
+            block[:, skip] = -np.inf
         if on_block is not None:
             on_block(r, block)
         push_dense(block, scores, indices, b0)
         progress.step(len(r))
     reorder(scores, indices)
     q = x[rows]
-    return finish(q, x, scores, indices, k, kk, n - 1 > scores.shape[1],
-                  lambda sub: exhaustive_rows(q[sub], x, rows[sub], kk, memory_budget_bytes))
+    return finish(q, x, scores, indices, k, kk, others > scores.shape[1],
+                  lambda sub: exhaustive_rows(q[sub], x, rows[sub], kk, memory_budget_bytes, skip=skip))
 
 
 def merge_topk(

@@ -160,6 +160,7 @@ def finish_rows(
     queries: np.ndarray, base: np.ndarray, scores: np.ndarray | None, indices: np.ndarray,
     k: int, kk: int, certify: bool, order: np.ndarray | None = None,
     heaps_in_order: bool = False, id_map: np.ndarray | None = None, query_map: np.ndarray | None = None,
+    id_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reordered heaps of GEMM scores (``scores`` descending per row) → the canonical
     top-``kk`` of each query row, padded to ``k`` (-inf / -1), and the rows it could not
@@ -172,7 +173,8 @@ def finish_rows(
     candidates overlap next to each other make the rescoring reads cache hits). Heap row
     ``i`` belongs to query ``i``, or to ``order[i]`` when ``heaps_in_order``; heap ids are
     rows of ``base``, or positions mapped to rows by ``id_map``; query ``i`` is
-    ``queries[i]``, or ``queries[query_map[i]]`` (output rows follow ``i``). The heaps are
+    ``queries[i]``, or ``queries[query_map[i]]`` (output rows follow ``i``); the lists hold
+    rows of ``base``, or ``id_out[row]`` (a map that keeps their order). The heaps are
     consumed."""
     m = len(queries) if query_map is None else len(query_map)
     out_s = np.full((m, k), -np.inf, dtype=np.float32)
@@ -189,6 +191,8 @@ def finish_rows(
         q = rows if query_map is None else query_map[rows]
         canon = rescore(queries[q], base, idx)
         order_rows(canon, idx)
+        if id_out is not None:
+            idx = np.where(idx >= 0, id_out[np.maximum(idx, 0)], -1)
         out_s[rows, :kk], out_i[rows, :kk] = canon[:, :kk], idx[:, :kk]
         if eps is None:
             return np.empty(0, dtype=np.int64)

@@ -99,6 +99,29 @@ def test_rows_search_equals_brute_force(seed, n, k, m, budget):
         assert np.concatenate(seen).tolist() == rows.tolist()  # every block reported once
 
 
+@hsettings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 60), k=st.integers(1, 20), budget=st.sampled_from([64, 4096]))
+def test_topk_of_rows_never_lists_skipped_rows(seed, n, k, budget):
+    """With a mask of rows that are never candidates (not among the queried rows), each
+    list is the brute-force list of the other rows: skipped rows never listed, padding
+    when fewer remain than k."""
+    rng = np.random.default_rng(seed)
+    x = grid_vectors(rng, n, 4, dup=n // 3)
+    skip = rng.random(n) < 0.4
+    allowed = np.flatnonzero(~skip)
+    rows = rng.choice(allowed, size=min(len(allowed), 7)) if len(allowed) else np.empty(0, np.int64)
+    scores, idx = topk_of_rows(x, rows, k, budget, skip=skip)
+    g = x[rows].astype(np.float64) @ x.T.astype(np.float64)
+    g[np.arange(len(rows)), rows] = -np.inf
+    g[:, skip] = -np.inf
+    kk = min(k, len(allowed) - 1)
+    for r in range(len(rows)):
+        want = np.lexsort((np.arange(n), -g[r]))[: max(kk, 0)]
+        assert idx[r, : max(kk, 0)].tolist() == want.tolist()
+        assert (idx[r, max(kk, 0):] == -1).all() and np.isneginf(scores[r, max(kk, 0):]).all()
+        assert not skip[idx[r][idx[r] >= 0]].any()
+
+
 @hsettings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 8))
 def test_merge_topk_is_top_of_the_union(seed, k):
