@@ -145,8 +145,8 @@ def test_a_format_2_model_keeps_its_version_bytes_and_vectors():
 
 
 EMPLOYERS = {
-    "health department": ["Epidemiologist", "Biostatistician", "Public Health Nurse", "Sanitarian"],
-    "parks department": ["Gardener", "Arborist", "Park Ranger", "Forester"],
+    "health department": ["Epidemiologist", "Biostatistician", "Public Health Nurse", "Sanitarian", "Clerk"],
+    "parks department": ["Gardener", "Arborist", "Park Ranger", "Forester", "Clerk"],
 }
 
 
@@ -172,6 +172,9 @@ def test_the_company_block_brings_titles_of_the_same_employers_together():
         sims[dims] = (float(v[0] @ v[1]), float(v[0] @ v[2]))  # same employer, other employer
     # without the block the characters decide ("epidemiolog-ist" ~ "arbor-ist"); with it the employer
     assert sims[0][0] < sims[0][1] and sims[32][0] > sims[32][1] + 0.2
+    # profiles are centred: a word both employers post in proportion ("clerk") has a row near 0
+    row = {f: model.company[i].astype(float) for i, f in enumerate(model.features[: len(model.company)])}
+    assert np.abs(row["clerk"]).max() < 0.01 and np.abs(row["epidemiologist"]).max() > 0.4
 
 
 def test_no_company_block_without_companies_or_titles():

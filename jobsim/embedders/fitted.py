@@ -144,9 +144,10 @@ class FittedEmbedder:
                 + p.body_lexical_weight * row_l2((body @ self._feature_hash).toarray())
         else:
             lexical = np.zeros((n, 0))
-        # employer block (format 3): the title words' company profiles, summed
-        company = np.asarray(title_words[:, : self._company.shape[0]] @ self._company, dtype=np.float64)
-        dense = np.hstack([p.lsa_weight * row_l2(lsa), p.company_weight * row_l2(company), lexical])
+        # employer block (format 3): the title words' centred company profiles, summed, ÷ L2(title words)
+        # (not normalised by its own norm: words every employer uses in proportion add little)
+        company = np.asarray(row_l2(title_words)[:, : self._company.shape[0]] @ self._company, dtype=np.float64)
+        dense = np.hstack([p.lsa_weight * row_l2(lsa), p.company_weight * company, lexical])
         vectors = np.ascontiguousarray(row_l2(dense), dtype=np.float32)
         errors = {int(i): "text has no features" for i in np.flatnonzero(~vectors.any(axis=1))}
         return EmbeddingResult(vectors=vectors, errors=errors)

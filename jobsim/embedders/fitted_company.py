@@ -2,15 +2,17 @@
 
 Fitted on the (distinct text, company) pairs of the corpus: for each of the most frequent
 features, the share of its pairs held by each company (a row of P = counts / row sum, words
-in fewer than ``company_min_postings`` pairs get none). The model stores P projected on its
-top ``company_dims`` right singular vectors (P·V = U·S: inner products of sums of rows are
-kept up to the rank; with at most ``company_dims`` companies P itself). At embedding time a
-title's words (the lexical block's weights) sum their rows into one block, L2-normalised:
-two titles meet when their words are posted by the same employers ("Data Analyst, Bureau of
+in fewer than ``company_min_postings`` pairs get none), projected on the top ``company_dims``
+right singular vectors of P (P·V = U·S; with at most ``company_dims`` companies P itself) and
+centred: minus the projection of each company's share of all pairs, so a word that every
+employer uses in proportion gets a row near zero. At embedding time the title's words (the
+lexical block's weights, L2-normalised) sum their rows; the block is **not** normalised by
+its own norm, so a title whose words say little about employers gets a short block (on a
+board of one-posting companies the block stays small; see docs/fitted-embedder-tuning.md).
+Two titles meet when their words are posted by the same employers ("Data Analyst, Bureau of
 HIV" near "Epidemiologist"), even when they share no word. Body words get no block (on long
-descriptions it did not help: docs/fitted-embedder-tuning.md). Rows without a company count
-for nothing; without companies, or with fewer than 2, the block is empty (0 columns).
-"""
+descriptions it did not help). Rows without a company count for nothing; without companies,
+or with fewer than 2, or without title words, the block is empty (0 columns)."""
 
 from __future__ import annotations
 
@@ -57,12 +59,15 @@ def company_block(model: FittedModel, pairs: list[tuple[str, str]], seed: int) -
     if not shares.nnz:  # no title word posted often enough (descriptions only)
         return np.zeros((0, 0), np.float16)
     if n_companies <= width:
-        block = shares.toarray()
+        block, basis = shares.toarray(), np.eye(n_companies)
     else:
         from sklearn.utils.extmath import randomized_svd
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread: the same floats whatever the threads
-            u, s, _ = randomized_svd(shares, width, n_iter=p.lsa_iterations, random_state=seed)
+            u, s, basis = randomized_svd(shares, width, n_iter=p.lsa_iterations, random_state=seed)
         block = u * s
+    # centred on each company's share of all pairs: a word every employer uses in proportion says nothing
+    prior = np.bincount([company_ids[company] for _, company in pairs], minlength=n_companies) / len(pairs)
+    block -= np.outer(total >= max(1, p.company_min_postings), prior @ basis.T)
     return np.ascontiguousarray(block, dtype=np.float16)
