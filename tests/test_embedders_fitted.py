@@ -89,10 +89,11 @@ def with_header(header: dict, rest: bytes) -> bytes:
 
 def test_the_header_holds_every_knob_and_other_formats_are_refused(model):
     header, rest = header_and_rest(model.to_bytes())
-    assert header["format"] == FORMAT == 2
+    assert header["format"] == FORMAT == 3
     assert header["params"] == asdict(model.params) and set(header["params"]) == set(asdict(FitParams()))
-    with pytest.raises(ValueError, match="unknown fitted model format 3"):
-        FittedModel.from_bytes(with_header({**header, "format": 3}, rest))
+    assert [a[0] for a in header["arrays"]][-1] == "company" and model.company_dims > 0
+    with pytest.raises(ValueError, match="unknown fitted model format 4"):
+        FittedModel.from_bytes(with_header({**header, "format": 4}, rest))
 
 
 def test_a_format_1_model_keeps_its_version_bytes_and_vectors():
@@ -113,8 +114,77 @@ def test_a_format_1_model_keeps_its_version_bytes_and_vectors():
     probe = corpus(12, seed=5)[0] + [build_embedding_text("Senior Engineer Manager", "Lead the team.")]
     expected = FittedEmbedder(legacy).embed(probe).vectors
     assert np.array_equal(FittedEmbedder(loaded).embed(probe).vectors, expected)
-    # the format 2 defaults embed differently: the legacy values matter
+    # the current defaults embed differently: the legacy values matter
     assert not np.array_equal(FittedEmbedder(fit_model(texts, 64, companies, seed=0)).embed(probe).vectors, expected)
+
+
+FORMAT_3_KNOBS = ("company_dims", "company_weight", "company_min_postings")
+
+
+def test_a_format_2_model_keeps_its_version_bytes_and_vectors():
+    """A model as format 2 wrote it: no company array, no format 3 knobs in the params."""
+    texts, companies = corpus()
+    params = FitParams(**{k: LEGACY_PARAMS[k] for k in FORMAT_3_KNOBS})
+    legacy = fit_model(texts, 64, companies, seed=0, params=params)
+    assert legacy.company_dims == 0
+    header, rest = header_and_rest(legacy.to_bytes())
+    assert "company" not in [a[0] for a in header["arrays"]]
+    for key in FORMAT_3_KNOBS:
+        del header["params"][key]
+    old = with_header({**header, "format": 2}, rest)
+    loaded = FittedModel.from_bytes(old)
+    assert loaded.params == legacy.params and loaded.company_dims == 0
+    for other in (loaded, pickle.loads(pickle.dumps(loaded)), FittedModel.from_bytes(loaded.to_bytes())):
+        assert other.to_bytes() == old and other.version == loaded.version
+    probe = corpus(12, seed=5)[0] + [build_embedding_text("Senior Engineer Manager", "Lead the team.")]
+    expected = FittedEmbedder(legacy).embed(probe).vectors
+    assert np.array_equal(FittedEmbedder(loaded).embed(probe).vectors, expected)
+    current = fit_model(texts, 64, companies, seed=0)
+    assert current.company_dims > 0
+    assert not np.array_equal(FittedEmbedder(current).embed(probe).vectors, expected)
+
+
+EMPLOYERS = {
+    "health department": ["Epidemiologist", "Biostatistician", "Public Health Nurse", "Sanitarian", "Clerk"],
+    "parks department": ["Gardener", "Arborist", "Park Ranger", "Forester", "Clerk"],
+}
+
+
+def employer_corpus() -> tuple[list[str], list[str]]:
+    texts, companies = [], []
+    for i in range(6):
+        for company, titles in EMPLOYERS.items():
+            for title in titles:
+                texts.append(build_embedding_text(f"{title} {'I' * (1 + i % 3)}", ""))
+                companies.append(company)
+    return texts, companies
+
+
+def test_the_company_block_brings_titles_of_the_same_employers_together():
+    """Titles sharing no word meet when the same companies post them (the employer block)."""
+    texts, companies = employer_corpus()
+    probe = [build_embedding_text(t, "") for t in ("Epidemiologist", "Biostatistician", "Arborist")]
+    sims = {}
+    for dims in (0, 32):
+        model = fit_model(texts, 64, companies, seed=0, params=FitParams(company_dims=dims))
+        assert model.company_dims == min(dims, 2)  # two companies: their shares, exactly
+        v = FittedEmbedder(model).embed(probe).vectors
+        sims[dims] = (float(v[0] @ v[1]), float(v[0] @ v[2]))  # same employer, other employer
+    # without the block the characters decide ("epidemiolog-ist" ~ "arbor-ist"); with it the employer
+    assert sims[0][0] < sims[0][1] and sims[32][0] > sims[32][1] + 0.2
+    # profiles are centred: a word both employers post in proportion ("clerk") has a row near 0
+    row = {f: model.company[i].astype(float) for i, f in enumerate(model.features[: len(model.company)])}
+    assert np.abs(row["clerk"]).max() < 0.01 and np.abs(row["epidemiologist"]).max() > 0.4
+
+
+def test_no_company_block_without_companies_or_titles():
+    texts, companies = employer_corpus()
+    assert fit_model(texts, 64, None).company_dims == 0
+    assert fit_model(texts, 64, ["one employer"] * len(texts)).company_dims == 0
+    bodies = [build_embedding_text("", t) for t in texts]
+    model = fit_model(bodies, 64, companies)
+    assert model.company_dims == 0
+    assert FittedEmbedder(model).embed(bodies[:3]).vectors.shape == (3, 64)
 
 
 def test_version_changes_when_the_corpus_or_the_seed_changes(model):

@@ -23,13 +23,15 @@ line is the title, the other lines the body. Each text gives these sparse parts:
 - **title bigrams**: adjacent title stems (function words skipped) at ``log(1 + tf)``, mixed
   into the title words at ``title_bigram_weight`` (0.5) of their norm (format 2).
 
-The vector is two blocks side by side, then L2-normalised: an **LSA block** (``lsa_dims`` =
+The vector is three blocks side by side, then L2-normalised: an **LSA block** (``lsa_dims`` =
 128 columns, at most one per 20 fitted postings in format 2: L2(title words) + L2(body
 words) on the 16,384 most frequent features, times the top right singular vectors of a
-seeded sample of the fitted postings, L2-normalised)
-and a **lexical block** (the other columns: 2 · L2(L2(title words) + 1.5 · L2(title
-characters)) + 0.25 · L2(body words), each hashed with a random sign, so words never seen
-in the corpus still count). The weights are :class:`FitParams` defaults, stored in the
+seeded sample of the fitted postings, L2-normalised), an **employer block** (format 3,
+:mod:`jobsim.embedders.fitted_company`: ``company_dims`` = 32 columns at most, weight
+``company_weight`` = 2: the title words' fitted company profiles summed, L2-normalised;
+empty without companies or titles) and a **lexical block** (the other columns: 2 ·
+L2(L2(title words) + 1.5 · L2(title characters)) + 0.25 · L2(body words), each hashed with a
+random sign, so words never seen in the corpus still count). The weights are :class:`FitParams` defaults, stored in the
 model; BENCHMARKS.md ("Quality") and docs/fitted-embedder-tuning.md have what each part gave. Rows without
 any feature come back as errors ("text has no features").
 
@@ -37,7 +39,8 @@ Format 1 models (fitted before ``lsa_postings_per_dim``, ``title_bigram_weight``
 ``title_lsa_generic_weight`` existed) read those three at
 :data:`~jobsim.embedders.fitted_model.LEGACY_PARAMS` (no LSA cap, no bigrams, generic title
 words at ``generic_weight`` in the LSA input too) and keep their ``generic_weight`` (0.5), so
-their version and vectors do not change.
+their version and vectors do not change; format 1 and 2 models read the company knobs there
+too (no employer block).
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class FittedEmbedder:
         self.dimensions = model.dimensions
         p = model.params
         self._p = p
-        self._lex_dims = model.dimensions - model.lsa_dims
+        self._lex_dims = model.dimensions - model.lsa_dims - model.company_dims
         self._token_id = {t: i for i, t in enumerate(model.tokens)}
         self._feature_id = {f: i for i, f in enumerate(model.features)}
         # token → feature, with a trailing -1 so that raw id -1 (unknown, separator) maps to -1
@@ -124,6 +127,7 @@ class FittedEmbedder:
         self._title_idf_unseen = float(model.idf.max(initial=1.0)) ** p.title_idf_power
         self._feature_hash = self._hash_matrix(list(model.features))
         self._lsa = model.lsa.astype(np.float32)
+        self._company = model.company.astype(np.float32)
         self._cache: dict[str, tuple[str, bool] | None] = {}
 
     def embed(self, texts: list[str]) -> EmbeddingResult:
@@ -132,7 +136,7 @@ class FittedEmbedder:
             self._cache.clear()
         parts = [split_text(t) for t in texts]
         body = self.body_matrix([p[1] for p in parts])
-        title_vocab, title = self._titles([p[0] for p in parts])
+        title_vocab, title_words, title = self._titles([p[0] for p in parts])
         p = self._p
         lsa = self._lsa_block(row_l2(title_vocab) + row_l2(body))
         if self._lex_dims:
@@ -140,7 +144,10 @@ class FittedEmbedder:
                 + p.body_lexical_weight * row_l2((body @ self._feature_hash).toarray())
         else:
             lexical = np.zeros((n, 0))
-        dense = np.hstack([p.lsa_weight * row_l2(lsa), lexical])
+        # employer block (format 3): the title words' centred company profiles, summed, ÷ L2(title words)
+        # (not normalised by its own norm: words every employer uses in proportion add little)
+        company = np.asarray(row_l2(title_words)[:, : self._company.shape[0]] @ self._company, dtype=np.float64)
+        dense = np.hstack([p.lsa_weight * row_l2(lsa), p.company_weight * company, lexical])
         vectors = np.ascontiguousarray(row_l2(dense), dtype=np.float32)
         errors = {int(i): "text has no features" for i in np.flatnonzero(~vectors.any(axis=1))}
         return EmbeddingResult(vectors=vectors, errors=errors)
@@ -180,8 +187,9 @@ class FittedEmbedder:
         rows = self._lsa.shape[0]
         return np.asarray(words[:, :rows] @ self._lsa, dtype=np.float64)
 
-    def _titles(self, titles: list[str]) -> tuple[sp.csr_matrix, np.ndarray]:
-        """Title words on the vocabulary (LSA input) and the title's lexical block:
+    def _titles(self, titles: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+        """Title words on the vocabulary (LSA input), the same at the lexical block's weights
+        (input of the company block), and the title's lexical block:
         L2(words hashed) + char_weight·L2(characters hashed)."""
         index: dict[str, int] = {}
         rows, cols, vals, lsa_vals = [], [], [], []
@@ -198,8 +206,10 @@ class FittedEmbedder:
         known = [(u, j) for u, s in enumerate(stems) if (j := self._feature_id.get(s)) is not None]
         to_vocab = sp.csr_matrix(([self._title_idf[j] for _, j in known], ([u for u, _ in known], [j for _, j in known])),
                                  shape=(len(stems), len(self.fitted.features)))
+        on_vocab = weights @ sp.csr_matrix((np.ones(len(known)), ([u for u, _ in known], [j for _, j in known])),
+                                           shape=to_vocab.shape)
         if not self._lex_dims:
-            return lsa_weights @ to_vocab, np.zeros((len(titles), 0))
+            return lsa_weights @ to_vocab, on_vocab, np.zeros((len(titles), 0))
         # idf of each title stem (unseen stems: the idf of a single posting), ^ title_idf_power
         idf = np.full(len(stems), self._title_idf_unseen)
         idf[[u for u, _ in known]] = [self._title_idf[j] for _, j in known]
@@ -208,7 +218,7 @@ class FittedEmbedder:
         if self._p.title_bigram_weight > 0:
             words = row_l2(words) + self._p.title_bigram_weight * row_l2(self._bigram_block(titles))
         chars = (scaled @ self._char_matrix(stems)).toarray()
-        return lsa_weights @ to_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
+        return lsa_weights @ to_vocab, on_vocab, row_l2(words) + self._p.char_weight * row_l2(chars)
 
     def _bigram_block(self, titles: list[str]) -> np.ndarray:
         """(titles, lexical dims) hashed title bigrams (no idf)."""

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from jobsim.embedders.fitted_company import company_block, company_pairs
 from jobsim.embedders.fitted_model import FitParams, FittedModel
 from jobsim.embedders.fitted_text import feature_of, shingle_hashes, split_text, tokens
 
@@ -98,6 +99,7 @@ def fit(texts: list[str], dimensions: int, companies: list[str | None] | None, s
         params: FitParams) -> FittedModel:
     started = time.perf_counter()
     params = replace(params, hash_seed=seed)
+    pairs = company_pairs(texts, companies) if params.company_dims > 0 else []
     texts, companies = distinct(texts, companies)
     all_tokens, bodies, titles = _tokenise(texts)
     stems, token_stem, df, generic = _document_frequencies(all_tokens, bodies, titles)
@@ -127,9 +129,11 @@ def fit(texts: list[str], dimensions: int, companies: list[str | None] | None, s
         generic=generic[kept], boilerplate=boilerplate, lsa=np.zeros((0, 0), np.float16),
     )
     model = _with_lsa(model, texts, seed)
-    log.info("fitted %s on %d texts: %d tokens, %d features, %d boilerplate shingles, lsa %s, %.1f s",
+    if pairs:
+        model = replace(model, company=company_block(model, pairs, seed), version="")
+    log.info("fitted %s on %d texts: %d tokens, %d features, %d boilerplate shingles, lsa %s, company %s, %.1f s",
              model.version, len(texts), len(model.tokens), len(model.features), len(boilerplate),
-             model.lsa.shape, time.perf_counter() - started)
+             model.lsa.shape, model.company.shape, time.perf_counter() - started)
     return model
 
 

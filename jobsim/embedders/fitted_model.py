@@ -5,10 +5,11 @@ array layout), the vocabulary strings, then the arrays (little-endian). The vers
 ``jobsim-fitted-v1-<first 12 hex of sha256(payload)>``: any change of the model changes it,
 and the same model always has the same version (the payload is written in a fixed order).
 
-Format 2 (:data:`FORMAT`) has the same arrays as format 1; its header's parameters hold three
-more knobs. A format 1 header reads each missing knob at :data:`LEGACY_PARAMS`, the value
-that embeds as format 1 did, and a model read from bytes writes back exactly those bytes,
-so a stored format 1 model keeps its version and its vectors.
+Format 2 has the same arrays as format 1; its header's parameters hold three more knobs.
+Format 3 (:data:`FORMAT`) adds the ``company`` array (the employer block, written only when
+it is not empty) and three more knobs. A format 1 or 2 header reads each missing knob at
+:data:`LEGACY_PARAMS`, the value that embeds as that format did, and a model read from bytes
+writes back exactly those bytes, so a stored format 1 or 2 model keeps its version and vectors.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-FORMAT = 2  # 2: FitParams gained the knobs below hash_seed (same arrays as 1; format 1 readers refuse it cleanly)
-FORMATS = (1, 2)  # format 1 models still load, with the same version and vectors (LEGACY_PARAMS)
+FORMAT = 3  # 2: FitParams gained the knobs below hash_seed (same arrays as 1); 3: the company block
+FORMATS = (1, 2, 3)  # format 1 and 2 models still load, with the same version and vectors (LEGACY_PARAMS)
 VERSION_PREFIX = "jobsim-fitted-v1-"
-_ARRAYS = ("token_feature", "idf", "generic", "boilerplate", "lsa")
+_ARRAYS = ("token_feature", "idf", "generic", "boilerplate", "lsa", "company")  # company: format 3, when not empty
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,16 @@ class FitParams:
     lsa_postings_per_dim: int = 20  # > 0: LSA dims ≤ fitted postings / this (small corpora get fewer)
     title_bigram_weight: float = 0.5  # > 0: adjacent title stems as hashed bigrams beside the title words
     title_lsa_generic_weight: float = 1.5  # ≥ 0: generic title words at this weight in the LSA input (< 0: generic_weight)
+    # -- format 3 (a format 1 or 2 model reads these as LEGACY_PARAMS: no company block) --
+    company_dims: int = 32  # > 0: employer block width (≤ distinct companies): title words → their companies
+    company_weight: float = 2.0  # weight of the employer block beside the LSA block (1) and the lexical block (≈ 2)
+    company_min_postings: int = 2  # a title word needs this many (posting, company) pairs for a company profile
 
 
 # Values of the format 2 parameters that reproduce a format 1 model exactly: a stored header
 # without one of these keys reads it at this value.
-LEGACY_PARAMS = {"lsa_postings_per_dim": 0, "title_bigram_weight": 0.0, "title_lsa_generic_weight": -1.0}
+LEGACY_PARAMS = {"lsa_postings_per_dim": 0, "title_bigram_weight": 0.0, "title_lsa_generic_weight": -1.0,
+                 "company_dims": 0, "company_weight": 0.0, "company_min_postings": 2}
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +79,8 @@ class FittedModel:
     generic: np.ndarray  # (features,) bool: rank / kind-of-post word
     boilerplate: np.ndarray  # sorted uint64 shingle hashes
     lsa: np.ndarray  # (lsa features, lsa dims) float16
+    # (features with a row, company dims) float16: each title word's company profile, projected (format 3)
+    company: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
     version: str = field(default="")
     payload: bytes = field(default=b"", init=False, repr=False)  # as read by from_bytes: written back unchanged
 
@@ -90,14 +98,19 @@ class FittedModel:
     def lsa_dims(self) -> int:
         return int(self.lsa.shape[1])
 
+    @property
+    def company_dims(self) -> int:
+        return int(self.company.shape[1])
+
     def _payload(self) -> bytes:
         if self.payload:
             return self.payload
-        arrays = [np.ascontiguousarray(getattr(self, name)) for name in _ARRAYS]
+        names = [n for n in _ARRAYS if n != "company" or self.company.size]  # formats 1-2 have no company
+        arrays = [np.ascontiguousarray(getattr(self, name)) for name in names]
         header = {
             "format": FORMAT, "dimensions": self.dimensions, "params": asdict(self.params),
             "tokens": len(self.tokens), "features": len(self.features),
-            "arrays": [[name, a.dtype.newbyteorder("<").str, list(a.shape)] for name, a in zip(_ARRAYS, arrays)],
+            "arrays": [[name, a.dtype.newbyteorder("<").str, list(a.shape)] for name, a in zip(names, arrays)],
         }
         blob = json.dumps(header, sort_keys=True).encode()
         strings = "\n".join(self.tokens + self.features).encode()
