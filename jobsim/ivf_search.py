@@ -108,8 +108,8 @@ def _probed_lists(
     list and chunk of rows; each block feeds the heaps of its rows *and* of its columns
     (the list's members: scores are symmetric), halves of each on the worker threads
     (the probing rows are never members of the list: disjoint heaps). Every
-    ``TRIM_EVERY`` lists the threads' freed temporaries go back to the OS (they fragment
-    the malloc arenas: ≈ 100 MB at 100k rows otherwise)."""
+    ``TRIM_EVERY`` lists the threads' freed temporaries go back to the OS (``malloc_trim``),
+    so they do not pile up in the malloc arenas between stages."""
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
     for b, (s0, s1) in enumerate(zip(bounds[:-1], bounds[1:])):
         if b % TRIM_EVERY == TRIM_EVERY - 1:
