@@ -28,7 +28,7 @@ from jobsim.rescoring import exhaustive_rows, rescore
 from jobsim.segments import spans, within
 
 MIN_SHARE = 0.01  # fewer repeated rows than this: search all rows as they are
-_CHUNK = 4096  # rows hashed / expanded at a time
+_CHUNK = 1024  # rows hashed / expanded at a time (the expansion's temporaries grow with it)
 PROBE_COLUMNS = 32  # columns of the first, cheap key
 
 
