@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobsim.heaps import SPARE
+from jobsim.heaps import SPARE, compact_ids
 from jobsim.identical import Twins
 from jobsim.ivf import Lists, default_nlist, gather, make_lists, pca_basis, probe_order, train_centroids
 from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall, search_cost
@@ -65,13 +65,13 @@ class AnnReport:
 @dataclass
 class IvfIndex:
     """Search space, lists and probes of every row, the recall sample and the probe count
-    tuned to the recall target. ``y`` is released by :func:`search_ivf`. With ``rows``, the
-    index is over the rows ``x[rows]`` (positions = indices into ``rows``); ``y`` is their
-    projection (``ymap`` None), or ``x`` itself read through ``ymap`` = ``rows``."""
+    tuned to the recall target. ``y`` is released by :func:`search_ivf`. With ``twins``, the
+    index is over the distinct vectors ``x[twins.first]`` (positions = vector numbers); ``y``
+    is their projection (``ymap`` None), or ``x`` itself read through ``ymap`` = ``twins.first``."""
 
     y: np.ndarray | None
     ymap: np.ndarray | None
-    rows: np.ndarray | None
+    twins: Twins | None
     lists: Lists
     probes: np.ndarray
     nprobe: int
@@ -180,29 +180,29 @@ def build_ivf(
     )
     probes = np.ascontiguousarray(probes[:, :nprobe])  # what the search reads
     release_memory()
-    return IvfIndex(y, ymap, rows, lists, probes, nprobe, keep, sample, truth, report)
+    return IvfIndex(y, ymap, twins, lists, probes, nprobe, keep, sample, truth, report)
 
 
 def search_ivf(vectors: np.ndarray, index: IvfIndex, k: int) -> tuple[np.ndarray, np.ndarray, AnnReport]:
     """Every row's top-``k`` (same shapes, order and padding as
-    :func:`jobsim.neighbours.exact_topk`) — of the index's rows (``x[index.rows]``, lists
+    :func:`jobsim.neighbours.exact_topk`) — of the index's rows (``x[index.twins.first]``, lists
     of positions, when it has them); the recall reported is measured on the sample's final
     lists. Releases ``index.y``."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, report = (len(x) if index.rows is None else len(index.rows)), index.report
+    n, report = (len(x) if index.twins is None else len(index.twins.first)), index.report
     if n < 2:
         return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64), report
     started = time.perf_counter()
-    y, ymap = (index.y, index.ymap) if index.y is not None else (x, index.rows)
+    y, ymap = (index.y, index.ymap) if index.y is not None else (x, None if index.twins is None else index.twins.first)
     index.y = None
     release_memory()
     heaps = candidate_heaps(y, index.lists, index.probes, index.nprobe, max(k, index.keep), rows=ymap)
     del y  # before the rescoring's memory
     release_memory()
-    candidates = heaps[1].astype(np.int32 if n < 2**31 else np.int64)  # the rescoring needs only these
+    candidates = compact_ids(heaps[1], n)  # the rescoring needs only these
     del heaps
     release_memory()
-    scores, indices = rescored_lists(x, candidates, index.lists, k, rows=index.rows)
+    scores, indices = rescored_lists(x, candidates, index.lists, k, twins=index.twins)
     del candidates
     release_memory()
     report.recall_at_10 = round(recall_at(indices[index.sample], index.truth), 4)

@@ -51,6 +51,12 @@ def new_heaps(m: int, candidates: int, kk: int, spare: int = SPARE) -> tuple[np.
     return scores, indices
 
 
+def compact_ids(indices: np.ndarray, n: int) -> np.ndarray:
+    """Heap ids among ``n`` candidates as int32 when they fit (half the memory of the
+    int64 heaps, for the finishes that hold the heaps' ids and their lists at once)."""
+    return indices.astype(np.int32) if n < 2**31 else indices
+
+
 def reorder(scores: np.ndarray, indices: np.ndarray) -> None:
     """Heaps → rows sorted by descending score (in place)."""
     heap_view(scores, indices).reorder()

@@ -20,14 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from jobsim.heaps import new_heaps, push_sparse, reorder
+from jobsim.heaps import compact_ids, new_heaps, push_sparse, reorder
+from jobsim.identical import Twins
 from jobsim.ivf import Lists, gather
 from jobsim.rescoring import cpu_count, finish_rows, release_memory
 
 log = logging.getLogger(__name__)
 
-QUERY_CHUNK = 1024  # probing rows per GEMM against one list
-TRIM_EVERY = 16  # lists between two malloc_trim calls (≈ 0.3 ms each)
+QUERY_CELLS = 1 << 18  # scores per GEMM of probing rows against one list's members (1 MB)
+WAVE = 8  # lists scored on the worker threads between two pushes into the heaps
 RANK_STAGES = ((1, 2), (2, 4), (4, 8), (8, 1 << 30))  # probe ranks searched together
 
 
@@ -75,58 +76,53 @@ def _own_lists(
             _select_own(yb[c0 : c0 + 256] @ yb.T, ids, c0, heaps)
 
 
-def _push_rows(g: np.ndarray, heaps: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray) -> None:
-    """Scores ``g`` (rows × cols) above the rows' thresholds into the rows' heaps."""
-    scores, indices = heaps
-    r, c = np.divmod(np.flatnonzero(g > scores[rows, :1]), g.shape[1])
-    push_sparse(scores, indices, rows[r], cols[c], g[r, c])
-
-
-def _push_cols(
-    g: np.ndarray, heaps: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray,
+def _list_entries(
+    y: np.ndarray, rows: np.ndarray | None, ids: np.ndarray, probing: np.ndarray, thresholds: np.ndarray,
     mutual: tuple[np.ndarray, np.ndarray],
-) -> None:
-    """Scores ``g`` (rows × cols) above the columns' thresholds into the columns' heaps,
-    except pairs the column's own probes cover too (``mutual`` = later probes of every
-    row, list of every row): those reach it from its own block, and a pair is offered
-    to a heap once."""
-    scores, indices = heaps
-    r, c = np.divmod(np.flatnonzero(g > scores[cols, 0][None, :]), g.shape[1])
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heap entries (heap, candidate, score) of the rows ``probing`` against the list
+    members ``ids`` (one GEMM per ``QUERY_CELLS`` scores): the scores above the rows' thresholds
+    for the rows' heaps, and above the members' thresholds for the members' heaps, except
+    pairs the member's own probes cover too (``mutual`` = later probes of every row, list
+    of every row): those reach it from its own block, and a pair is offered to a heap once."""
     later, home = mutual
-    own = (later[cols[c]] == home[rows[r]][:, None]).any(axis=1)
-    r, c = r[~own], c[~own]
-    order = np.argsort(c, kind="stable")
-    r, c = r[order], c[order]
-    push_sparse(scores, indices, cols[c], rows[r], g[r, c])
+    yb, parts = gather(y, rows, ids), []
+    ids, probing = compact_ids(ids, len(thresholds)), compact_ids(probing, len(thresholds))  # smaller entries
+    step = max(16, QUERY_CELLS // max(1, len(ids)))  # rows per GEMM: temporaries of a bounded size
+    for c0 in range(0, len(probing), step):
+        q = probing[c0 : c0 + step]
+        g = gather(y, rows, q) @ yb.T
+        r, c = np.divmod(np.flatnonzero(g > thresholds[q][:, None]), len(ids))
+        r2, c2 = np.divmod(np.flatnonzero(g > thresholds[ids][None, :]), len(ids))
+        kept = ~(later[ids[c2]] == home[q[r2]][:, None]).any(axis=1)
+        r2, c2 = r2[kept], c2[kept]
+        parts.append((np.concatenate([q[r], ids[c2]]), np.concatenate([ids[c], q[r2]]),
+                      np.concatenate([g[r, c], g[r2, c2]])))
+    return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
 def _probed_lists(
     pool: ThreadPoolExecutor, y: np.ndarray, rows: np.ndarray | None, lists: Lists, pl: np.ndarray, pr: np.ndarray,
     heaps: tuple[np.ndarray, np.ndarray], later: np.ndarray,
 ) -> None:
-    """Rows ``pr`` against the members of lists ``pl`` (grouped by list), one GEMM per
-    list and chunk of rows; each block feeds the heaps of its rows *and* of its columns
-    (the list's members: scores are symmetric), halves of each on the worker threads
-    (the probing rows are never members of the list: disjoint heaps). Every
-    ``TRIM_EVERY`` lists the threads' freed temporaries go back to the OS (``malloc_trim``),
-    so they do not pile up in the malloc arenas between stages."""
+    """Rows ``pr`` against the members of lists ``pl`` (grouped by list), ``WAVE`` lists at
+    a time: their blocks scored and filtered against the heaps' thresholds on the worker
+    threads (each block feeds the heaps of its rows *and* of its columns, the list's
+    members: scores are symmetric), then all the wave's entries pushed in one call (a push
+    costs mostly per call, and one list's block has few entries above the thresholds)."""
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
-    for b, (s0, s1) in enumerate(zip(bounds[:-1], bounds[1:])):
-        if b % TRIM_EVERY == TRIM_EVERY - 1:
-            release_memory()
-        ids = lists.members(int(pl[s0]))
-        if len(ids) == 0:
+    blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:])]
+    thresholds, mutual = heaps[0][:, 0], (later, lists.home)  # read only while no push runs
+    for w0 in range(0, len(blocks), WAVE):
+        jobs = [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds, mutual)
+                for b, q in blocks[w0 : w0 + WAVE] if lists.sizes[b]]
+        if not jobs:
             continue
-        yb = gather(y, rows, ids)
-        for c0 in range(s0, s1, QUERY_CHUNK):
-            q = pr[c0 : min(s1, c0 + QUERY_CHUNK)]
-            g = gather(y, rows, q) @ yb.T
-            hq, hc = (len(q) + 1) // 2, (len(ids) + 1) // 2
-            jobs = [pool.submit(_push_rows, g[a:z], heaps, q[a:z], ids) for a, z in ((0, hq), (hq, len(q))) if z > a]
-            jobs += [pool.submit(_push_cols, g[:, a:z], heaps, q, ids[a:z], (later, lists.home))
-                     for a, z in ((0, hc), (hc, len(ids))) if z > a]
-            for job in jobs:
-                job.result()
+        heap, cand, score = (np.concatenate(p) for p in zip(*[job.result() for job in jobs]))
+        order = np.argsort(heap, kind="stable")
+        push_sparse(*heaps, heap[order], cand[order], score[order])
+        del heap, cand, score, order
+        release_memory()  # the worker threads' temporaries, before the next wave's
 
 
 def candidate_heaps(
@@ -143,31 +139,27 @@ def candidate_heaps(
         for job in [pool.submit(_own_lists, y, rows, lists, np.arange(t, len(lists.sizes), workers), heaps)
                     for t in range(workers)]:
             job.result()
-    with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(workers) as pool:
+    with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:  # one GEMM per thread
         for first, last in RANK_STAGES:  # nearer lists first: thresholds tighten, fewer pushes later
             if first < nprobe:
                 pl, pr, _ = probe_pairs(probes, first, min(last, nprobe))
                 _probed_lists(pool, y, rows, lists, pl, pr, heaps, later)
                 del pl, pr
-                release_memory()  # the worker threads' temporaries, before the next stage's
     reorder(*heaps)
     return heaps
 
 
 def rescored_lists(
-    x: np.ndarray, candidates: np.ndarray, lists: Lists, k: int, rows: np.ndarray | None = None
+    x: np.ndarray, candidates: np.ndarray, lists: Lists, k: int, twins: Twins | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Canonical top-``k`` of each row's ``candidates`` (the heaps' indices, any integer
     type, -1 = none; order score desc, index asc), rows done list by list (their
-    candidates overlap: cache-friendly rescoring). With ``rows`` (ascending), the rows are
-    ``x[rows]`` and the indices positions in ``rows``."""
+    candidates overlap: cache-friendly rescoring). With ``twins``, the rows are the distinct
+    vectors ``x[twins.first]`` and the indices vector numbers."""
     kk = min(k, candidates.shape[1])
-    position = None
-    if rows is not None:  # rows of x → positions
-        position = np.empty(len(x), dtype=np.int64)
-        position[rows] = np.arange(len(rows))
+    rows, number = (None, None) if twins is None else (twins.first, twins.vector)
     out_s, out_i, _ = finish_rows(x, x, None, candidates, k, kk, False, order=lists.order, id_map=rows,
-                                  query_map=rows, id_out=position)
+                                  query_map=rows, id_out=number)
     return out_s, out_i
 
 

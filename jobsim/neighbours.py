@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from jobsim.heaps import LIVE_FRACTION, new_heaps, push_columns, push_dense, push_filtered, reorder
+from jobsim.heaps import LIVE_FRACTION, compact_ids, new_heaps, push_columns, push_dense, push_filtered, reorder
 from jobsim.identical import Twins, distinct_rows, expand_topk, identical_rows
 from jobsim.ivf import locality_order
 from jobsim.phases import PROGRESS_EVERY_S, PhaseClock, Progress
@@ -187,9 +187,8 @@ def _distinct_topk(
     release_memory()
     with clock("finish"):
         reorder(scores, indices)
-        if n < 2**31:  # positions fit int32: the finish holds the heaps and the lists at once
-            indices = indices.astype(np.int32)
-            release_memory()
+        indices = compact_ids(indices, n)
+        release_memory()
         # with twins: lists of the distinct vectors, by vector number
         out_s, out_i, unsafe = finish_rows(x, x, scores, indices, k, kk, n - 1 > scores.shape[1], order=perm,
                                            heaps_in_order=True, id_map=gather, query_map=rows,

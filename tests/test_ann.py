@@ -11,6 +11,7 @@ from jobsim import ann
 from jobsim.ann import ann_topk, build_ivf, recall_at, search_ivf
 from jobsim.identical import expand_topk, identical_rows
 from jobsim.ivf import make_lists, pca_basis, probe_order, train_centroids
+from jobsim import ivf_search
 from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall
 from jobsim.neighbours import exact_topk
 from tests.test_neighbours import check_contract, clustered, grid_vectors
@@ -167,3 +168,19 @@ def test_index_over_distinct_rows_in_place_equals_the_index_over_their_copy(monk
     _, truth = exact_topk(x, 12)
     assert recall_at(i, truth) >= 0.85
     check_contract(s, i, len(x), 12, np.arange(len(x)))
+
+
+@pytest.mark.parametrize("wave, cells", [(1, 1 << 18), (3, 64), (100, 1 << 18)])
+def test_candidates_do_not_depend_on_how_the_blocks_are_batched(monkeypatch, wave, cells):
+    """Lists pushed one at a time or in waves, rows scored in small or large GEMMs: each
+    row's heap holds the same best ``keep`` candidates (continuous vectors: no ties)."""
+    x = clustered(1200, 16, 25, 0.6, seed=5)
+    rng = np.random.default_rng(5)
+    probes = probe_order(x, train_centroids(x, 20, rng), 6)
+    lists = make_lists(probes[:, 0], 20)
+    monkeypatch.setattr(ivf_search, "WAVE", 1)
+    monkeypatch.setattr(ivf_search, "QUERY_CELLS", 1 << 30)
+    want = np.sort(candidate_heaps(x, lists, probes, 6, 12)[1], axis=1)
+    monkeypatch.setattr(ivf_search, "WAVE", wave)
+    monkeypatch.setattr(ivf_search, "QUERY_CELLS", cells)
+    np.testing.assert_array_equal(np.sort(candidate_heaps(x, lists, probes, 6, 12)[1], axis=1), want)
