@@ -184,6 +184,7 @@ def sample_recall(
     inv_rows, inv_ranks, inv_off = probers(lists, probes)
     out = np.ones((pmax, len(sample)))
     p_axis = np.arange(1, pmax + 1)[:, None]
+    rank = np.full(len(lists.home), pmax, dtype=np.int64)  # scratch: each candidate's rank (pmax = none)
     for b0 in range(0, len(sample), block):
         g = gather(y, rows, sample[b0 : b0 + block]) @ y.T
         for i in range(b0, min(len(sample), b0 + block)):
@@ -191,22 +192,25 @@ def sample_recall(
             if len(t) == 0:
                 continue
             a = int(lists.home[row])
-            cand = np.concatenate([lists.members(int(b)) for b in probes[row]] + [inv_rows[inv_off[a] : inv_off[a + 1]]])
-            rank = np.concatenate([np.repeat(np.arange(pmax), lists.sizes[probes[row]]), inv_ranks[inv_off[a] : inv_off[a + 1]]])
-            first = np.lexsort((rank, cand))
-            cand, rank = cand[first], rank[first]
-            uniq = np.r_[True, cand[1:] != cand[:-1]]  # each candidate at its lowest rank
-            cand, rank = cand[uniq], rank[uniq]
+            mine = [lists.members(int(b)) for b in probes[row]]  # disjoint lists: one rank each
+            rank[np.concatenate(mine)] = np.repeat(np.arange(pmax), [len(m) for m in mine])
+            theirs = inv_rows[inv_off[a] : inv_off[a + 1]]  # each at the lower of its two ranks
+            extra = theirs[rank[theirs] == pmax]
+            rank[theirs] = np.minimum(rank[theirs], inv_ranks[inv_off[a] : inv_off[a + 1]])
+            rank[row] = pmax  # never its own candidate
+            cand = np.concatenate(mine + [extra])
+            rk = rank[cand]
+            rank[cand] = pmax  # reset the scratch
             sc = g[i - b0, cand if rows is None else rows[cand]]
-            hits = np.isin(cand, t)
-            if not hits.any():
+            hit = np.isin(cand, t) & (rk < pmax)
+            if not hit.any():
                 out[:, i] = 0.0
                 continue
-            mine = (cand != row) & (sc >= sc[hits].min())  # only what ranks above a hit matters
-            cand, rank, sc = cand[mine], rank[mine], sc[mine]
+            near = (rk < pmax) & (sc >= sc[hit].min())  # only what ranks above a hit matters
+            cand, rk, sc, hit = cand[near], rk[near], sc[near], hit[near]
             order = np.lexsort((cand, -sc))
-            cand, rank = cand[order], rank[order]
-            where = np.flatnonzero(np.isin(cand, t))
-            before = np.cumsum(rank[None, :] < p_axis, axis=1)[:, where]  # (pmax, hits)
-            out[:, i] = ((rank[where][None, :] < p_axis) & (before <= keep)).sum(axis=1) / len(t)
+            rk, hit = rk[order], hit[order]
+            where = np.flatnonzero(hit)
+            before = np.cumsum(rk[None, :] < p_axis, axis=1)[:, where]  # (pmax, hits)
+            out[:, i] = ((rk[where][None, :] < p_axis) & (before <= keep)).sum(axis=1) / len(t)
     return out
