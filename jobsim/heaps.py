@@ -52,8 +52,8 @@ def new_heaps(m: int, candidates: int, kk: int, spare: int = SPARE) -> tuple[np.
 
 
 def compact_ids(indices: np.ndarray, n: int) -> np.ndarray:
-    """Heap ids among ``n`` candidates as int32 when they fit (half the memory of the
-    int64 heaps, for the finishes that hold the heaps' ids and their lists at once)."""
+    """Ids among ``n`` candidates as int32 when they fit: half the memory of int64 (the
+    finishes hold the heaps' ids and their lists at once; the ANN search's heap entries)."""
     return indices.astype(np.int32) if n < 2**31 else indices
 
 
