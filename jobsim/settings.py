@@ -61,7 +61,7 @@ class NeighbourSettings(BaseModel):
     )
     exact_max_jobs: int = Field(
         0, ge=0, description="0: a planner chooses each full pass (exact unless an ANN pass is "
-        "predicted faster by its cost model, with the GEMM rate measured at run time; "
+        "predicted twice as fast by its cost model, with the GEMM rate measured at run time; "
         "docs/scaling.md). > 0: full passes over at most this many active jobs are exact, "
         "larger ones ANN."
     )
