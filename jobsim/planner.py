@@ -14,9 +14,10 @@ fitted from ``bench/neighbours.py --fit`` (BENCHMARKS.md "Neighbours", ``COSTS``
 
 Before a run knows its ``nprobe`` the plan assumes ``NPROBE_GUESS``; once the index is
 tuned, :func:`confirm_ann` re-predicts the search with the real probe cost and switches
-to exact if the ANN would now be slower. A path predicted slower than exact is never taken, and
-the ANN is taken only when predicted ``ANN_MARGIN`` times faster: the model's error, measured on
-the benchmark grid, is larger than the ANN's gain on small passes (BENCHMARKS.md "Neighbours").
+to exact if the ANN is no longer predicted ``ANN_MARGIN`` times faster. A path predicted slower
+than exact is never taken, nor an ANN predicted faster by less than that margin: the model's error,
+measured on the benchmark grid, is larger than the ANN's gain on small passes (BENCHMARKS.md
+"Neighbours").
 """
 
 from __future__ import annotations
