@@ -80,6 +80,11 @@ class IvfIndex:
     truth: np.ndarray
     report: AnnReport
 
+    @property
+    def rows(self) -> np.ndarray | None:
+        """The rows of ``x`` the index is over (None: all of them)."""
+        return None if self.twins is None else self.twins.first
+
 
 def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
     """Mean |found[:k] ∩ truth[:k]| / |truth[:k]| over rows (ignoring empty truth slots)."""
@@ -189,11 +194,11 @@ def search_ivf(vectors: np.ndarray, index: IvfIndex, k: int) -> tuple[np.ndarray
     of positions, when it has them); the recall reported is measured on the sample's final
     lists. Releases ``index.y``."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, report = (len(x) if index.twins is None else len(index.twins.first)), index.report
+    n, report = (len(x) if index.rows is None else len(index.rows)), index.report
     if n < 2:
         return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64), report
     started = time.perf_counter()
-    y, ymap = (index.y, index.ymap) if index.y is not None else (x, None if index.twins is None else index.twins.first)
+    y, ymap = (index.y, index.ymap) if index.y is not None else (x, index.rows)
     index.y = None
     release_memory()
     heaps = candidate_heaps(y, index.lists, index.probes, index.nprobe, max(k, index.keep), rows=ymap)

@@ -89,11 +89,12 @@ def _list_entries(
     yb, parts = gather(y, rows, ids), []
     ids, probing = compact_ids(ids, len(thresholds)), compact_ids(probing, len(thresholds))  # smaller entries
     step = max(16, QUERY_CELLS // max(1, len(ids)))  # rows per GEMM: temporaries of a bounded size
+    members_top = thresholds[ids][None, :]  # no push runs during the job: fixed
     for c0 in range(0, len(probing), step):
         q = probing[c0 : c0 + step]
         g = gather(y, rows, q) @ yb.T
         r, c = np.divmod(np.flatnonzero(g > thresholds[q][:, None]), len(ids))
-        r2, c2 = np.divmod(np.flatnonzero(g > thresholds[ids][None, :]), len(ids))
+        r2, c2 = np.divmod(np.flatnonzero(g > members_top), len(ids))
         kept = ~(later[ids[c2]] == home[q[r2]][:, None]).any(axis=1)
         r2, c2 = r2[kept], c2[kept]
         parts.append((np.concatenate([q[r], ids[c2]]), np.concatenate([ids[c], q[r2]]),
@@ -192,13 +193,13 @@ def sample_recall(
             if len(t) == 0:
                 continue
             a = int(lists.home[row])
-            mine = [lists.members(int(b)) for b in probes[row]]  # disjoint lists: one rank each
-            rank[np.concatenate(mine)] = np.repeat(np.arange(pmax), [len(m) for m in mine])
+            mine = np.concatenate([lists.members(int(b)) for b in probes[row]])  # disjoint lists: one rank each
+            rank[mine] = np.repeat(np.arange(pmax), lists.sizes[probes[row]])
             theirs = inv_rows[inv_off[a] : inv_off[a + 1]]  # each at the lower of its two ranks
             extra = theirs[rank[theirs] == pmax]
             rank[theirs] = np.minimum(rank[theirs], inv_ranks[inv_off[a] : inv_off[a + 1]])
             rank[row] = pmax  # never its own candidate
-            cand = np.concatenate(mine + [extra])
+            cand = np.concatenate([mine, extra])
             rk = rank[cand]
             rank[cand] = pmax  # reset the scratch
             sc = g[i - b0, cand if rows is None else rows[cand]]
