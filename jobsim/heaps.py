@@ -10,7 +10,8 @@ Pushes come in three shapes:
 
 * :func:`push_dense`: a score block whose rows are consecutive heaps and whose columns
   are consecutive candidates, or any candidate ids shared by every row (and
-  :func:`push_filtered`, the same once the heaps hold a threshold);
+  :func:`push_top`, the same for heaps that are still empty, :func:`push_filtered`,
+  the same once the heaps hold a threshold);
 * :func:`push_rows`: a score block whose rows are an arbitrary subset of the heaps;
 * :func:`push_columns`: a score block offered to the heaps of its *columns*
   (``s(i, j) = s(j, i)``): the few scores above each column's top are found with one
@@ -20,6 +21,8 @@ Pushes come in three shapes:
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import faiss
 import numpy as np
@@ -78,6 +81,27 @@ def push_dense(
     else:
         col_ids = np.ascontiguousarray(ids, dtype=np.int64)
         heap.addn_with_ids(nc, faiss.swig_ptr(block), faiss.swig_ptr(col_ids), 0, 0, nr)
+
+
+def push_top(block: np.ndarray, scores: np.ndarray, indices: np.ndarray, r0: int, c0: int = 0) -> None:
+    """:func:`push_dense` for heaps that are still empty: only each row's ``keep`` best
+    scores (a partial sort per row) are pushed, as one (rows × keep) array with ids per
+    row. Nothing else could stay in a heap of ``keep``, and a young heap would push many
+    of a row's scores one by one (measured on text vectors: the 10k × 512 exact pass
+    0.89 → 0.80 s)."""
+    nr, nc = block.shape
+    keep = scores.shape[1]
+    if nc <= keep:
+        push_dense(block, scores, indices, r0, c0)
+        return
+    if nr == 0:
+        return
+    best = np.argpartition(block, nc - keep, axis=1)[:, nc - keep :]
+    vals = np.ascontiguousarray(np.take_along_axis(block, best, axis=1), dtype=np.float32)
+    ids = best.astype(np.int64)
+    ids += c0
+    heap_view(scores[r0 : r0 + nr], indices[r0 : r0 + nr]).addn_with_ids(
+        keep, faiss.swig_ptr(vals), faiss.swig_ptr(ids), keep, 0, nr)
 
 
 def push_rows(
@@ -174,3 +198,44 @@ def push_columns(
     r, c = r[order], c[order]
     push_sparse(scores, indices, c0 + c, r0 + r, block[r, c])
     return _distinct(c) / nc
+
+
+def offer_block(
+    pool: ThreadPoolExecutor, blk: np.ndarray, rows: tuple[np.ndarray, np.ndarray, int],
+    cols: tuple[np.ndarray, np.ndarray, int] | None, rows_first: bool = False, cols_first: bool = False,
+    live: list[float] | None = None, whole: bool = False,
+) -> None:
+    """Offer one GEMM block of a symmetric or cross search to the heaps of its rows
+    (``rows`` = scores, indices, first row) and of its columns (None: a diagonal block,
+    whose rows' heaps are its columns'). Heaps that are still empty (``*_first``, and a
+    diagonal block's) take each row's best (:func:`push_top`). Otherwise, with ``whole``
+    (blocks small enough to stay in cache), every score goes through the C++ comparison
+    loop (the columns' side as a transposed copy); without, only the scores above the
+    heaps' thresholds are offered, with a max-prefilter while the previous block had hits
+    in few rows (columns): ``live`` = [rows, columns] share, updated. Each side is cut in
+    halves over the pool's threads (disjoint heaps)."""
+    (rs, ri, r0) = rows
+    nr, nc = blk.shape
+    hr, hc = (nr + 1) // 2, (nc + 1) // 2
+    live = live if live is not None else [0.0, 0.0]
+    if cols is None or rows_first or whole:
+        push_r = push_top if cols is None or rows_first else push_dense
+    else:
+        pre = live[0] < LIVE_FRACTION
+        push_r = partial(push_filtered, prefilter=pre)
+    row_jobs = [pool.submit(push_r, blk[a:z], rs, ri, r0 + a, cols[2] if cols else r0)
+                for a, z in ((0, hr), (hr, nr)) if z > a]
+    col_jobs = []
+    if cols is not None:
+        cs, ci, c0 = cols
+        pre = live[1] < LIVE_FRACTION
+        if cols_first or whole:
+            push_t = push_top if cols_first else push_dense
+            push_c = lambda part, a: push_t(part.T, cs, ci, c0 + a, r0)
+        else:
+            push_c = lambda part, a: push_columns(part, cs, ci, r0, c0 + a, pre)
+        col_jobs = [pool.submit(push_c, blk[:, a:z], a) for a, z in ((0, hc), (hc, nc)) if z > a]
+    shares = [[job.result() for job in jobs] for jobs in (row_jobs, col_jobs)]
+    for side, got in enumerate(shares):
+        if got and all(isinstance(v, float) for v in got):
+            live[side] = float(np.mean(got))

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.random import default_rng  # loaded with the module, not by the first search
 
 from jobsim.rescoring import exhaustive_rows, rescore
 from jobsim.segments import spans, within
@@ -55,7 +56,7 @@ class Twins:
 
 def _row_keys(bits: np.ndarray) -> np.ndarray:
     """A 64-bit key per row: Σ bits · odd random weights (mod 2⁶⁴); equal rows, equal keys."""
-    weights = np.random.default_rng(0x7715).integers(1, 1 << 63, size=bits.shape[1], dtype=np.uint64) | np.uint64(1)
+    weights = default_rng(0x7715).integers(1, 1 << 63, size=bits.shape[1], dtype=np.uint64) | np.uint64(1)
     keys = np.empty(len(bits), dtype=np.uint64)
     for c0 in range(0, len(bits), _CHUNK):
         keys[c0 : c0 + _CHUNK] = (bits[c0 : c0 + _CHUNK].astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)

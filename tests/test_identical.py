@@ -61,8 +61,9 @@ def test_twins_path_equals_plain_path_bit_for_bit(seed, n, distinct, k, d, order
     ref_s, ref_i = plain_topk(x, k)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(identical, "_CHUNK", 7)  # hashing, checks and expansion in many chunks
-        if ordered:  # the distinct rows in a locality order, gathered in place
+        if ordered:  # the distinct rows in a locality order, gathered in place, large blocks filtered
             mp.setattr(nb, "LOCALITY_MIN_BYTES", 0)
+            mp.setattr(nb, "CACHED_BLOCK", 0)
         s, i = exact_topk(x, k, block=64 if ordered else None)
     check_contract(s, i, n, k, np.arange(n))
     np.testing.assert_array_equal(i, ref_i)

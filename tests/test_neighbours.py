@@ -152,13 +152,15 @@ def clustered(n: int, d: int, clusters: int, spread: float, seed: int) -> np.nda
        block=st.integers(8, 120), dup=st.integers(0, 30))
 def test_locality_order_gives_the_same_lists_bit_for_bit(seed, n, k, block, dup):
     """Large matrices are searched in a k-means order (heap rows and ids are positions in
-    it); the result must not depend on it, nor on the block size."""
+    it) with thresholds filtering large blocks; the result must not depend on it, on the
+    block size, nor on the selection (small blocks compare every score)."""
     import jobsim.neighbours as nb
 
     x = grid_vectors(np.random.default_rng(seed), n, 6, dup) + 0.25  # many exact ties
     plain = exact_topk(x, k, block=block)
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp:  # the filtered path of large blocks, in a locality order
         mp.setattr(nb, "LOCALITY_MIN_BYTES", 0)
+        mp.setattr(nb, "CACHED_BLOCK", 0)
         ordered = exact_topk(x, k, block=max(8, block // 2 + 3))
     np.testing.assert_array_equal(ordered[1], plain[1])
     np.testing.assert_array_equal(ordered[0], plain[0])
@@ -167,7 +169,7 @@ def test_locality_order_gives_the_same_lists_bit_for_bit(seed, n, k, block, dup)
 
 
 def test_column_and_sparse_pushes_equal_a_full_sort():
-    from jobsim.heaps import new_heaps, push_columns, push_dense, push_sparse, reorder
+    from jobsim.heaps import new_heaps, push_columns, push_dense, push_sparse, push_top, reorder
 
     rng = np.random.default_rng(4)
     blk = (rng.integers(0, 50, size=(37, 29)) / 7).astype(np.float32)  # ties
@@ -182,8 +184,12 @@ def test_column_and_sparse_pushes_equal_a_full_sort():
     dense_s, dense_i = new_heaps(37, 29, k)
     push_dense(blk, dense_s, dense_i, 0, 7)
     reorder(dense_s, dense_i)
+    top_s, top_i = new_heaps(29, 37, k)  # empty heaps take each row's best (a partial sort)
+    push_top(blk.T, top_s, top_i, 0, 100)
+    reorder(top_s, top_i)
     keep = cols_s.shape[1]
-    for mat, (s, i), off in ((blk.T, (cols_s, cols_i), 100), (blk, (rows_s, rows_i), 7), (blk, (dense_s, dense_i), 7)):
+    for mat, (s, i), off in ((blk.T, (cols_s, cols_i), 100), (blk, (rows_s, rows_i), 7), (blk, (dense_s, dense_i), 7),
+                             (blk.T, (top_s, top_i), 100)):
         np.testing.assert_array_equal(s, -np.sort(-mat, axis=1)[:, :keep])  # the k+SPARE best values
         np.testing.assert_array_equal(np.take_along_axis(mat, i - off, axis=1), s)  # with their ids
 

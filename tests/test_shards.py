@@ -80,7 +80,11 @@ def test_sharded_identity_property(n: int, k: int, shard_rows: int, block: int, 
     np.testing.assert_array_equal(got[0], want[0])
 
 
-def test_cross_topk_against_brute_force() -> None:
+@pytest.mark.parametrize("cached_block", [2048, 0])  # blocks compared whole / filtered by threshold
+def test_cross_topk_against_brute_force(cached_block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jobsim.neighbours as nb
+
+    monkeypatch.setattr(nb, "CACHED_BLOCK", cached_block)
     x = _vectors(500, 20, seed=9, duplicates=30)
     xa, xb = x[:180], x[180:]
     (sa, ia), (sb, ib) = cross_topk(xa, xb, 7, memory_budget_bytes=40 * 40 * 10)
