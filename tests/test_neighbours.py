@@ -169,6 +169,7 @@ def test_locality_order_gives_the_same_lists_bit_for_bit(seed, n, k, block, dup)
 
 
 def test_column_and_sparse_pushes_equal_a_full_sort():
+    from jobsim import heaps
     from jobsim.heaps import new_heaps, push_columns, push_dense, push_sparse, push_top, reorder
 
     rng = np.random.default_rng(4)
@@ -184,8 +185,10 @@ def test_column_and_sparse_pushes_equal_a_full_sort():
     dense_s, dense_i = new_heaps(37, 29, k)
     push_dense(blk, dense_s, dense_i, 0, 7)
     reorder(dense_s, dense_i)
-    top_s, top_i = new_heaps(29, 37, k)  # empty heaps take each row's best (a partial sort)
-    push_top(blk.T, top_s, top_i, 0, 100)
+    top_s, top_i = new_heaps(29, 37, k)  # empty heaps take each row's best (a partial sort, 3 rows at a time)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(heaps, "TOP_CELLS", 3 * 37)
+        push_top(blk.T, top_s, top_i, 0, 100)
     reorder(top_s, top_i)
     keep = cols_s.shape[1]
     for mat, (s, i), off in ((blk.T, (cols_s, cols_i), 100), (blk, (rows_s, rows_i), 7), (blk, (dense_s, dense_i), 7),

@@ -53,7 +53,12 @@ def test_confirm_switches_to_exact_when_the_tuned_probes_cost_too_much():
     assert cheap.mode == "ann" and cheap.ann_s < cheap.exact_s
     dear = confirm_ann(plan, n, d, scored_pairs=n * n, nprobe=64)
     assert dear.mode == "exact" and dear.ann_s >= dear.exact_s and "not 2× faster" in dear.reason
-    near = confirm_ann(plan, n, d, scored_pairs=int(n * n * 0.19), nprobe=12)  # faster, within the margin
+    def search_s(pairs: int) -> float:
+        return predict_ann_s(n, d, 150, nlist=1, scored_pairs=pairs, built=True)
+
+    per_pair = (search_s(n * n) - search_s(0)) / (n * n)  # the model is linear in the scores
+    pairs = int((0.75 * predict_exact_s(n, d, 150) - search_s(0)) / per_pair)  # 1.33× faster: within the margin
+    near = confirm_ann(plan, n, d, scored_pairs=pairs, nprobe=12)
     assert near.ann_s < near.exact_s < near.ann_s * planner.ANN_MARGIN and near.mode == "exact"
     forced = PassPlan("ann", 0.0, None, "forced by settings (ann)")
     assert confirm_ann(forced, n, d, scored_pairs=n * n, nprobe=64) is forced
