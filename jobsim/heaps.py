@@ -16,6 +16,8 @@ Pushes come in three shapes:
 * :func:`push_columns`: a score block offered to the heaps of its *columns*
   (``s(i, j) = s(j, i)``): the few scores above each column's top are found with one
   vectorised comparison and pushed grouped by column (:func:`push_sparse`).
+
+:func:`offer_block` chooses among them for one block of a symmetric or cross search.
 """
 
 from __future__ import annotations

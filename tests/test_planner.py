@@ -53,6 +53,7 @@ def test_confirm_switches_to_exact_when_the_tuned_probes_cost_too_much():
     assert cheap.mode == "ann" and cheap.ann_s < cheap.exact_s
     dear = confirm_ann(plan, n, d, scored_pairs=n * n, nprobe=64)
     assert dear.mode == "exact" and dear.ann_s >= dear.exact_s and "not 2× faster" in dear.reason
+
     def search_s(pairs: int) -> float:
         return predict_ann_s(n, d, 150, nlist=1, scored_pairs=pairs, built=True)
 
