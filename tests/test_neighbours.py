@@ -190,6 +190,17 @@ def test_column_and_sparse_pushes_equal_a_full_sort():
         mp.setattr(heaps, "TOP_CELLS", 3 * 37)
         push_top(blk.T, top_s, top_i, 0, 100)
     reorder(top_s, top_i)
+    for warm in (False, True):  # the same heaps as offering the block whole, ties included; non-empty heaps too
+        want, got = new_heaps(37, 29, k), new_heaps(37, 29, k)
+        for heaps_ in (want, got):
+            if warm:
+                push_dense(blk[:, :9], *heaps_, 0, 500)
+        push_dense(blk, *want, 0, 7)
+        push_top(blk, *got, 0, 7)
+        for heaps_ in (want, got):
+            reorder(*heaps_)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
     keep = cols_s.shape[1]
     for mat, (s, i), off in ((blk.T, (cols_s, cols_i), 100), (blk, (rows_s, rows_i), 7), (blk, (dense_s, dense_i), 7),
                              (blk.T, (top_s, top_i), 100)):
