@@ -223,21 +223,22 @@ def offer_block(
     nr, nc = blk.shape
     hr, hc = (nr + 1) // 2, (nc + 1) // 2
     live = live if live is not None else [0.0, 0.0]
-    if cols is None or rows_first or whole:
-        push_r = push_top if cols is None or rows_first else push_dense
+    if cols is None or rows_first:
+        push_r = push_top
+    elif whole:
+        push_r = push_dense
     else:
-        pre = live[0] < LIVE_FRACTION
-        push_r = partial(push_filtered, prefilter=pre)
+        push_r = partial(push_filtered, prefilter=live[0] < LIVE_FRACTION)
     row_jobs = [pool.submit(push_r, blk[a:z], rs, ri, r0 + a, cols[2] if cols else r0)
                 for a, z in ((0, hr), (hr, nr)) if z > a]
     col_jobs = []
     if cols is not None:
         cs, ci, c0 = cols
-        pre = live[1] < LIVE_FRACTION
-        if cols_first or whole:
+        if cols_first or whole:  # the columns' heaps take the transposed block
             push_t = push_top if cols_first else push_dense
             push_c = lambda part, a: push_t(part.T, cs, ci, c0 + a, r0)
         else:
+            pre = live[1] < LIVE_FRACTION
             push_c = lambda part, a: push_columns(part, cs, ci, r0, c0 + a, pre)
         col_jobs = [pool.submit(push_c, blk[:, a:z], a) for a, z in ((0, hc), (hc, nc)) if z > a]
     shares = [[job.result() for job in jobs] for jobs in (row_jobs, col_jobs)]
