@@ -28,7 +28,8 @@ from jobsim.rescoring import cpu_count, finish_rows, release_memory
 log = logging.getLogger(__name__)
 
 QUERY_CELLS = 1 << 18  # scores per GEMM of probing rows against one list's members (1 MB)
-WAVE = 8  # lists scored on the worker threads between two pushes into the heaps
+WAVE, MAX_WAVE = 8, 64  # lists scored on the worker threads between two pushes into the heaps
+WAVE_ENTRIES = 1 << 19  # heap entries a wave aims at (2^20 took text 100k x 512 over its memory bound)
 RANK_STAGES = ((1, 2), (2, 4), (4, 8), (8, 1 << 30))  # probe ranks searched together
 
 
@@ -106,24 +107,39 @@ def _probed_lists(
     pool: ThreadPoolExecutor, y: np.ndarray, rows: np.ndarray | None, lists: Lists, pl: np.ndarray, pr: np.ndarray,
     heaps: tuple[np.ndarray, np.ndarray], later: np.ndarray,
 ) -> None:
-    """Rows ``pr`` against the members of lists ``pl`` (grouped by list), ``WAVE`` lists at
+    """Rows ``pr`` against the members of lists ``pl`` (grouped by list), a wave of lists at
     a time: their blocks scored and filtered against the heaps' thresholds on the worker
     threads (each block feeds the heaps of its rows *and* of its columns, the list's
-    members: scores are symmetric), then all the wave's entries pushed in one call (a push
-    costs mostly per call, and one list's block has few entries above the thresholds)."""
+    members: scores are symmetric), then the wave's entries pushed in one call per range
+    of heaps, the ranges side by side, while the next wave is scored. A wave has ``WAVE``
+    to ``MAX_WAVE`` lists, as many as the previous wave's entries per list say make
+    ``WAVE_ENTRIES`` (few entries pass once the heaps fill: fewer, larger pushes; the
+    entries' memory stays bounded). A threshold read during a push is the heap's top
+    before or after it (faiss writes the top once), never above the final one: a filter
+    can only let more through."""
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
-    blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:])]
-    thresholds, mutual = heaps[0][:, 0], (later, lists.home)  # read only while no push runs
-    for w0 in range(0, len(blocks), WAVE):
-        jobs = [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds, mutual)
-                for b, q in blocks[w0 : w0 + WAVE] if lists.sizes[b]]
-        if not jobs:
-            continue
-        heap, cand, score = (np.concatenate(p) for p in zip(*[job.result() for job in jobs]))
+    blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:]) if lists.sizes[int(pl[s0])]]
+    thresholds, mutual, workers = heaps[0][:, 0], (later, lists.home), cpu_count()
+
+    def score(wave: list) -> list:
+        return [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds, mutual) for b, q in wave]
+
+    scoring, pushing, w0, wave = score(blocks[:WAVE]), [], 0, WAVE
+    while scoring:
+        heap, cand, score_ = (np.concatenate(p) for p in zip(*[job.result() for job in scoring]))
+        w0, wave = w0 + wave, int(np.clip(WAVE_ENTRIES * wave // max(1, len(heap)), WAVE, MAX_WAVE))
         order = np.argsort(heap, kind="stable")
-        push_sparse(*heaps, heap[order], cand[order], score[order])
-        del heap, cand, score, order
+        entries = (heap[order], cand[order], score_[order])
+        del heap, cand, score_, order
+        for job in pushing:  # a heap takes one wave at a time
+            job.result()
+        cuts = np.searchsorted(entries[0], np.arange(workers + 1) * len(heaps[0]) // workers).tolist()
+        pushing = [pool.submit(push_sparse, *heaps, *(e[a:z] for e in entries)) for a, z in zip(cuts[:-1], cuts[1:])]
+        scoring = score(blocks[w0 : w0 + wave])  # scored while this wave is pushed
+        del entries
         release_memory()  # the worker threads' temporaries, before the next wave's
+    for job in pushing:
+        job.result()
 
 
 def candidate_heaps(

@@ -170,17 +170,25 @@ def test_index_over_distinct_rows_in_place_equals_the_index_over_their_copy(monk
     check_contract(s, i, len(x), 12, np.arange(len(x)))
 
 
-@pytest.mark.parametrize("wave, cells", [(1, 1 << 18), (3, 64), (100, 1 << 18)])
-def test_candidates_do_not_depend_on_how_the_blocks_are_batched(monkeypatch, wave, cells):
-    """Lists pushed one at a time or in waves, rows scored in small or large GEMMs: each
+@pytest.mark.parametrize("wave, max_wave, entries, cells", [
+    (1, 1, 1, 1 << 18), (3, 3, 1, 64), (100, 100, 1, 1 << 18), (1, 64, 200, 1 << 18), (2, 64, 1 << 19, 64),
+])
+def test_candidates_do_not_depend_on_how_the_blocks_are_batched(monkeypatch, wave, max_wave, entries, cells):
+    """Lists pushed one at a time or in waves (fixed or sized by the entries they bring),
+    rows scored in small or large GEMMs, pushes running while the next wave is scored: each
     row's heap holds the same best ``keep`` candidates (continuous vectors: no ties)."""
     x = clustered(1200, 16, 25, 0.6, seed=5)
     rng = np.random.default_rng(5)
     probes = probe_order(x, train_centroids(x, 20, rng), 6)
     lists = make_lists(probes[:, 0], 20)
     monkeypatch.setattr(ivf_search, "WAVE", 1)
+    monkeypatch.setattr(ivf_search, "MAX_WAVE", 1)
     monkeypatch.setattr(ivf_search, "QUERY_CELLS", 1 << 30)
+    monkeypatch.setattr(ivf_search, "cpu_count", lambda: 1)  # one push at a time, one range of heaps
     want = np.sort(candidate_heaps(x, lists, probes, 6, 12)[1], axis=1)
+    monkeypatch.undo()
     monkeypatch.setattr(ivf_search, "WAVE", wave)
+    monkeypatch.setattr(ivf_search, "MAX_WAVE", max_wave)
+    monkeypatch.setattr(ivf_search, "WAVE_ENTRIES", entries)
     monkeypatch.setattr(ivf_search, "QUERY_CELLS", cells)
     np.testing.assert_array_equal(np.sort(candidate_heaps(x, lists, probes, 6, 12)[1], axis=1), want)
