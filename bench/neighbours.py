@@ -21,7 +21,9 @@ minimum times of ≥ 3 reps. Per shape:
   efConstruction 40, the previous ANN), efSearch the smallest of a ladder reaching
   recall@10 0.95 on a 500-row sample, then every row searched and its 67 candidates
   rescored canonically;
-- **before** (``--before REV``): ``exact_topk`` of that git revision.
+- **before** (``--before REV``): ``exact_topk`` of that git revision; **ann_before**
+  (``--ann-before REV``): the ANN pass with that revision's ``jobsim`` package (``git archive``),
+  its time, RSS and whether its lists are identical (a hash of scores and ids).
 
 Data (cached under ``$JOBSIM_BENCH_CACHE``): ``clustered`` = synthetic unit vectors (300 topic
 centres, spread in a 96-dim latent subspace, small noise; seeded); ``text`` = real postings with
@@ -33,6 +35,7 @@ missing). ``--fit``: the planner's cost constants, least squares.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -176,15 +179,29 @@ def step_ann(p: dict) -> dict:
     if twins is not None:
         scores, idx = expand_topk(x, scores, idx, twins, DEPTH)
     sec = time.perf_counter() - t
+    lists_hash = hashlib.sha1(scores.tobytes() + idx.tobytes()).hexdigest()[:12]
     truth = np.load(truth_path(p))
     plan = plan_full_pass(n, d, nlist=report.nlist)
     after = confirm_ann(plan, n, d, scored_pairs=report.scored_pairs, nprobe=report.value,
                         search_dims=report.search_dims)
     return {"s": sec, "rss_mb": vm_hwm_mb(), "recall_all": recall_at(idx, truth), "recall_sample": report.recall_at_10,
-            "distinct": n,
+            "distinct": n, "hash": lists_hash,
             "nprobe": report.value, "nlist": report.nlist, "build_s": report.build_s, "tune_s": report.tune_s,
             "search_s": report.search_s, "pairs": report.scored_pairs, "dims": report.search_dims,
             "plan": plan.__dict__, "confirm": after.__dict__}
+
+
+def step_ann_before(p: dict) -> dict:
+    """:func:`step_ann` with the ``jobsim`` package of git revision ``p["ann_rev"]``."""
+    root = SCRATCH / f"jobsim_{p['ann_rev']}"
+    if not (root / "jobsim").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", p["ann_rev"], "jobsim"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    for name in [m for m in sys.modules if m == "jobsim" or m.startswith("jobsim.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(root))
+    return step_ann(p)
 
 
 def step_hnsw(p: dict) -> dict:
@@ -201,7 +218,7 @@ def step_hnsw(p: dict) -> dict:
 
 
 STEPS = {"peak": step_peak, "exact": step_exact, "ann": step_ann, "hnsw": step_hnsw, "before": step_before,
-         "prepare": step_prepare}
+         "ann_before": step_ann_before, "prepare": step_prepare}
 
 
 def child(step: str, params: dict) -> dict:
@@ -229,9 +246,10 @@ def run(args: argparse.Namespace) -> dict:
             p = {"data": kind, "n": n, "d": d}
             rec = res["runs"].setdefault(f"{kind} {n} {d}", {"data": kind, "n": n, "d": d})
             methods = ["exact"] + (["before"] if args.before else []) + ["ann"] + (
+                ["ann_before"] if args.ann_before else []) + (
                 ["hnsw"] if args.hnsw and n >= args.hnsw_min_n and rep < args.hnsw_reps else [])
             for m in methods:
-                rec.setdefault(m, []).append(child(m, {**p, "rev": args.before}))
+                rec.setdefault(m, []).append(child(m, {**p, "rev": args.before, "ann_rev": args.ann_before}))
             print(f"rep {rep + 1}/{args.reps} {kind} {n}×{d}: " + ", ".join(
                 f"{m} {rec[m][-1]['s']:.2f} s" for m in methods) + f"  (load {os.getloadavg()[0]:.1f})", flush=True)
     return res
@@ -264,6 +282,12 @@ def report(res: dict) -> None:
               f"ANN build {a['build_s']} s, tune {a['tune_s']} s, search "
               f"{a['search_s']} s, {a['pairs'] / rec['n']:.0f} scores/row in {a['dims']} dims; plan: {a['plan']['reason']}; "
               f"after tuning: {a['confirm']['reason']}")
+        if "ann_before" in rec:
+            b = min(r["s"] for r in rec["ann_before"])
+            same = {r["hash"] for r in rec["ann"]} == {r.get("hash") for r in rec["ann_before"]}
+            print(f"  ANN of the revision before: {b:.2f} s (min) → {a['s']:.2f} s, **{b / a['s']:.2f}×**; "
+                  f"RSS {max(r['rss_mb'] for r in rec['ann_before']):.0f} → {max(r['rss_mb'] for r in rec['ann']):.0f} MB; "
+                  f"identical lists: {'yes' if same else 'no'}")
 
 
 def fit(res: dict) -> None:
@@ -299,6 +323,7 @@ def main() -> None:
     ap.add_argument("--hnsw-min-n", type=int, default=100_000)
     ap.add_argument("--hnsw-reps", type=int, default=1, help="reps that also run HNSW (the slowest method)")
     ap.add_argument("--before", help="also exact_topk of this git revision")
+    ap.add_argument("--ann-before", help="also the ANN pass (build, search, expansion) of this git revision")
     ap.add_argument("--fit", action="store_true", help="fit the planner's cost constants")
     ap.add_argument("--json", help="write the raw measurements here")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
