@@ -38,14 +38,15 @@ class Costs:
     """Fitted constants (seconds), at the GEMM rate of the fit (``ref_gflops``): per-pair
     and per-row costs scale with the calibrated rate like the GEMM does. Fitted with
     ``bench/neighbours.py --fit`` on 2026-12-02 (4 shapes × 3 data sets, min of 3 reps,
-    AMD EPYC × 2, BENCHMARKS.md "Neighbours"); the ANN's fixed part (thread pools, the
+    AMD EPYC × 2, BENCHMARKS.md "Neighbours"), the IVF search's two re-fitted on 2026-12-03
+    after its pushes ran side by side; the ANN's fixed part (thread pools, the
     sample's tuning loop, the PCA eigendecomposition ∝ d³) from its 10k runs of 2026-12-01."""
 
     ref_gflops: float = 150.0
     exact_pair_s: float = 3.9e-9  # top-k selection per distinct pair of the symmetric pass
     exact_row_s: float = 2.5e-5  # locality order + rescoring + certification, per row (d=512)
-    ivf_pair_s: float = 1.0e-8  # selection (heap pushes) per score of the IVF search
-    ivf_row_s: float = 1.6e-5  # probes, lists, canonical rescoring, per row (d=512)
+    ivf_pair_s: float = 8.2e-9  # selection (heap pushes) per score of the IVF search
+    ivf_row_s: float = 1.5e-5  # probes, lists, canonical rescoring, per row (d=512)
     ivf_fixed_s: float = 1.2  # pools, tuning loop over the sample
     ivf_eig_s: float = 4e-10  # × d³: the PCA eigendecomposition
     fixed_s: float = 0.05  # thread pools, planning
