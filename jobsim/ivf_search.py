@@ -121,21 +121,21 @@ def _probed_lists(
     blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:]) if lists.sizes[int(pl[s0])]]
     thresholds, mutual, workers = heaps[0][:, 0], (later, lists.home), cpu_count()
 
-    def score(wave: list) -> list:
+    def submit(wave: list) -> list:
         return [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds, mutual) for b, q in wave]
 
-    scoring, pushing, w0, wave = score(blocks[:WAVE]), [], 0, WAVE
+    scoring, pushing, w0, wave = submit(blocks[:WAVE]), [], 0, WAVE
     while scoring:
-        heap, cand, score_ = (np.concatenate(p) for p in zip(*[job.result() for job in scoring]))
+        heap, cand, value = (np.concatenate(p) for p in zip(*[job.result() for job in scoring]))
         w0, wave = w0 + wave, int(np.clip(WAVE_ENTRIES * wave // max(1, len(heap)), WAVE, MAX_WAVE))
         order = np.argsort(heap, kind="stable")
-        entries = (heap[order], cand[order], score_[order])
-        del heap, cand, score_, order
+        entries = (heap[order], cand[order], value[order])
+        del heap, cand, value, order
         for job in pushing:  # a heap takes one wave at a time
             job.result()
         cuts = np.searchsorted(entries[0], np.arange(workers + 1) * len(heaps[0]) // workers).tolist()
         pushing = [pool.submit(push_sparse, *heaps, *(e[a:z] for e in entries)) for a, z in zip(cuts[:-1], cuts[1:])]
-        scoring = score(blocks[w0 : w0 + wave])  # scored while this wave is pushed
+        scoring = submit(blocks[w0 : w0 + wave])  # scored while this wave is pushed
         del entries
         release_memory()  # the worker threads' temporaries, before the next wave's
     for job in pushing:

@@ -191,4 +191,5 @@ def test_candidates_do_not_depend_on_how_the_blocks_are_batched(monkeypatch, wav
     monkeypatch.setattr(ivf_search, "MAX_WAVE", max_wave)
     monkeypatch.setattr(ivf_search, "WAVE_ENTRIES", entries)
     monkeypatch.setattr(ivf_search, "QUERY_CELLS", cells)
+    monkeypatch.setattr(ivf_search, "cpu_count", lambda: 2)  # two ranges of heaps pushed side by side
     np.testing.assert_array_equal(np.sort(candidate_heaps(x, lists, probes, 6, 12)[1], axis=1), want)
