@@ -28,7 +28,7 @@ from jobsim.rescoring import cpu_count, finish_rows, release_memory
 log = logging.getLogger(__name__)
 
 QUERY_CELLS = 1 << 18  # scores per GEMM of probing rows against one list's members (1 MB)
-WAVE, MAX_WAVE = 8, 64  # lists scored on the worker threads between two pushes into the heaps
+WAVE, MAX_WAVE = 8, 64  # blocks (lists) scored on the worker threads between two pushes into the heaps
 WAVE_ENTRIES = 1 << 19  # heap entries a wave aims at (2^20 took text 100k x 512 over its memory bound)
 RANK_STAGES = ((1, 2), (2, 4), (4, 8), (8, 1 << 30))  # probe ranks searched together
 
@@ -112,9 +112,9 @@ def _probed_lists(
     threads (each block feeds the heaps of its rows *and* of its columns, the list's
     members: scores are symmetric), then the wave's entries pushed in one call per range
     of heaps, the ranges side by side, while the next wave is scored. A wave has ``WAVE``
-    to ``MAX_WAVE`` lists, as many as the previous wave's entries per list say make
-    ``WAVE_ENTRIES`` (few entries pass once the heaps fill: fewer, larger pushes; the
-    entries' memory stays bounded). A threshold read during a push is the heap's top
+    to ``MAX_WAVE`` blocks, as many scores as the previous wave's entries per score say
+    make ``WAVE_ENTRIES`` (few entries pass once the heaps fill: fewer, larger pushes; the
+    entries' memory stays bounded whatever the lists' sizes). A threshold read during a push is the heap's top
     before or after it (faiss writes the top once), never above the final one: a filter
     can only let more through."""
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
@@ -124,10 +124,14 @@ def _probed_lists(
     def submit(wave: list) -> list:
         return [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds, mutual) for b, q in wave]
 
-    scoring, pushing, w0, wave = submit(blocks[:WAVE]), [], 0, WAVE
+    cells = np.cumsum([0] + [len(q) * int(lists.sizes[b]) for b, q in blocks])  # scores before each block
+    scoring, pushing, w0, w1 = submit(blocks[:WAVE]), [], 0, min(WAVE, len(blocks))
     while scoring:
         heap, cand, value = (np.concatenate(p) for p in zip(*[job.result() for job in scoring]))
-        w0, wave = w0 + wave, int(np.clip(WAVE_ENTRIES * wave // max(1, len(heap)), WAVE, MAX_WAVE))
+        # the next wave: as many scores as make WAVE_ENTRIES at this wave's share of entries per score
+        share = max(len(heap), 1) / max(int(cells[w1] - cells[w0]), 1)
+        end = np.clip(np.searchsorted(cells, cells[w1] + WAVE_ENTRIES / share), w1 + WAVE, w1 + MAX_WAVE)
+        w0, w1 = w1, int(min(end, len(blocks)))
         order = np.argsort(heap, kind="stable")
         entries = (heap[order], cand[order], value[order])
         del heap, cand, value, order
@@ -135,7 +139,7 @@ def _probed_lists(
             job.result()
         cuts = np.searchsorted(entries[0], np.arange(workers + 1) * len(heaps[0]) // workers).tolist()
         pushing = [pool.submit(push_sparse, *heaps, *(e[a:z] for e in entries)) for a, z in zip(cuts[:-1], cuts[1:])]
-        scoring = submit(blocks[w0 : w0 + wave])  # scored while this wave is pushed
+        scoring = submit(blocks[w0:w1])  # scored while this wave is pushed
         del entries
         release_memory()  # the worker threads' temporaries, before the next wave's
     for job in pushing:
