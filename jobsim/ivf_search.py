@@ -114,9 +114,9 @@ def _probed_lists(
     of heaps, the ranges side by side, while the next wave is scored. A wave has ``WAVE``
     to ``MAX_WAVE`` blocks, as many scores as the previous wave's entries per score say
     make ``WAVE_ENTRIES`` (few entries pass once the heaps fill: fewer, larger pushes; the
-    entries' memory stays bounded whatever the lists' sizes). A threshold read during a push is the heap's top
-    before or after it (faiss writes the top once), never above the final one: a filter
-    can only let more through."""
+    entries' memory stays bounded whatever the lists' sizes). A threshold read during a
+    push is the heap's top before or after it (faiss writes the top once), never above
+    the final one: a filter can only let more through."""
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
     blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:]) if lists.sizes[int(pl[s0])]]
     thresholds, mutual, workers = heaps[0][:, 0], (later, lists.home), cpu_count()
