@@ -285,7 +285,7 @@ def report(res: dict) -> None:
               f"after tuning: {a['confirm']['reason']}")
         if "ann_before" in rec:
             b = min(r["s"] for r in rec["ann_before"])
-            same = {r["hash"] for r in rec["ann"]} == {r.get("hash") for r in rec["ann_before"]}
+            same = {r["hash"] for r in rec["ann"]} == {r["hash"] for r in rec["ann_before"]}
             print(f"  ANN of the revision before: {b:.2f} s (min) → {a['s']:.2f} s, **{b / a['s']:.2f}×**; "
                   f"RSS {max(r['rss_mb'] for r in rec['ann_before']):.0f} → {max(r['rss_mb'] for r in rec['ann']):.0f} MB; "
                   f"identical lists: {'yes' if same else 'no'}")

@@ -104,12 +104,12 @@ def _list_entries(
 
 
 def _probed_lists(
-    pool: ThreadPoolExecutor, y: np.ndarray, rows: np.ndarray | None, lists: Lists, pl: np.ndarray, pr: np.ndarray,
-    heaps: tuple[np.ndarray, np.ndarray], later: np.ndarray,
+    pool: ThreadPoolExecutor, workers: int, y: np.ndarray, rows: np.ndarray | None, lists: Lists, pl: np.ndarray,
+    pr: np.ndarray, heaps: tuple[np.ndarray, np.ndarray], later: np.ndarray,
 ) -> None:
     """Rows ``pr`` against the members of lists ``pl`` (grouped by list), a wave of lists at
-    a time: their blocks scored and filtered against the heaps' thresholds on the worker
-    threads (each block feeds the heaps of its rows *and* of its columns, the list's
+    a time: their blocks scored and filtered against the heaps' thresholds on the ``workers``
+    threads of ``pool`` (each block feeds the heaps of its rows *and* of its columns, the list's
     members: scores are symmetric), then the wave's entries pushed in one call per range
     of heaps, the ranges side by side, while the next wave is scored. A wave has ``WAVE``
     to ``MAX_WAVE`` blocks, as many scores as the previous wave's entries per score say
@@ -118,13 +118,14 @@ def _probed_lists(
     push is the heap's top before or after it (faiss writes the top once), never above
     the final one: a filter can only let more through."""
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
-    blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:]) if lists.sizes[int(pl[s0])]]
-    thresholds, mutual, workers = heaps[0][:, 0], (later, lists.home), cpu_count()
+    sizes = lists.sizes
+    blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:]) if sizes[int(pl[s0])]]
+    thresholds, mutual = heaps[0][:, 0], (later, lists.home)
 
     def submit(wave: list) -> list:
         return [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds, mutual) for b, q in wave]
 
-    cells = np.cumsum([0] + [len(q) * int(lists.sizes[b]) for b, q in blocks])  # scores before each block
+    cells = np.cumsum([0] + [len(q) * int(sizes[b]) for b, q in blocks])  # scores before each block
     scoring, pushing, w0, w1 = submit(blocks[:WAVE]), [], 0, min(WAVE, len(blocks))
     while scoring:
         heap, cand, value = (np.concatenate(p) for p in zip(*[job.result() for job in scoring]))
@@ -164,7 +165,7 @@ def candidate_heaps(
         for first, last in RANK_STAGES:  # nearer lists first: thresholds tighten, fewer pushes later
             if first < nprobe:
                 pl, pr, _ = probe_pairs(probes, first, min(last, nprobe))
-                _probed_lists(pool, y, rows, lists, pl, pr, heaps, later)
+                _probed_lists(pool, workers, y, rows, lists, pl, pr, heaps, later)
                 del pl, pr
     reorder(*heaps)
     return heaps
