@@ -58,6 +58,7 @@ class Fault:
     match: str | None = None  # only requests with an input containing this text
     rows: int = 1  # nan/inf/zero/huge/tiny/fewer: how many rows are affected
     hang_s: float = 3.0
+    delay_s: float = 0.0  # wait this long before answering (lets concurrent requests finish first)
     pass_every: int = 0  # every n-th matching request passes unharmed (0 = none)
     seen: int = 0  # matching requests so far
 
@@ -289,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(server.latency)
         fault = server._take_fault(inputs)
         req.fault = fault.kind if fault else None
+        if fault and fault.delay_s:
+            time.sleep(fault.delay_s)
         status = {"429": 429, "400": 400, "401": 401, "408": 408, "500": 500, "503": 503}
         if fault and fault.kind in status:
             req.status = status[fault.kind]

@@ -217,7 +217,9 @@ def test_a_server_error_on_one_input_while_others_succeed_is_isolated(srv):
     # about that input, so its batch is split down to it; it fails with an attempt spent
     texts = texts_for(16, "500")
     texts[5] += " CRASHES"
-    srv.add_fault("500", times=0, match="CRASHES")
+    # each 500 is held a moment so the concurrent sibling batch has succeeded before it (the
+    # give-up rule needs a success since the batch started; without the hold that is a race)
+    srv.add_fault("500", times=0, match="CRASHES", delay_s=0.2)
     result = make(srv, max_retries=1, concurrency=2, batch_max_inputs=8).embed(texts)
     check_complete(srv, texts, result)
     assert set(result.errors) == {5} and not result.transient and result.unavailable is None
