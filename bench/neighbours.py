@@ -189,7 +189,7 @@ def step_ann(p: dict) -> dict:
             "distinct": n, "hash": digest.hexdigest()[:12],
             "nprobe": report.value, "nlist": report.nlist, "build_s": report.build_s, "tune_s": report.tune_s,
             "search_s": report.search_s, "pairs": report.scored_pairs, "dims": report.search_dims,
-            "plan": plan.__dict__, "confirm": after.__dict__}
+            "keep": getattr(report, "keep", 0), "plan": plan.__dict__, "confirm": after.__dict__}
 
 
 def step_ann_before(p: dict) -> dict:
@@ -281,7 +281,7 @@ def report(res: dict) -> None:
         a = min(rec["ann"], key=lambda r: r["s"])
         print(f"{rec['data']} {rec['n']}×{rec['d']}: {a.get('distinct', rec['n']):,} distinct vectors; "
               f"ANN build {a['build_s']} s, tune {a['tune_s']} s, search "
-              f"{a['search_s']} s, {a['pairs'] / rec['n']:.0f} scores/row in {a['dims']} dims; plan: {a['plan']['reason']}; "
+              f"{a['search_s']} s, {a['pairs'] / rec['n']:.0f} scores/row in {a['dims']} dims, {a.get('keep', 0)} kept; plan: {a['plan']['reason']}; "
               f"after tuning: {a['confirm']['reason']}")
         if "ann_before" in rec:
             b = min(r["s"] for r in rec["ann_before"])

@@ -4,9 +4,11 @@ Pure arrays in, arrays out. :func:`build_ivf` projects the rows on their top pri
 directions (enough of them for a share ``PCA_ENERGIES`` of the sample's energy; text embeddings
 concentrate there), trains spherical k-means centroids on a sample in that space, gives
 every row its best lists (:mod:`jobsim.ivf`), computes the exact top-10 of a random
-sample of rows and picks the smallest ``nprobe`` whose recall@10 on that sample —
-simulating exactly what each sampled row's own search would find — reaches the target
-with ~95% confidence. :func:`search_ivf` then searches every row
+sample of rows and picks ``nprobe`` and the candidates kept per row for rescoring: of the
+pairs whose recall@10 on that sample — simulating exactly what each sampled row's own
+search would find — reaches the target with ~95% confidence, the cheapest by a cost model
+(more kept can replace many probed lists where the projection ranks true neighbours a
+little low; the heaps stay within ``HEAP_SHARE`` of the matrix). :func:`search_ivf` then searches every row
 (:mod:`jobsim.ivf_search`): candidates by GEMM blocks in the projected space, the kept
 ones rescored canonically with the full vectors (the exact pass's scores, bit for bit),
 ordered (score desc, index asc), and every found pair offered to both sides. The recall
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 
 MAX_NPROBE = 32  # probe counts tried; beyond this an IVF is no longer worth it
 CONFIDENCE_Z = 1.645  # one-sided 95%: the sample's recall minus z standard errors must reach the target
+PAIR_COST_S = 1.1e-8  # per score of the candidate search (GEMM in ~200 dims, thresholds, pushes)
+KEPT_COST_S = (3.5e-8, 1.46e-10)  # per row and candidate kept: + per dimension (canonical rescoring;
+# measured at 100k: 1.1e-7 at d = 512, 2.6e-7 at 1536)
+HEAP_SHARE = 0.3  # the candidate heaps may take this share of the matrix's bytes (at least the default's)
 TRUTH_BUDGET = 128 << 20  # score blocks of the sample's exact search (32 MB: blocks of 80 rows at 100k,
 # a third slower than 335; the pass's peak comes later, in the search)
 PCA_ENERGIES = (0.85, 0.95, 1.0)  # shares of the sample's energy the search space keeps, tried in turn
@@ -60,6 +66,7 @@ class AnnReport:
     search_s: float = 0.0
     scored_pairs: int = 0  # scores the search computes (Σ probed list sizes)
     search_dims: int = 0  # dimensions candidates are scored in (PCA)
+    keep: int = 0  # candidates kept per row for the canonical rescoring
     tried: dict[int, float] = field(default_factory=dict)  # expected sample recall per nprobe
 
 
@@ -133,12 +140,33 @@ def _space(
 
 def _tune_space(
     y: np.ndarray, ymap: np.ndarray | None, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray,
-    keep: int, target: float,
-) -> tuple[int, dict[int, float], bool]:
-    """Probe count for ``target`` in this space (every count up to ``MAX_NPROBE`` simulated
-    at once), the expected recall per count, and whether the target is reached."""
-    nprobe, tried = _tune(sample_recall(y, lists, probes, sample, truth, keep, rows=ymap), target)
-    return nprobe, tried, tried[nprobe] >= target
+    keeps: tuple[int, ...], target: float, d: int,
+) -> tuple[int, int, dict[int, float], bool]:
+    """Probe count and candidates kept per row for ``target`` in this space (every probe
+    count up to ``MAX_NPROBE`` and every keep of ``keeps`` simulated at once), the expected
+    recall per count at that keep, and whether the target is reached. Of the pairs that
+    reach it, the one of least predicted cost (scores of the search, rescoring of the
+    kept): a projection that ranks the true neighbours a little low is cheaper to search
+    with more kept than with more lists probed."""
+    sims = sample_recall(y, lists, probes, sample, truth, keeps, rows=ymap)
+    kept_s = len(probes) * (KEPT_COST_S[0] + KEPT_COST_S[1] * d)
+    best = None
+    for keep, sim in zip(keeps, sims):
+        nprobe, tried = _tune(sim, target)
+        cost = search_cost(probes, lists, nprobe) * PAIR_COST_S + keep * kept_s
+        if tried[nprobe] >= target and (best is None or cost < best[0]):
+            best = (cost, nprobe, keep, tried)
+    if best is None:  # not reachable in this space: the most kept, the most probes
+        nprobe, tried = _tune(sims[-1], target)
+        return nprobe, keeps[-1], tried, False
+    return best[1], best[2], best[3], True
+
+
+def _keeps(base: int, n: int, matrix_bytes: int) -> tuple[int, ...]:
+    """Numbers of candidates kept per row the tuning may choose: ``base`` and up to 1.6×
+    that, while the heaps (12 bytes per slot) stay within ``HEAP_SHARE`` of the matrix."""
+    room = max(HEAP_SHARE * matrix_bytes, 12 * n * base)
+    return tuple(k for k in (base, base * 5 // 4, base * 8 // 5) if 12 * n * k <= room)
 
 
 def build_ivf(
@@ -163,13 +191,14 @@ def build_ivf(
         _, truth = topk_of_rows(x, twins.first[sample], 10, TRUTH_BUDGET, skip=twins.repeats)
         truth[truth >= 0] = twins.vector[truth[truth >= 0]]
     tune_s, build_s = time.perf_counter() - started, 0.0
-    keep = keep or 66 + SPARE
+    keeps = _keeps(keep or 66 + SPARE, n, n * x.nbytes // max(1, len(x)))
     for energy in PCA_ENERGIES:
         started = time.perf_counter()
         y, ymap, lists, probes = _space(x, rows, energy, nl, rng)
         build_s += time.perf_counter() - started
         started = time.perf_counter()
-        nprobe, tried, reached = _tune_space(y, ymap, lists, probes, sample, truth, keep, recall_target)
+        nprobe, keep, tried, reached = _tune_space(y, ymap, lists, probes, sample, truth, keeps, recall_target,
+                                                   x.shape[1])
         tune_s += time.perf_counter() - started
         if reached or y is x:
             break
@@ -179,7 +208,7 @@ def build_ivf(
     report = AnnReport(
         index="ivf", param="nprobe", value=nprobe, recall_at_10=tried[nprobe], recall_sample=len(sample),
         target=recall_target, nlist=len(lists.sizes), build_s=round(build_s, 3), tune_s=round(tune_s, 3),
-        scored_pairs=search_cost(probes, lists, nprobe), search_dims=y.shape[1], tried=tried,
+        scored_pairs=search_cost(probes, lists, nprobe), search_dims=y.shape[1], keep=keep, tried=tried,
     )
     probes = np.ascontiguousarray(probes[:, :nprobe])  # what the search reads
     release_memory()
@@ -210,9 +239,9 @@ def search_ivf(vectors: np.ndarray, index: IvfIndex, k: int) -> tuple[np.ndarray
     release_memory()
     report.recall_at_10 = round(recall_at(indices[index.sample], index.truth), 4)
     report.search_s = round(time.perf_counter() - started, 3)
-    log.info("ann ivf: nlist=%d nprobe=%d in %d dims, recall@10=%.3f (sample %d), build %.1f s, "
-             "tune %.1f s, search %.1f s", report.nlist, report.value, report.search_dims, report.recall_at_10,
-             report.recall_sample, report.build_s, report.tune_s, report.search_s)
+    log.info("ann ivf: nlist=%d nprobe=%d keep=%d in %d dims, recall@10=%.3f (sample %d), build %.1f s, "
+             "tune %.1f s, search %.1f s", report.nlist, report.value, report.keep, report.search_dims,
+             report.recall_at_10, report.recall_sample, report.build_s, report.tune_s, report.search_s)
     return scores, indices, report
 
 

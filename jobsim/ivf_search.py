@@ -200,23 +200,25 @@ def probe_ranks(probes: np.ndarray, home: np.ndarray, row: int, cand: np.ndarray
 
 
 def sample_recall(
-    y: np.ndarray, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray, keep: int,
-    block: int = 64, rows: np.ndarray | None = None,
+    y: np.ndarray, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray,
+    keeps: tuple[int, ...], block: int = 64, rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(pmax, m): for every probe count p, each sample row's recall@10, simulating its
-    search exactly: its candidates are the members of its first p lists and the rows
-    probing its list at a rank < p (:func:`probe_ranks`); the true neighbours among its
-    ``keep`` best by ``y`` score stay in its final top-10 (canonical rescoring cannot push
-    a true top-10 neighbour out). Only the candidates scoring at least its lowest found
-    true neighbour can rank above one: those are the few looked at. Scores: one GEMM per
+    """(len(keeps), pmax, m): for every number of candidates kept and every probe count p,
+    each sample row's recall@10, simulating its search exactly: its candidates are the
+    members of its first p lists and the rows probing its list at a rank < p
+    (:func:`probe_ranks`); the true neighbours among its ``keep`` best by ``y`` score stay
+    in its final top-10 (canonical rescoring cannot push a true top-10 neighbour out).
+    Only the candidates scoring at least its lowest found true neighbour can rank above
+    one: those are the few looked at. Scores: one GEMM per
     row block (against all of ``y``; with ``rows``, the rows are ``y[rows]``)."""
     pmax, home = probes.shape[1], lists.home
     number = None
     if rows is not None:  # column of y -> position in rows (-1: not a row of the index)
         number = np.full(len(y), -1, dtype=np.int64)
         number[rows] = np.arange(len(rows))
-    out = np.ones((pmax, len(sample)))
+    out = np.ones((len(keeps), pmax, len(sample)))
     p_axis = np.arange(1, pmax + 1)[:, None]
+    keep_axis = np.asarray(keeps)[:, None, None]
     for b0 in range(0, len(sample), block):
         g = gather(y, rows, sample[b0 : b0 + block]) @ y.T
         for i in range(b0, min(len(sample), b0 + block)):
@@ -225,7 +227,7 @@ def sample_recall(
                 continue
             hits = t[probe_ranks(probes, home, row, t) < pmax]
             if len(hits) == 0:
-                out[:, i] = 0.0
+                out[:, :, i] = 0.0
                 continue
             scores = g[i - b0]
             cols = np.flatnonzero(scores >= scores[hits if rows is None else rows[hits]].min())
@@ -236,5 +238,6 @@ def sample_recall(
             rk, hit = rk[order], np.isin(cand[order], hits)
             where = np.flatnonzero(hit)
             before = np.cumsum(rk[None, :] < p_axis, axis=1)[:, where]  # (pmax, hits)
-            out[:, i] = ((rk[where][None, :] < p_axis) & (before <= keep)).sum(axis=1) / len(t)
+            found = (rk[where][None, :] < p_axis) & (before[None] <= keep_axis)  # (keeps, pmax, hits)
+            out[:, :, i] = found.sum(axis=2) / len(t)
     return out

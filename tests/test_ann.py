@@ -76,7 +76,7 @@ def test_the_tuning_simulation_is_what_the_search_finds(seed):
     sample = np.sort(rng.choice(len(x), 80, replace=False))
     _, truth = exact_topk(x, 10)
     keep = 14
-    sim = sample_recall(x, lists, probes, sample, truth[sample], keep)
+    sim = sample_recall(x, lists, probes, sample, truth[sample], (keep,))[0]
     for p in (1, 3, 6):
         _, idx = rescored_lists(x, candidate_heaps(x, lists, probes, p, keep)[1], lists, 10)
         for j, row in enumerate(sample):
@@ -193,3 +193,36 @@ def test_candidates_do_not_depend_on_how_the_blocks_are_batched(monkeypatch, wav
     monkeypatch.setattr(ivf_search, "QUERY_CELLS", cells)
     monkeypatch.setattr(ivf_search, "cpu_count", lambda: 2)  # two ranges of heaps pushed side by side
     np.testing.assert_array_equal(np.sort(candidate_heaps(x, lists, probes, 6, 12)[1], axis=1), want)
+
+
+def test_the_tuning_takes_the_cheapest_keep_that_reaches_the_target(monkeypatch):
+    """Kept candidates and probed lists trade against each other: of the (keep, nprobe)
+    pairs whose simulated recall reaches the target, the one of least predicted cost;
+    none reaching it: the most kept and probed, flagged."""
+    x = clustered(1200, 16, 20, 0.5, seed=4)
+    rng = np.random.default_rng(4)
+    probes = probe_order(x, train_centroids(x, 16, rng), 8)
+    lists = make_lists(probes[:, 0], 16)
+    m, target = 50, 0.95
+    reach = {20: 7, 32: 2}  # keep -> first probe count whose recall is 1 (0.9 before it)
+
+    def fake(y, lists_, probes_, sample, truth, keeps, rows=None):
+        return np.stack([np.where(np.arange(8)[:, None] + 1 >= reach[k], 1.0, 0.9) * np.ones((8, m)) for k in keeps])
+
+    monkeypatch.setattr(ann, "sample_recall", fake)
+    sample, truth = np.arange(m), np.zeros((m, 10), np.int64)
+    for d in (8, 4096):  # rescoring dearer with the dimension: more probes, fewer kept
+        cost = {k: ivf_search.search_cost(probes, lists, p) * ann.PAIR_COST_S
+                + len(x) * k * (ann.KEPT_COST_S[0] + ann.KEPT_COST_S[1] * d) for k, p in reach.items()}
+        keep = min(cost, key=cost.get)
+        assert ann._tune_space(x, None, lists, probes, sample, truth, (20, 32), target, d)[:2] == (reach[keep], keep)
+    reach = {20: 99, 32: 99}
+    nprobe, keep, tried, reached = ann._tune_space(x, None, lists, probes, sample, truth, (20, 32), target, 8)
+    assert (nprobe, keep, reached) == (8, 32, False) and tried[8] == pytest.approx(0.9)
+
+
+def test_more_candidates_are_kept_only_where_the_heaps_fit():
+    assert ann._keeps(82, 10_000, 10_000 * 512 * 4) == (82,)  # the default's heaps exceed the share: it alone
+    assert ann._keeps(82, 100_000, 100_000 * 1536 * 4) == (82, 102, 131)
+    assert ann._keeps(82, 100_000, 100_000 * 1100 * 4) == (82, 102)
+    assert all(12 * 100_000 * k <= ann.HEAP_SHARE * 100_000 * 1536 * 4 for k in ann._keeps(82, 100_000, 100_000 * 1536 * 4))
