@@ -6,17 +6,17 @@ concentrate there), trains spherical k-means centroids on a sample in that space
 every row its best lists (:mod:`jobsim.ivf`), computes the exact top-10 of a random
 sample of rows and picks ``nprobe`` and the candidates kept per row for rescoring: of the
 pairs whose recall@10 on that sample — simulating exactly what each sampled row's own
-search would find — reaches the target with ~95% confidence, the cheapest by a cost model
-(more kept can replace many probed lists where the projection ranks true neighbours a
-little low; the heaps stay within ``HEAP_SHARE`` of the matrix). :func:`search_ivf` then searches every row
-(:mod:`jobsim.ivf_search`): candidates by GEMM blocks in the projected space, the kept
-ones rescored canonically with the full vectors (the exact pass's scores, bit for bit),
-ordered (score desc, index asc), and every found pair offered to both sides. The recall
-reported is measured on the sample's final lists. Self is removed by index (duplicates
-stay), as in the exact path. Given the groups of bit-identical rows (``twins``,
-:mod:`jobsim.identical`), the index is over the distinct vectors, read where they lie in
-the matrix: what the pass holds beside the vectors is the projection, the heaps (then
-only their candidate ids) and the lists.
+search would find — reaches the target with ~95% confidence, the cheapest by a cost
+model (more kept can replace many probed lists where the projection ranks true
+neighbours a little low; the heaps stay within ``HEAP_SHARE`` of the matrix).
+:func:`search_ivf` then searches every row (:mod:`jobsim.ivf_search`): candidates by
+GEMM blocks in the projected space, the kept ones rescored canonically with the full
+vectors (the exact pass's scores, bit for bit), ordered (score desc, index asc), and
+every found pair offered to both sides. The recall reported is measured on the sample's
+final lists. Self is removed by index (duplicates stay), as in the exact path. Given the
+groups of bit-identical rows (``twins``, :mod:`jobsim.identical`), the index is over the
+distinct vectors, read where they lie in the matrix: what the pass holds beside the
+vectors is the projection, the heaps (then only their candidate ids) and the lists.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 MAX_NPROBE = 32  # probe counts tried; beyond this an IVF is no longer worth it
 CONFIDENCE_Z = 1.645  # one-sided 95%: the sample's recall minus z standard errors must reach the target
-PAIR_COST_S = 1.1e-8  # per score of the candidate search (GEMM in ~200 dims, thresholds, pushes)
+PAIR_COST_S = (4.8e-9, 1.05e-11)  # per score of the candidate search: + per search dimension (the GEMM;
+# measured at text 100k: 6.2e-9 in 160 dims, 7.8e-9 in 256)
 KEPT_COST_S = (3.5e-8, 1.46e-10)  # per row and candidate kept: + per dimension (canonical rescoring;
 # measured at 100k: 1.1e-7 at d = 512, 2.6e-7 at 1536)
 HEAP_SHARE = 0.3  # the candidate heaps may take this share of the matrix's bytes (at least the default's)
@@ -149,11 +150,11 @@ def _tune_space(
     kept): a projection that ranks the true neighbours a little low is cheaper to search
     with more kept than with more lists probed."""
     sims = sample_recall(y, lists, probes, sample, truth, keeps, rows=ymap)
-    kept_s = len(probes) * (KEPT_COST_S[0] + KEPT_COST_S[1] * d)
+    pair_s, kept_s = PAIR_COST_S[0] + PAIR_COST_S[1] * y.shape[1], len(probes) * (KEPT_COST_S[0] + KEPT_COST_S[1] * d)
     best = None
     for keep, sim in zip(keeps, sims):
         nprobe, tried = _tune(sim, target)
-        cost = search_cost(probes, lists, nprobe) * PAIR_COST_S + keep * kept_s
+        cost = search_cost(probes, lists, nprobe) * pair_s + keep * kept_s
         if tried[nprobe] >= target and (best is None or cost < best[0]):
             best = (cost, nprobe, keep, tried)
     if best is None:  # not reachable in this space: the most kept, the most probes

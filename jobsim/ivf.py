@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-
 log = logging.getLogger(__name__)
 
 

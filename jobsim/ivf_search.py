@@ -209,8 +209,8 @@ def sample_recall(
     (:func:`probe_ranks`); the true neighbours among its ``keep`` best by ``y`` score stay
     in its final top-10 (canonical rescoring cannot push a true top-10 neighbour out).
     Only the candidates scoring at least its lowest found true neighbour can rank above
-    one: those are the few looked at. Scores: one GEMM per
-    row block (against all of ``y``; with ``rows``, the rows are ``y[rows]``)."""
+    one: those are the few looked at. Scores: one GEMM per row block (against all of
+    ``y``; with ``rows``, the rows are ``y[rows]``)."""
     pmax, home = probes.shape[1], lists.home
     number = None
     if rows is not None:  # column of y -> position in rows (-1: not a row of the index)

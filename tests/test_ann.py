@@ -207,15 +207,20 @@ def test_the_tuning_takes_the_cheapest_keep_that_reaches_the_target(monkeypatch)
     reach = {20: 7, 32: 2}  # keep -> first probe count whose recall is 1 (0.9 before it)
 
     def fake(y, lists_, probes_, sample, truth, keeps, rows=None):
-        return np.stack([np.where(np.arange(8)[:, None] + 1 >= reach[k], 1.0, 0.9) * np.ones((8, m)) for k in keeps])
+        found = [np.where(np.arange(8)[:, None] + 1 >= reach[k], 1.0, 0.9) * np.ones((8, m)) for k in keeps]
+        return np.stack(found)
 
     monkeypatch.setattr(ann, "sample_recall", fake)
     sample, truth = np.arange(m), np.zeros((m, 10), np.int64)
+    chosen = set()
     for d in (8, 4096):  # rescoring dearer with the dimension: more probes, fewer kept
-        cost = {k: ivf_search.search_cost(probes, lists, p) * ann.PAIR_COST_S
+        pair_s = ann.PAIR_COST_S[0] + ann.PAIR_COST_S[1] * x.shape[1]
+        cost = {k: ivf_search.search_cost(probes, lists, p) * pair_s
                 + len(x) * k * (ann.KEPT_COST_S[0] + ann.KEPT_COST_S[1] * d) for k, p in reach.items()}
         keep = min(cost, key=cost.get)
         assert ann._tune_space(x, None, lists, probes, sample, truth, (20, 32), target, d)[:2] == (reach[keep], keep)
+        chosen.add(keep)
+    assert chosen == {20, 32}
     reach = {20: 99, 32: 99}
     nprobe, keep, tried, reached = ann._tune_space(x, None, lists, probes, sample, truth, (20, 32), target, 8)
     assert (nprobe, keep, reached) == (8, 32, False) and tried[8] == pytest.approx(0.9)
@@ -225,4 +230,23 @@ def test_more_candidates_are_kept_only_where_the_heaps_fit():
     assert ann._keeps(82, 10_000, 10_000 * 512 * 4) == (82,)  # the default's heaps exceed the share: it alone
     assert ann._keeps(82, 100_000, 100_000 * 1536 * 4) == (82, 102, 131)
     assert ann._keeps(82, 100_000, 100_000 * 1100 * 4) == (82, 102)
-    assert all(12 * 100_000 * k <= ann.HEAP_SHARE * 100_000 * 1536 * 4 for k in ann._keeps(82, 100_000, 100_000 * 1536 * 4))
+    matrix = 100_000 * 1536 * 4
+    assert all(12 * 100_000 * k <= ann.HEAP_SHARE * matrix for k in ann._keeps(82, 100_000, matrix))
+
+
+def test_the_tuning_simulation_reads_the_distinct_vectors_in_place():
+    """With ``rows`` (the search space is the matrix itself, its distinct vectors read in
+    place), the simulation equals the one over the compacted matrix."""
+    x = clustered(900, 12, 15, 0.5, seed=6)
+    x = np.ascontiguousarray(np.repeat(x, np.random.default_rng(6).integers(1, 4, len(x)), axis=0))
+    twins = identical_rows(x, min_share=0)
+    compact = np.ascontiguousarray(x[twins.first])
+    rng = np.random.default_rng(6)
+    probes = probe_order(compact, train_centroids(compact, 12, rng), 6)
+    lists = make_lists(probes[:, 0], 12)
+    sample = np.sort(rng.choice(len(compact), 60, replace=False))
+    truth = exact_topk(compact, 10)[1][sample]
+    plain = sample_recall(compact, lists, probes, sample, truth, (10, 14, 30))
+    in_place = sample_recall(x, lists, probes, sample, truth, (10, 14, 30), rows=twins.first)
+    np.testing.assert_array_equal(in_place, plain)
+    assert (np.diff(plain, axis=0) >= 0).all() and (np.diff(plain, axis=1) >= 0).all()  # more kept or probed
