@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobsim.heaps import SPARE, compact_ids
+from jobsim.heaps import HEAP_SLOT_BYTES, SPARE, compact_ids
 from jobsim.identical import Twins
 from jobsim.ivf import Lists, default_nlist, gather, make_lists, pca_basis, probe_order, train_centroids
 from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall, search_cost
@@ -165,9 +165,9 @@ def _tune_space(
 
 def _keeps(base: int, n: int, matrix_bytes: int) -> tuple[int, ...]:
     """Numbers of candidates kept per row the tuning may choose: ``base`` and up to 1.6×
-    that, while the heaps (12 bytes per slot) stay within ``HEAP_SHARE`` of the matrix."""
-    room = max(HEAP_SHARE * matrix_bytes, 12 * n * base)
-    return tuple(k for k in (base, base * 5 // 4, base * 8 // 5) if 12 * n * k <= room)
+    that, while the heaps stay within ``HEAP_SHARE`` of the matrix."""
+    room = max(HEAP_SHARE * matrix_bytes, HEAP_SLOT_BYTES * n * base)
+    return tuple(k for k in (base, base * 5 // 4, base * 8 // 5) if HEAP_SLOT_BYTES * n * k <= room)
 
 
 def build_ivf(
@@ -176,9 +176,9 @@ def build_ivf(
 ) -> IvfIndex:
     """Project, train, assign and tune (no search yet): the ANN pass up to its search.
     When the projection caps the recall below the target, more dimensions are kept
-    (``PCA_ENERGIES``). ``keep`` = candidates kept per row for rescoring. With ``twins``,
-    the index is over the distinct vectors ``x[twins.first]`` (read in place; positions =
-    vector numbers)."""
+    (``PCA_ENERGIES``). ``keep`` = the fewest candidates kept per row for rescoring (the
+    tuning may keep more, :func:`_keeps`). With ``twins``, the index is over the distinct
+    vectors ``x[twins.first]`` (read in place; positions = vector numbers)."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     rows = None if twins is None else twins.first
     n = len(x) if rows is None else len(rows)
@@ -192,7 +192,7 @@ def build_ivf(
         _, truth = topk_of_rows(x, twins.first[sample], 10, TRUTH_BUDGET, skip=twins.repeats)
         truth[truth >= 0] = twins.vector[truth[truth >= 0]]
     tune_s, build_s = time.perf_counter() - started, 0.0
-    keeps = _keeps(keep or 66 + SPARE, n, n * x.nbytes // max(1, len(x)))
+    keeps = _keeps(keep or 66 + SPARE, n, n * x.shape[1] * x.itemsize)  # the distinct vectors' bytes
     for energy in PCA_ENERGIES:
         started = time.perf_counter()
         y, ymap, lists, probes = _space(x, rows, energy, nl, rng)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 LIVE_FRACTION = 0.5  # below this share of rows (columns) with a hit, only those are compared
 TOP_CELLS = 1 << 18  # scores partially sorted at a time by push_top (1 MB)
+HEAP_SLOT_BYTES = np.dtype(np.float32).itemsize + np.dtype(np.int64).itemsize  # a score and its id, as new_heaps
 SPARE = 16  # heap slots kept beyond k: the margin that certifies the canonical top-k (measured on
 # real text vectors: 4 spare slots left 2.2% of the lists uncertified, 16 leave 0.75%)
 
