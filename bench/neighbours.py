@@ -21,9 +21,9 @@ minimum times of ≥ 3 reps. Per shape:
   efConstruction 40, the previous ANN), efSearch the smallest of a ladder reaching
   recall@10 0.95 on a 500-row sample, then every row searched and its 67 candidates
   rescored canonically;
-- **before** (``--before REV``): ``exact_topk`` of that git revision; **ann_before**
-  (``--ann-before REV``): the ANN pass with that revision's ``jobsim`` package (``git archive``),
-  its time, RSS and whether its lists are identical (a hash of scores and ids).
+- **before** (``--before REV``): ``exact_topk`` with that git revision's ``jobsim`` package
+  (``git archive``); **ann_before** (``--ann-before REV``): the ANN pass with it; their time, RSS and
+  whether their lists are identical (a hash of scores and ids).
 
 Data (cached under ``$JOBSIM_BENCH_CACHE``): ``clustered`` = synthetic unit vectors (300 topic
 centres, spread in a 96-dim latent subspace, small noise; seeded); ``text`` = real postings with
@@ -132,6 +132,12 @@ def step_peak(p: dict) -> dict:
     return {"gflops": _gemm_peak(), "calib": {d: gemm_rate(d) for d in p["dims"]}}
 
 
+def lists_hash(scores: np.ndarray, idx: np.ndarray) -> str:
+    digest = hashlib.sha1(np.ascontiguousarray(scores).data)  # read in place: no copy in the peak RSS
+    digest.update(np.ascontiguousarray(idx).data)
+    return digest.hexdigest()[:12]
+
+
 def step_exact(p: dict) -> dict:
     from jobsim.neighbours import exact_topk
 
@@ -139,7 +145,7 @@ def step_exact(p: dict) -> dict:
     t = time.perf_counter()
     scores, idx = exact_topk(x, DEPTH, BUDGET)
     sec = time.perf_counter() - t
-    out = {"s": sec, "rss_mb": vm_hwm_mb(), "matrix_mb": x.nbytes / 2**20}
+    out = {"s": sec, "rss_mb": vm_hwm_mb(), "matrix_mb": x.nbytes / 2**20, "hash": lists_hash(scores, idx)}
     path = truth_path(p)
     if not path.exists():
         SCRATCH.mkdir(parents=True, exist_ok=True)
@@ -147,21 +153,22 @@ def step_exact(p: dict) -> dict:
     return out
 
 
-def step_before(p: dict) -> dict:
-    import importlib.util
+def use_revision(rev: str) -> None:
+    """Import ``jobsim`` from git revision ``rev`` (the whole package, extracted once)."""
+    root = SCRATCH / f"jobsim_{rev}"
+    if not (root / "jobsim").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "jobsim"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    for name in [m for m in sys.modules if m == "jobsim" or m.startswith("jobsim.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(root))
 
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{p['rev']}:jobsim/neighbours.py"],
-                         capture_output=True, text=True, check=True).stdout
-    path = SCRATCH / f"neighbours_{p['rev']}.py"
-    SCRATCH.mkdir(parents=True, exist_ok=True)
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("before_neighbours", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    x = load(p["data"], p["n"], p["d"])
-    t = time.perf_counter()
-    mod.exact_topk(x, DEPTH, BUDGET)
-    return {"s": time.perf_counter() - t, "rss_mb": vm_hwm_mb()}
+
+def step_before(p: dict) -> dict:
+    """:func:`step_exact` with the ``jobsim`` package of git revision ``p["rev"]``."""
+    use_revision(p["rev"])
+    return step_exact(p)
 
 
 def step_ann(p: dict) -> dict:
@@ -179,14 +186,12 @@ def step_ann(p: dict) -> dict:
     if twins is not None:
         scores, idx = expand_topk(x, scores, idx, twins, DEPTH)
     sec = time.perf_counter() - t
-    digest = hashlib.sha1(np.ascontiguousarray(scores).data)  # read in place: no copy in the peak RSS
-    digest.update(np.ascontiguousarray(idx).data)
     truth = np.load(truth_path(p))
     plan = plan_full_pass(n, d, nlist=report.nlist)
     after = confirm_ann(plan, n, d, scored_pairs=report.scored_pairs, nprobe=report.value,
                         search_dims=report.search_dims)
     return {"s": sec, "rss_mb": vm_hwm_mb(), "recall_all": recall_at(idx, truth), "recall_sample": report.recall_at_10,
-            "distinct": n, "hash": digest.hexdigest()[:12],
+            "distinct": n, "hash": lists_hash(scores, idx),
             "nprobe": report.value, "nlist": report.nlist, "build_s": report.build_s, "tune_s": report.tune_s,
             "search_s": report.search_s, "pairs": report.scored_pairs, "dims": report.search_dims,
             "keep": getattr(report, "keep", 0), "plan": plan.__dict__, "confirm": after.__dict__}
@@ -194,14 +199,7 @@ def step_ann(p: dict) -> dict:
 
 def step_ann_before(p: dict) -> dict:
     """:func:`step_ann` with the ``jobsim`` package of git revision ``p["ann_rev"]``."""
-    root = SCRATCH / f"jobsim_{p['ann_rev']}"
-    if not (root / "jobsim").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", p["ann_rev"], "jobsim"], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-    for name in [m for m in sys.modules if m == "jobsim" or m.startswith("jobsim.")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(root))
+    use_revision(p["ann_rev"])
     return step_ann(p)
 
 
@@ -272,7 +270,9 @@ def report(res: dict) -> None:
         a = min(rec["ann"], key=lambda r: r["s"])
         hn = (f"{ex / min(r['s'] for r in rec['hnsw']):.2f}× ({min(r['recall_all'] for r in rec['hnsw']):.3f})"
               if "hnsw" in rec else "—")
-        bf = f"{min(r['s'] for r in rec['before']) / limit:.2f}" if "before" in rec else "—"
+        bf = (f"{min(r['s'] for r in rec['before']) / limit:.2f}"
+              + ("" if {r["hash"] for r in rec["before"]} == {r["hash"] for r in rec["exact"]} else " (lists differ)")
+              if "before" in rec else "—")
         print(f"| {rec['data']} | {n:,} × {d} | {ex:.2f} s | {limit:.2f} s | **{ex / limit:.2f}** | "
               f"{max(r['rss_mb'] for r in rec['exact']):.0f} / {bound:.0f} MB | {ann:.2f} s | **{ex / ann:.1f}×** | "
               f"{min(r['recall_all'] for r in rec['ann']):.3f} ({a['recall_sample']:.3f}) | {a['nprobe']} / {a['nlist']} | "
@@ -323,7 +323,7 @@ def main() -> None:
     ap.add_argument("--hnsw", action="store_true", help="also the previous ANN (faiss HNSW)")
     ap.add_argument("--hnsw-min-n", type=int, default=100_000)
     ap.add_argument("--hnsw-reps", type=int, default=1, help="reps that also run HNSW (the slowest method)")
-    ap.add_argument("--before", help="also exact_topk of this git revision")
+    ap.add_argument("--before", help="also exact_topk of this git revision (its whole jobsim package)")
     ap.add_argument("--ann-before", help="also the ANN pass (build, search, expansion) of this git revision")
     ap.add_argument("--fit", action="store_true", help="fit the planner's cost constants")
     ap.add_argument("--json", help="write the raw measurements here")

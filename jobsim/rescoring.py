@@ -19,6 +19,7 @@ import ctypes
 import functools
 import logging
 import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,12 +65,39 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def order_keys(scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """uint64 keys whose ascending order is (score desc, index asc), empty slots (-1) after
+    the scores, NaN after them: the float32 score's bits mapped to an order-reversing
+    uint32 (-0.0 as 0.0: they tie) above the index (float32 scores, indices < 2³² − 1)."""
+    bits = (scores + np.float32(0)).view(np.int32)  # -0.0 + 0.0 = 0.0
+    desc = bits >> 31  # 0 for a positive score, -1 for a negative one
+    np.invert(desc, out=desc)
+    desc &= 0x7FFFFFFF
+    desc ^= bits  # positive: 0x7FFFFFFF - bits (larger first); negative: bits (more negative later)
+    desc[np.isnan(scores)] = -1
+    key = np.empty(scores.shape, dtype=np.uint64)
+    halves = key.view(np.uint32).reshape(*scores.shape, 2)  # [low, high] (little-endian, order_rows checks)
+    halves[..., 0], halves[..., 1] = indices, desc.view(np.uint32)  # -1 wraps to 0xFFFFFFFF: last
+    return key
+
+
 def order_rows(scores: np.ndarray, indices: np.ndarray) -> None:
-    """Sort each row in place by (score desc, index asc); empty slots (-1) last."""
-    key_idx = np.where(indices < 0, np.iinfo(np.int64).max, indices)
-    order = np.lexsort((key_idx, -scores), axis=1)
-    scores[:] = np.take_along_axis(scores, order, axis=1)
-    indices[:] = np.take_along_axis(indices, order, axis=1)
+    """Sort each row in place by (score desc, index asc); empty slots (-1) last. One
+    uint64 key per entry (:func:`order_keys`); only the rows out of order are sorted (a
+    finish's rows mostly are not: its heaps come sorted by GEMM score)."""
+    if scores.size == 0:
+        return
+    if scores.dtype != np.float32 or sys.byteorder != "little" or int(indices.max()) >= 0xFFFFFFFF:
+        order = np.lexsort((np.where(indices < 0, np.iinfo(np.int64).max, indices), -scores), axis=1)
+        scores[:] = np.take_along_axis(scores, order, axis=1)
+        indices[:] = np.take_along_axis(indices, order, axis=1)
+        return
+    key = order_keys(scores, indices)
+    rows = np.flatnonzero((key[:, 1:] < key[:, :-1]).any(axis=1))
+    if len(rows):
+        order = np.argsort(key[rows], axis=1)
+        scores[rows] = np.take_along_axis(scores[rows], order, axis=1)
+        indices[rows] = np.take_along_axis(indices[rows], order, axis=1)
 
 
 def rescore(queries: np.ndarray, base: np.ndarray, idx: np.ndarray) -> np.ndarray:

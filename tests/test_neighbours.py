@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from jobsim.neighbours import exact_topk, merge_topk, topk_of_rows
+from jobsim.neighbours import exact_topk, merge_topk, order_rows, topk_of_rows
 
 
 def brute(x: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +137,41 @@ def test_merge_topk_is_top_of_the_union(seed, k):
         want = sorted(pool)[:k]
         got = [(-float(v), int(j)) for v, j in zip(s[r], i[r]) if j >= 0]
         assert got == want
+
+
+ODD_SCORES = np.array([0.0, -0.0, 0.5, -0.5, 1e-40, -1e-40, np.inf, -np.inf, np.nan, 3.4e38, -3.4e38], np.float32)
+
+
+@hsettings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), width=st.integers(1, 12), sort_first=st.booleans(),
+       ids=st.sampled_from([np.int32, np.int64]), big=st.booleans())
+def test_order_rows_equals_sorting_by_score_desc_then_index(seed, width, sort_first, ids, big):
+    """Any float32 scores (ties, ±0, ±inf, NaN, subnormals) and ids (-1 = empty slot, int32
+    or int64, ids past 2³² take the lexsort path): rows in (score desc, index asc) order,
+    empty slots after the scores, NaN last; rows already in order stay as they are."""
+    rng = np.random.default_rng(seed)
+    base = rng.choice(np.array([0.5, -0.5, 1e-40, -1e-40], np.float32), (6, width))
+    ulps = (base.view(np.int32) + rng.integers(0, 3, (6, width))).astype(np.int32).view(np.float32)  # a few ulps apart
+    plain = np.where(rng.random((6, width)) < 0.5, ulps, rng.integers(-3, 4, (6, width)) / 2)
+    scores = np.where(rng.random((6, width)) < 0.4, rng.choice(ODD_SCORES, (6, width)), plain).astype(np.float32)
+    top = 2**40 if big and ids is np.int64 else 50
+    indices = rng.integers(0, top, (6, width)).astype(ids)
+    empty = rng.random((6, width)) < 0.2
+    indices[empty], scores[empty] = -1, -np.inf
+
+    def rank(v: float, j: int) -> tuple:
+        return (np.isnan(v), j < 0, 0.0 if np.isnan(v) else -v, j if j >= 0 else 0)
+
+    if sort_first:  # rows already in order: the fast path leaves them alone
+        for r in range(6):
+            order = sorted(range(width), key=lambda c: rank(float(scores[r, c]), int(indices[r, c])))
+            scores[r], indices[r] = scores[r, order], indices[r, order]
+    s, i = scores.copy(), indices.copy()
+    order_rows(s, i)
+    for r in range(6):
+        want = sorted(zip(scores[r].tolist(), indices[r].tolist()), key=lambda e: rank(*e))
+        assert [rank(v, j) for v, j in zip(s[r].tolist(), i[r].tolist())] == [rank(*e) for e in want]
+        assert sorted(zip(np.sort(i[r]).tolist())) == sorted(zip(np.sort(indices[r]).tolist()))
 
 
 def clustered(n: int, d: int, clusters: int, spread: float, seed: int) -> np.ndarray:
