@@ -3,7 +3,8 @@
 Pure arrays in, arrays out. :func:`build_ivf` projects the rows on their top principal
 directions (enough of them for a share ``PCA_ENERGIES`` of the sample's energy; text embeddings
 concentrate there), trains spherical k-means centroids on a sample in that space, gives
-every row its best lists (:mod:`jobsim.ivf`), computes the exact top-10 of a random
+every row its best lists (:mod:`jobsim.ivf`; biased towards even sizes: the lists of the
+crowded regions are the most probed), computes the exact top-10 of a random
 sample of rows and picks ``nprobe`` and the candidates kept per row for rescoring: of the
 pairs whose recall@10 on that sample — simulating exactly what each sampled row's own
 search would find — reaches the target with ~95% confidence, the cheapest by a cost
@@ -30,7 +31,9 @@ import numpy as np
 
 from jobsim.heaps import HEAP_SLOT_BYTES, SPARE, compact_ids
 from jobsim.identical import Twins
-from jobsim.ivf import Lists, default_nlist, gather, make_lists, pca_basis, probe_order, train_centroids
+from jobsim.ivf import (
+    Lists, balance_bias, default_nlist, gather, make_lists, pca_basis, probe_order, train_centroids,
+)
 from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall, search_cost
 from jobsim.neighbours import topk_of_rows
 from jobsim.rescoring import release_memory
@@ -133,7 +136,7 @@ def _space(
         for c0 in range(0, n, 8192):
             y[c0 : c0 + 8192] = gather(x, rows, slice(c0, c0 + 8192)) @ basis
     centroids = train_centroids(y, nlist, rng, rows=ymap)
-    probes = probe_order(y, centroids, MAX_NPROBE, rows=ymap)
+    probes = probe_order(y, centroids, MAX_NPROBE, rows=ymap, bias=balance_bias(y, centroids, rng, rows=ymap))
     lists = make_lists(probes[:, 0], len(centroids))
     release_memory()
     return y, ymap, lists, probes

@@ -10,9 +10,9 @@ from hypothesis import given, settings as hsettings, strategies as st
 from jobsim import ann
 from jobsim.ann import ann_topk, build_ivf, recall_at, search_ivf
 from jobsim.identical import expand_topk, identical_rows
-from jobsim.ivf import make_lists, pca_basis, probe_order, train_centroids
+from jobsim.ivf import BALANCE_ITERS, BALANCE_STEP, balance_bias, make_lists, pca_basis, probe_order, train_centroids
 from jobsim import ivf_search
-from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall
+from jobsim.ivf_search import by_heap, candidate_heaps, rescored_lists, sample_recall
 from jobsim.neighbours import exact_topk
 from tests.test_neighbours import check_contract, clustered, grid_vectors
 
@@ -95,12 +95,14 @@ def test_pca_basis_keeps_the_energy_asked_for():
     np.testing.assert_allclose(y @ y[:50].T, x @ x[:50].T, atol=1e-3)  # inner products kept
 
 
-def test_probes_are_sorted_by_centroid_score_and_lists_partition_the_rows():
+@pytest.mark.parametrize("biased", [False, True])
+def test_probes_are_sorted_by_centroid_score_and_lists_partition_the_rows(biased):
     x = clustered(2000, 16, 12, 0.3, seed=1)
     c = train_centroids(x, 32, np.random.default_rng(0))
     assert c.shape == (32, 16) and np.allclose(np.linalg.norm(c, axis=1), 1, atol=1e-5)
-    probes = probe_order(x, c, 5)
-    s = x @ c.T
+    bias = np.random.default_rng(1).uniform(-0.2, 0.2, 32).astype(np.float32) if biased else None
+    probes = probe_order(x, c, 5, block=300, bias=bias)
+    s = x.astype(np.float64) @ c.T.astype(np.float64) - (0 if bias is None else bias)
     np.testing.assert_array_equal(probes[:, 0], np.argmax(s, axis=1))
     got = np.take_along_axis(s, probes, axis=1)
     assert (np.diff(got, axis=1) <= 0).all()
@@ -108,6 +110,28 @@ def test_probes_are_sorted_by_centroid_score_and_lists_partition_the_rows():
     members = np.concatenate([lists.members(b) for b in range(len(c))])
     assert sorted(members.tolist()) == list(range(len(x)))
     assert all(lists.members(int(lists.home[i]))[lists.pos[i]] == i for i in range(len(x)))
+
+
+def test_balancing_evens_out_the_lists_of_a_crowded_region():
+    """Half the rows around 2 centres, half around 40, overlapping (as text embeddings
+    crowd): the biases move border rows of the crowded lists to their next-best list,
+    so the largest list and the spread of sizes shrink; the biases stay within their
+    steps."""
+    rng = np.random.default_rng(4)
+    x = np.vstack([clustered(3000, 32, 2, 0.8, seed=4), clustered(3000, 32, 40, 0.8, seed=5)])
+    x = x[rng.permutation(len(x))]
+    c = train_centroids(x, 32, np.random.default_rng(0))
+    bias = balance_bias(x, c, np.random.default_rng(0))
+    plain, even = (np.bincount(probe_order(x, c, 1, bias=b)[:, 0], minlength=32) for b in (None, bias))
+    assert even.max() < 0.8 * plain.max() and even.std() < 0.8 * plain.std()
+    assert np.abs(bias).max() <= BALANCE_ITERS * BALANCE_STEP + 1e-6
+
+
+def test_entries_are_grouped_by_heap_in_a_stable_order():
+    rng = np.random.default_rng(0)
+    for top in (50, 70_000, 3_000_000):
+        heap = rng.integers(0, top, 20_000).astype(np.int32)
+        np.testing.assert_array_equal(by_heap(heap), np.argsort(heap, kind="stable"))
 
 
 @pytest.mark.parametrize("d, clusters", [(64, 40), (256, 200)])
