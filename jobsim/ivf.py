@@ -19,9 +19,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BALANCE_PER_LIST, BALANCE_ITERS, BALANCE_STEP = 64, 30, 0.004  # measured at 100k: text lists probed per row cost
-# 6,884 -> 4,171 scores at the same recall (x 512), 6,387 -> 3,873 (x 1536); clustered unchanged; a step of 0.008
-# balanced further and cost more (split dense regions need more probes)
+BALANCE_PER_LIST, BALANCE_ITERS, BALANCE_STEP = 64, 30, 0.004  # measured at text 100k: scores per row at the same
+# recall 6,884 -> 4,171 (x 512), 6,387 -> 3,873 (x 1536); a step of 0.008 balanced further and cost more
+BALANCE_PROBES, BALANCE_CROWDING = 8, 1.3  # balance when a row's 8 best lists hold >= 1.3x the mean size: text 100k
+# 1.59 / 1.91 (x 512 / 1536), where it pays; clustered 1.00 and text-fitted 1.14, where it cost 5-35 %
 
 
 @dataclass
@@ -90,16 +91,24 @@ def balance_bias(
     per_list: int = BALANCE_PER_LIST, iters: int = BALANCE_ITERS, step: float = BALANCE_STEP,
 ) -> np.ndarray:
     """(nlist,) float32 biases subtracted from the centroid scores so that the lists are
-    closer to equal sizes: on a sample of ``per_list · nlist`` rows (of ``x[rows]`` when
-    given), each of ``iters`` rounds raises the bias of a list by ``step`` × log(its share /
-    the even share), clipped to ±1. Text embeddings crowd into a few dense regions: their
-    lists are the largest *and* the most probed (a probed list cost 1.6× the mean list's
-    size at text 100k × 512); the biases move border rows to their next-best list."""
+    closer to equal sizes, when the lists rows probe are crowded: on a sample of
+    ``per_list · nlist`` rows (of ``x[rows]`` when given), if a row's ``BALANCE_PROBES`` best
+    lists hold ``BALANCE_CROWDING`` × the mean list's size or more, each of ``iters`` rounds
+    raises the bias of a list by ``step`` × log(its share / the even share), clipped to ±1
+    (zeros otherwise). Text embeddings crowd into a few dense regions whose lists are the
+    largest *and* the most probed; the biases move border rows to their next-best list."""
     n, nlist = (len(x) if rows is None else len(rows)), len(centroids)
     part = gather(x, rows, np.sort(rng.choice(n, size=min(n, per_list * nlist), replace=False)))
     scores = part @ centroids.T
     even = len(part) / nlist
     bias = np.zeros(nlist, dtype=np.float32)
+    probes = min(BALANCE_PROBES, nlist)
+    best = np.argpartition(-scores, probes - 1, axis=1)[:, :probes]
+    crowding = float(np.bincount(np.argmax(scores, axis=1), minlength=nlist)[best].mean() / even)
+    log.info("ivf lists: the %d best of a row hold %.2f x the mean list size%s", probes, crowding,
+             "; balancing" if crowding >= BALANCE_CROWDING else "")
+    if crowding < BALANCE_CROWDING:
+        return bias
     for _ in range(iters):
         sizes = np.bincount(np.argmax(scores - bias, axis=1), minlength=nlist)
         bias += np.float32(step) * np.clip(np.log(np.maximum(sizes, 1) / even), -1, 1).astype(np.float32)

@@ -113,18 +113,20 @@ def test_probes_are_sorted_by_centroid_score_and_lists_partition_the_rows(biased
 
 
 def test_balancing_evens_out_the_lists_of_a_crowded_region():
-    """Half the rows around 2 centres, half around 40, overlapping (as text embeddings
-    crowd): the biases move border rows of the crowded lists to their next-best list,
-    so the largest list and the spread of sizes shrink; the biases stay within their
-    steps."""
+    """5/6 of the rows around 2 centres, the rest around 60, overlapping (as text
+    embeddings crowd): a row's best lists are crowded, so the biases move border rows of
+    the crowded lists to their next-best list; the largest list and the spread of sizes
+    shrink, the biases stay within their steps. Even clusters get no bias."""
     rng = np.random.default_rng(4)
-    x = np.vstack([clustered(3000, 32, 2, 0.8, seed=4), clustered(3000, 32, 40, 0.8, seed=5)])
+    x = np.vstack([clustered(5000, 32, 2, 1.0, seed=4), clustered(1000, 32, 60, 1.0, seed=5)])
     x = x[rng.permutation(len(x))]
-    c = train_centroids(x, 32, np.random.default_rng(0))
+    c = train_centroids(x, 64, np.random.default_rng(0))
     bias = balance_bias(x, c, np.random.default_rng(0))
-    plain, even = (np.bincount(probe_order(x, c, 1, bias=b)[:, 0], minlength=32) for b in (None, bias))
+    plain, even = (np.bincount(probe_order(x, c, 1, bias=b)[:, 0], minlength=64) for b in (None, bias))
     assert even.max() < 0.8 * plain.max() and even.std() < 0.8 * plain.std()
     assert np.abs(bias).max() <= BALANCE_ITERS * BALANCE_STEP + 1e-6
+    spread = clustered(6000, 32, 60, 1.0, seed=5)
+    assert not balance_bias(spread, train_centroids(spread, 64, np.random.default_rng(0)), rng).any()
 
 
 def test_entries_are_grouped_by_heap_in_a_stable_order():
