@@ -141,7 +141,8 @@ def test_ann_meets_its_recall_target_on_every_row(d, clusters):
     x = clustered(6000, d, clusters, 0.5, seed=5)
     scores, idx, report = ann_topk(x, 20, recall_target=0.95, recall_sample=400)
     assert report.index == "ivf" and report.param == "nprobe" and report.recall_sample == 400
-    assert report.recall_at_10 >= 0.95 and report.recall_at_10 == report.tried[report.value]
+    # the simulation is exact: the same hits, each figure rounded to 4 decimals on its own (0.99425 -> 0.9942 / 0.9943)
+    assert report.recall_at_10 >= 0.95 and report.recall_at_10 == pytest.approx(report.tried[report.value], abs=1e-4)
     _, truth = exact_topk(x, 20)
     assert recall_at(idx, truth) >= 0.94  # holds on all rows, not only on the sample
     check_contract(scores, idx, len(x), 20, np.arange(len(x)))
