@@ -3,8 +3,8 @@
 Pure arrays in, arrays out. :func:`build_ivf` projects the rows on their top principal
 directions (enough of them for a share ``PCA_ENERGIES`` of the sample's energy; text embeddings
 concentrate there), trains spherical k-means centroids on a sample in that space, gives
-every row its best lists (:mod:`jobsim.ivf`; biased towards even sizes: the lists of the
-crowded regions are the most probed), computes the exact top-10 of a random
+every row its best lists (:mod:`jobsim.ivf`; biased towards even sizes where the lists rows
+probe are crowded, as on text), computes the exact top-10 of a random
 sample of rows and picks ``nprobe`` and the candidates kept per row for rescoring: of the
 pairs whose recall@10 on that sample — simulating exactly what each sampled row's own
 search would find — reaches the target with ~95% confidence, the cheapest by a cost

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 BALANCE_PER_LIST, BALANCE_ITERS, BALANCE_STEP = 64, 30, 0.004  # measured at text 100k: scores per row at the same
 # recall 6,884 -> 4,171 (x 512), 6,387 -> 3,873 (x 1536); a step of 0.008 balanced further and cost more
 BALANCE_PROBES, BALANCE_CROWDING = 8, 1.3  # balance when a row's 8 best lists hold >= 1.3x the mean size: text 100k
-# 1.59 / 1.91 (x 512 / 1536), where it pays; clustered 1.00 and text-fitted 1.14, where it cost 5-35 %
+# 1.59 / 1.91 (x 512 / 1536), where it pays; clustered 1.00 and text-fitted 1.14, which it made 6-34 % slower
 
 
 @dataclass
