@@ -10,7 +10,9 @@ from hypothesis import given, settings as hsettings, strategies as st
 from jobsim import ann
 from jobsim.ann import ann_topk, build_ivf, recall_at, search_ivf
 from jobsim.identical import expand_topk, identical_rows
-from jobsim.ivf import BALANCE_ITERS, BALANCE_STEP, balance_bias, make_lists, pca_basis, probe_order, train_centroids
+from jobsim.ivf import (
+    BALANCE_ITERS, BALANCE_STEP, SUBSPACE_MIN_D, balance_bias, make_lists, pca_basis, probe_order, train_centroids,
+)
 from jobsim import ivf_search
 from jobsim.ivf_search import by_heap, candidate_heaps, rescored_lists, sample_recall
 from jobsim.neighbours import exact_topk
@@ -93,6 +95,27 @@ def test_pca_basis_keeps_the_energy_asked_for():
     np.testing.assert_allclose(basis.T @ basis, np.eye(12), atol=1e-4)
     y = x @ basis
     np.testing.assert_allclose(y @ y[:50].T, x @ x[:50].T, atol=1e-3)  # inner products kept
+
+
+@pytest.mark.parametrize("power", [0.8, 0.5])
+def test_pca_basis_by_subspace_iteration_keeps_what_the_full_spectrum_keeps(power):
+    """From SUBSPACE_MIN_D dimensions the top eigenpairs come from subspace iteration: the
+    basis is orthonormal, keeps the energy asked for, and has as many dimensions as the
+    full eigendecomposition's (a spectrum decaying like text embeddings')."""
+    rng = np.random.default_rng(7)
+    d = SUBSPACE_MIN_D
+    scales = (np.arange(1, d + 1) ** -power).astype(np.float32)  # power-law spectrum
+    x = (rng.standard_normal((6000, d)).astype(np.float32) * scales) @ np.linalg.qr(
+        rng.standard_normal((d, d)))[0].astype(np.float32)
+    for variance in (0.6, 0.85, 0.99):  # 0.99: beyond the top quarter, the full spectrum
+        basis = pca_basis(x, variance, np.random.default_rng(0), step=8)
+        gram = x.T.astype(np.float64) @ x.astype(np.float64)
+        values = np.linalg.eigvalsh(gram)[::-1]
+        want = -(-(int(np.searchsorted(np.cumsum(values) / values.sum(), variance)) + 1) // 8) * 8
+        assert basis.shape == (d, want)
+        np.testing.assert_allclose(basis.T @ basis, np.eye(want), atol=1e-4)
+        kept = np.trace(basis.T.astype(np.float64) @ gram @ basis) / np.trace(gram)
+        assert kept >= variance and kept >= values[:want].sum() / values.sum() - 1e-3
 
 
 @pytest.mark.parametrize("biased", [False, True])
