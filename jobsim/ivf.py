@@ -21,10 +21,10 @@ log = logging.getLogger(__name__)
 
 BALANCE_PER_LIST, BALANCE_ITERS, BALANCE_STEP = 64, 30, 0.004  # measured at text 100k: scores per row at the same
 # recall 6,884 -> 4,171 (x 512), 6,387 -> 3,873 (x 1536); a step of 0.008 balanced further and cost more
-SUBSPACE_MIN_D = 1024  # from here the PCA's top eigenpairs by subspace iteration (0.52 s against 1.84 for
-# eigh of the 1536² Gram matrix, text 100k, the same 217 dimensions for 85 % of the energy)
 BALANCE_PROBES, BALANCE_CROWDING = 8, 1.3  # balance when a row's 8 best lists hold >= 1.3x the mean size: text 100k
 # 1.59 / 1.91 (x 512 / 1536), where it pays; clustered 1.00 and text-fitted 1.14, which it made 6-34 % slower
+SUBSPACE_MIN_D = 1024  # from here the PCA's top eigenpairs by subspace iteration (0.52 s against 1.84 for
+# eigh of the 1536² Gram matrix, text 100k, on a loaded machine; the same 217 dimensions for 85 % of the energy)
 
 
 @dataclass
