@@ -29,7 +29,7 @@ from functools import partial
 import faiss
 import numpy as np
 
-from jobsim.segments import spans, within
+from jobsim.segments import grouped_order, spans, within
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,7 @@ def push_columns(
             c = live[c]
     if r is None:
         r, c = np.divmod(np.flatnonzero(block > thr[None, :]), nc)
-    key = c.astype(np.int16) if nc <= np.iinfo(np.int16).max else c
-    order = np.argsort(key, kind="stable")  # radix sort for int16 keys; keeps rows ascending
+    order = grouped_order(c)  # keeps rows ascending within a column
     r, c = r[order], c[order]
     push_sparse(scores, indices, c0 + c, r0 + r, block[r, c])
     return _distinct(c) / nc

@@ -24,6 +24,7 @@ from jobsim.heaps import compact_ids, new_heaps, push_sparse, reorder
 from jobsim.identical import Twins
 from jobsim.ivf import Lists, gather
 from jobsim.rescoring import cpu_count, finish_rows, release_memory
+from jobsim.segments import grouped_order
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +39,9 @@ def probe_pairs(probes: np.ndarray, first: int, last: int) -> tuple[np.ndarray, 
     (rows ascending)."""
     width = max(0, min(last, probes.shape[1]) - first)
     lists = probes[:, first : first + width].ravel()
-    key = lists.astype(np.int16) if lists.size == 0 or int(lists.max()) < 2**15 else lists
-    by_list = np.argsort(key, kind="stable")  # 16-bit keys: numpy's radix sort, 7x faster than int64
+    by_list = grouped_order(lists)
     rows, ranks = np.divmod(by_list, max(1, width))
     return lists[by_list].astype(np.int64), rows, ranks + first
-
-
-def by_heap(heap: np.ndarray) -> np.ndarray:
-    """A stable order of entries grouped by ``heap`` (ids < 2³²): numpy's radix sort on
-    16 bits at a time (2.2× its sort of int32 keys on 6 M entries)."""
-    top = int(heap.max()) if len(heap) else 0
-    order = np.argsort((heap & 0xFFFF).astype(np.uint16), kind="stable")
-    if top >= 1 << 16:
-        order = order[np.argsort((heap[order] >> 16).astype(np.uint16), kind="stable")]
-    return order
 
 
 def search_cost(probes: np.ndarray, lists: Lists, nprobe: int) -> int:
@@ -161,7 +151,7 @@ def _probed_lists(
         end = np.clip(np.searchsorted(cells, cells[w1] + WAVE_ENTRIES / share), w1 + WAVE, w1 + MAX_WAVE)
         w0, w1 = w1, int(min(end, len(blocks)))
         scoring = submit(blocks[w0:w1])  # scored while this wave is grouped and pushed
-        order = by_heap(heap)
+        order = grouped_order(heap)
         entries = (heap[order], cand[order], value[order])
         del heap, cand, value, order
         for job in pushing:  # a heap takes one wave at a time

@@ -14,8 +14,9 @@ from jobsim.ivf import (
     BALANCE_ITERS, BALANCE_STEP, SUBSPACE_MIN_D, balance_bias, make_lists, pca_basis, probe_order, train_centroids,
 )
 from jobsim import ivf_search
-from jobsim.ivf_search import by_heap, candidate_heaps, rescored_lists, sample_recall
+from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall
 from jobsim.neighbours import exact_topk
+from jobsim.segments import grouped_order
 from tests.test_neighbours import check_contract, clustered, grid_vectors
 
 
@@ -152,11 +153,11 @@ def test_balancing_evens_out_the_lists_of_a_crowded_region():
     assert not balance_bias(spread, train_centroids(spread, 64, np.random.default_rng(0)), rng).any()
 
 
-def test_entries_are_grouped_by_heap_in_a_stable_order():
+def test_keys_are_grouped_in_a_stable_order():
     rng = np.random.default_rng(0)
     for top in (50, 70_000, 3_000_000):
         heap = rng.integers(0, top, 20_000).astype(np.int32)
-        np.testing.assert_array_equal(by_heap(heap), np.argsort(heap, kind="stable"))
+        np.testing.assert_array_equal(grouped_order(heap), np.argsort(heap, kind="stable"))
 
 
 @pytest.mark.parametrize("d, clusters", [(64, 40), (256, 200)])
