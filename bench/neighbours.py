@@ -15,8 +15,9 @@ minimum times of ≥ 3 reps. Per shape:
   numpy's sgemm rate on 4096² float32 measured at the start of the same rep (best of 4);
 - **ann**: ``jobsim.ann.build_ivf`` + ``search_ivf`` (recall target 0.95, 500-row sample)
   vs the exact pass; recall@10 measured on **all** rows against the exact lists (ids).
-  Both search each distinct vector once (bit-identical rows, ``jobsim.identical``), as the
-  pipeline's full pass does (``jobsim.fullpass.full_topk``);
+  The exact pass searches each distinct vector once (bit-identical rows, ``jobsim.identical``),
+  the ANN pass too when enough rows repeat (``ann_twins``), as the pipeline's full pass does
+  (``jobsim.fullpass.full_topk``);
 - **hnsw** (``--hnsw``, first ``--hnsw-reps`` reps): faiss ``IndexHNSWFlat`` (M 32,
   efConstruction 40, the previous ANN), efSearch the smallest of a ladder reaching
   recall@10 0.95 on a 500-row sample, then every row searched and its 67 candidates
@@ -176,10 +177,16 @@ def step_ann(p: dict) -> dict:
     from jobsim.identical import expand_topk, identical_rows
     from jobsim.planner import confirm_ann, plan_full_pass
 
+    try:
+        from jobsim.identical import ann_twins
+    except ImportError:  # a revision before it: the ANN searched each distinct vector once
+        ann_twins = lambda twins: twins  # noqa: E731
     x = load(p["data"], p["n"], p["d"])
     t = time.perf_counter()
-    twins = identical_rows(x)  # as jobsim.fullpass.full_topk: each distinct vector searched once, in place
+    every = identical_rows(x)
+    twins = ann_twins(every)  # as jobsim.fullpass.full_topk: the distinct vectors when enough rows repeat
     n, d = (len(x) if twins is None else len(twins.first)), x.shape[1]
+    distinct = len(x) if every is None else len(every.first)
     index = build_ivf(x, recall_target=0.95, recall_sample=500, twins=twins)
     scores, idx, report = search_ivf(x, index, DEPTH)
     del index
@@ -191,7 +198,7 @@ def step_ann(p: dict) -> dict:
     after = confirm_ann(plan, n, d, scored_pairs=report.scored_pairs, nprobe=report.value,
                         search_dims=report.search_dims)
     return {"s": sec, "rss_mb": vm_hwm_mb(), "recall_all": recall_at(idx, truth), "recall_sample": report.recall_at_10,
-            "distinct": n, "hash": lists_hash(scores, idx),
+            "distinct": distinct, "searched": n, "hash": lists_hash(scores, idx),
             "nprobe": report.value, "nlist": report.nlist, "build_s": report.build_s, "tune_s": report.tune_s,
             "search_s": report.search_s, "pairs": report.scored_pairs, "dims": report.search_dims,
             "keep": getattr(report, "keep", 0), "plan": plan.__dict__, "confirm": after.__dict__}
@@ -279,7 +286,8 @@ def report(res: dict) -> None:
               f"{max(r['rss_mb'] for r in rec['ann']):.0f} MB | {hn} | {bf} |")
     for rec in res["runs"].values():
         a = min(rec["ann"], key=lambda r: r["s"])
-        print(f"{rec['data']} {rec['n']}×{rec['d']}: {a.get('distinct', rec['n']):,} distinct vectors; "
+        print(f"{rec['data']} {rec['n']}×{rec['d']}: {a.get('distinct', rec['n']):,} distinct vectors, the ANN "
+              f"searched {a.get('searched', a.get('distinct', rec['n'])):,}; "
               f"ANN build {a['build_s']} s, tune {a['tune_s']} s, search "
               f"{a['search_s']} s, {a['pairs'] / rec['n']:.0f} scores/row in {a['dims']} dims, {a.get('keep', 0)} kept; plan: {a['plan']['reason']}; "
               f"after tuning: {a['confirm']['reason']}")

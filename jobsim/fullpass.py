@@ -4,9 +4,10 @@ Pure arrays in, arrays out. :func:`plan_for` asks the planner (:mod:`jobsim.plan
 with the run's settings; :func:`full_topk` runs the chosen path. An ANN pass builds and
 tunes its index first, then asks the planner again with the probe cost it measured
 (:func:`jobsim.planner.confirm_ann`) and runs the exact pass instead when that is now
-predicted faster, so a pass predicted slower than exact is never run. Either path searches
-each distinct vector once (bit-identical rows, :mod:`jobsim.identical`), and the plan is
-made for the distinct rows.
+predicted faster, so a pass predicted slower than exact is never run. The exact path
+searches each distinct vector once (bit-identical rows, :mod:`jobsim.identical`), and the
+plan is made for the distinct rows; the ANN path does so when enough rows repeat for the
+expansion to pay (:func:`jobsim.identical.ann_twins`), else it searches the rows as they are.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jobsim.ann import AnnReport, build_ivf, search_ivf
-from jobsim.identical import expand_topk, identical_rows
+from jobsim.identical import ann_twins, expand_topk, identical_rows
 from jobsim.ivf import default_nlist
 from jobsim.neighbours import exact_topk
 from jobsim.planner import PassPlan, confirm_ann, plan_full_pass
@@ -53,21 +54,23 @@ def full_topk(vectors: np.ndarray, depth: int, settings: NeighbourSettings, seed
     """Top-``depth`` candidate lists of every row by the planned path."""
     started = time.perf_counter()
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    twins = identical_rows(x)  # both paths search each distinct vector once, read in place
+    twins = identical_rows(x)  # distinct vectors, read in place
     n, d = (len(x) if twins is None else len(twins.first)), x.shape[1]
     budget = settings.memory_budget_mb << 20
     plan = plan_for(n, d, settings)
     if plan.mode == "ann":
+        searched = ann_twins(twins)
         index = build_ivf(x, recall_target=settings.ann_recall_target, recall_sample=settings.ann_recall_sample,
-                          nlist=settings.ann_nlist, seed=seed, twins=twins)
-        plan = confirm_ann(plan, n, d, scored_pairs=index.report.scored_pairs, nprobe=index.nprobe,
+                          nlist=settings.ann_nlist, seed=seed, twins=searched)
+        m = len(x) if searched is None else n
+        plan = confirm_ann(plan, m, d, scored_pairs=index.report.scored_pairs, nprobe=index.nprobe,
                            search_dims=index.report.search_dims)
         if plan.mode == "ann":
             scores, indices, report = search_ivf(x, index, depth)
             del index
-            if twins is not None:
-                scores, indices = expand_topk(x, scores, indices, twins, depth)
-            log.info("full pass: ann over %d distinct of %d rows (%s)", n, len(x), plan.reason)
+            if searched is not None:
+                scores, indices = expand_topk(x, scores, indices, searched, depth)
+            log.info("full pass: ann over %d of %d rows (%d distinct; %s)", m, len(x), n, plan.reason)
             return FullPass(scores, indices, False, plan, report, time.perf_counter() - started)
         del index  # its search space, before the exact pass's memory
     scores, indices = exact_topk(x, depth, budget, twins=twins)

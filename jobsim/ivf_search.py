@@ -79,24 +79,27 @@ def _own_lists(
 
 
 def _covered(
-    mutual: tuple[np.ndarray, np.ndarray], ids: np.ndarray, probing: np.ndarray
+    mutual: tuple[np.ndarray, np.ndarray, int], ids: np.ndarray, probing: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(members × the probing rows' distinct lists) bool: member ``ids[j]`` probes that list
-    at a later rank (``mutual`` = later probes, list of every row), and each probing row's
-    column: the pairs a member's own probes cover."""
-    later, home = mutual
-    lists, home_of = np.unique(home[probing], return_inverse=True)
+    at a later rank (``mutual`` = later probes and list of every row, number of lists), and
+    each probing row's column: the pairs a member's own probes cover. Lists are numbered
+    by a table over all lists (no sort)."""
+    later, home, nlist = mutual
+    homes = home[probing]
+    present = np.zeros(nlist, dtype=bool)
+    present[homes] = True
+    column = np.cumsum(present) - 1  # list -> its column, where present
     theirs = later[ids]
-    at = np.minimum(np.searchsorted(lists, theirs), len(lists) - 1)
-    member, rank = np.nonzero(lists[at] == theirs)
-    covered = np.zeros((len(ids), len(lists)), dtype=bool)
-    covered[member, at[member, rank]] = True
-    return covered, home_of
+    member, rank = np.nonzero(present[theirs])
+    covered = np.zeros((len(ids), int(column[-1]) + 1), dtype=bool)
+    covered[member, column[theirs[member, rank]]] = True
+    return covered, column[homes]
 
 
 def _list_entries(
     y: np.ndarray, rows: np.ndarray | None, ids: np.ndarray, probing: np.ndarray, thresholds: np.ndarray,
-    mutual: tuple[np.ndarray, np.ndarray],
+    mutual: tuple[np.ndarray, np.ndarray, int],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heap entries (heap, candidate, score) of the rows ``probing`` against the list
     members ``ids`` (one GEMM per ``QUERY_CELLS`` scores): the scores above the rows' thresholds
@@ -137,7 +140,7 @@ def _probed_lists(
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
     sizes = lists.sizes
     blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:]) if sizes[int(pl[s0])]]
-    thresholds, mutual = heaps[0][:, 0], (later, lists.home)
+    thresholds, mutual = heaps[0][:, 0], (later, lists.home, len(sizes))
 
     def submit(wave: list) -> list:
         return [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds, mutual) for b, q in wave]

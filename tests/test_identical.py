@@ -117,3 +117,25 @@ def test_large_groups_reach_past_k_and_the_search_shrinks():
     row = int(twins.members[twins.starts[big]])
     own = twins.members[twins.starts[big] : twins.starts[big + 1]]
     assert i[row].tolist() == own[own != row][:50].tolist()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_groups_do_not_depend_on_the_chunks_rows_are_keyed_in(monkeypatch, chunk):
+    x = reposted(np.random.default_rng(12), 900, 24, 150)
+    want = identical_rows(x, min_share=0)
+    monkeypatch.setattr(identical, "_CHUNK", chunk)
+    got = identical_rows(x, min_share=0)
+    for name in ("first", "vector", "members", "starts"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert got.share == pytest.approx(1 - len(np.unique(x, axis=0)) / len(x))
+
+
+def test_the_ann_searches_by_the_groups_only_from_its_share():
+    x = np.random.default_rng(13).standard_normal((1000, 16)).astype(np.float32)
+    x[:30] = x[-1]  # 3 % repeat the last row
+    twins = identical_rows(x, min_share=0)
+    assert twins.share == pytest.approx(0.03) and identical.ann_twins(twins) is None
+    x[: int(identical.ANN_MIN_SHARE * len(x)) + 1] = x[-1]
+    twins = identical_rows(x, min_share=0)
+    assert twins.share >= identical.ANN_MIN_SHARE and identical.ann_twins(twins) is twins
+    assert identical.ann_twins(None) is None

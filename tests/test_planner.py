@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+import jobsim.fullpass as fullpass
 import jobsim.planner as planner
 from jobsim.fullpass import full_topk, plan_for
+from jobsim.identical import ANN_MIN_SHARE
 from jobsim.neighbours import exact_topk
 from jobsim.planner import PassPlan, confirm_ann, plan_full_pass, predict_ann_s, predict_exact_s
 from jobsim.settings import NeighbourSettings
-from tests.test_neighbours import clustered
+from tests.test_neighbours import check_contract, clustered
 
 
 @hsettings(max_examples=200, deadline=None)
@@ -91,6 +93,31 @@ def test_full_topk_ann_path_carries_its_measured_recall():
     result = full_topk(x, 12, NeighbourSettings(exact_max_jobs=100, ann_recall_sample=150))
     assert not result.exact and result.plan.mode == "ann"
     assert result.ann is not None and result.ann.recall_sample == 150 and result.ann.recall_at_10 >= 0.95
+
+
+@pytest.mark.parametrize("share", [0.03, 0.3])
+def test_full_topk_ann_searches_distinct_vectors_only_when_enough_rows_repeat(monkeypatch, share):
+    """Below ``ANN_MIN_SHARE`` repeated rows the ANN searches every row as it is (the expansion
+    would cost more than the rows it saves), from it the distinct vectors; both give the rows'
+    lists: self excluded by index, a row's twins listed first, recall on every row."""
+    rng = np.random.default_rng(8)
+    x = clustered(3000, 32, 30, 0.4, seed=8)
+    copies = rng.choice(len(x), int(share * len(x)), replace=False)
+    x[copies] = x[rng.choice(np.setdiff1d(np.arange(len(x)), copies), len(copies))]
+    searched = []
+    real = fullpass.build_ivf
+    monkeypatch.setattr(fullpass, "build_ivf", lambda *a, **kw: searched.append(kw["twins"]) or real(*a, **kw))
+    result = full_topk(x, 12, NeighbourSettings(exact_max_jobs=100, ann_recall_sample=200))
+    assert not result.exact and len(searched) == 1
+    assert (searched[0] is None) == (share < ANN_MIN_SHARE)
+    check_contract(result.scores, result.indices, len(x), 12, np.arange(len(x)))
+    want = exact_topk(x, 12)[1]
+    hits = [len(np.intersect1d(a[:10], b[:10])) / 10 for a, b in zip(result.indices, want)]
+    assert np.mean(hits) >= 0.95
+    twin_of = {int(c): np.flatnonzero((x == x[c]).all(axis=1)) for c in copies[:50]}
+    for row, group in twin_of.items():  # a row's bit-identical twins rank first, by index
+        others = group[group != row][:12]
+        assert result.indices[row, : len(others)].tolist() == others.tolist()
 
 
 def test_gemm_rate_is_measured_once_per_dimension():
