@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 QUERY_CELLS = 1 << 18  # scores per GEMM of probing rows against one list's members (1 MB)
 WAVE, MAX_WAVE = 8, 64  # blocks (lists) scored on the worker threads between two pushes into the heaps
-WAVE_ENTRIES = 1 << 19  # heap entries a wave aims at (2^20 took text 100k x 512 over its memory bound)
+WAVE_ENTRIES = 1 << 18  # heap entries a wave aims at (2^19 took text 100k x 512 over its memory bound once
+# the ANN searched all its rows, 507 / 493 MB, and was no faster)
 RANK_STAGES = ((1, 2), (2, 4), (4, 8), (8, 1 << 30))  # probe ranks searched together
 
 
@@ -100,8 +101,8 @@ def _covered(
 def _list_entries(
     y: np.ndarray, rows: np.ndarray | None, ids: np.ndarray, probing: np.ndarray, thresholds: np.ndarray,
     mutual: tuple[np.ndarray, np.ndarray, int],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heap entries (heap, candidate, score) of the rows ``probing`` against the list
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Heap entries (heap, candidate, score), in parts, of the rows ``probing`` against the list
     members ``ids`` (one GEMM per ``QUERY_CELLS`` scores): the scores above the rows' thresholds
     for the rows' heaps, and above the members' thresholds for the members' heaps, except
     pairs the member's own probes cover too (``mutual`` = later probes of every row, list
@@ -118,9 +119,8 @@ def _list_entries(
         r2, c2 = np.divmod(np.flatnonzero(g > members_top), len(ids))
         kept = ~covered[c2, home_of[c0 + r2]]
         r2, c2 = r2[kept], c2[kept]
-        parts.append((np.concatenate([q[r], ids[c2]]), np.concatenate([ids[c], q[r2]]),
-                      np.concatenate([g[r, c], g[r2, c2]])))
-    return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
+        parts += [(q[r], ids[c], g[r, c]), (ids[c2], q[r2], g[r2, c2])]
+    return parts  # concatenated once per wave
 
 
 def _probed_lists(
@@ -148,7 +148,7 @@ def _probed_lists(
     cells = np.cumsum([0] + [len(q) * int(sizes[b]) for b, q in blocks])  # scores before each block
     scoring, pushing, w0, w1 = submit(blocks[:WAVE]), [], 0, min(WAVE, len(blocks))
     while scoring:
-        heap, cand, value = (np.concatenate(p) for p in zip(*[job.result() for job in scoring]))
+        heap, cand, value = (np.concatenate(p) for p in zip(*[part for job in scoring for part in job.result()]))
         # the next wave: as many scores as make WAVE_ENTRIES at this wave's share of entries per score
         share = max(len(heap), 1) / max(int(cells[w1] - cells[w0]), 1)
         end = np.clip(np.searchsorted(cells, cells[w1] + WAVE_ENTRIES / share), w1 + WAVE, w1 + MAX_WAVE)
