@@ -254,11 +254,15 @@ def test_blocks_fit_the_memory_budget(n, budget_mb):
     assert rows >= 1 and (rows == 1 or 4 * rows * n <= budget)
 
 
-@pytest.mark.parametrize("prefilter", [True, False])
-def test_filtered_pushes_on_warm_heaps_equal_dense_pushes(prefilter):
+@pytest.mark.parametrize("prefilter, live_cells", [(True, 1 << 20), (True, 1), (True, 77), (False, 1 << 20)])
+def test_filtered_pushes_on_warm_heaps_equal_dense_pushes(monkeypatch, prefilter, live_cells):
     """Warm heaps (thresholds set) take only the scores above them: the result equals
-    offering the whole block, whichever rows/columns the max-prefilter skips."""
+    offering the whole block, whichever rows/columns the max-prefilter skips, and however
+    many of the live rows (columns) are compared at a time."""
+    from jobsim import heaps as heaps_module
     from jobsim.heaps import new_heaps, push_columns, push_dense, push_filtered, reorder
+
+    monkeypatch.setattr(heaps_module, "LIVE_CELLS", live_cells)
 
     rng = np.random.default_rng(7)
     blk = (0.5 * rng.random((60, 50))).astype(np.float32)
