@@ -62,21 +62,16 @@ class Twins:
         return mask
 
 
-def _row_keys(bits: np.ndarray) -> np.ndarray:
-    """A 64-bit key per row: Σ bits · odd random weights (mod 2⁶⁴); equal rows, equal keys."""
+def _row_keys(bits: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """A 64-bit key per row (of ``bits[rows]`` when given): Σ bits · odd random weights
+    (mod 2⁶⁴); equal rows, equal keys. Rows are gathered a chunk at a time (no copy of them
+    all: a fresh copy of a quarter of a 100k x 1536 matrix took 0.02-0.46 s in page faults)."""
     weights = default_rng(0x7715).integers(1, 1 << 63, size=bits.shape[1], dtype=np.uint64) | np.uint64(1)
-    keys = np.empty(len(bits), dtype=np.uint64)
-    for c0 in range(0, len(bits), _CHUNK):
-        keys[c0 : c0 + _CHUNK] = (bits[c0 : c0 + _CHUNK].astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
-    return keys
-
-
-def _keys_of(bits: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """:func:`_row_keys` of the rows ``rows`` of ``bits``, gathered a chunk at a time (no copy
-    of them all: a fresh copy of a quarter of a 100k x 1536 matrix took 0.02-0.46 s in page faults)."""
-    keys = np.empty(len(rows), dtype=np.uint64)
-    for c0 in range(0, len(rows), _CHUNK):
-        keys[c0 : c0 + _CHUNK] = _row_keys(bits[rows[c0 : c0 + _CHUNK]])
+    n = len(bits) if rows is None else len(rows)
+    keys = np.empty(n, dtype=np.uint64)
+    for c0 in range(0, n, _CHUNK):
+        part = bits[c0 : c0 + _CHUNK] if rows is None else bits[rows[c0 : c0 + _CHUNK]]
+        keys[c0 : c0 + _CHUNK] = (part.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
     return keys
 
 
@@ -108,7 +103,7 @@ def identical_rows(x: np.ndarray, min_share: float = MIN_SHARE) -> Twins | None:
     if shared.sum() - np.count_nonzero(np.bincount(probe_heads[shared])) < min_share * n:
         return None  # too few rows can repeat another
     rows = every[shared]
-    heads = _heads(_keys_of(bits, rows), rows)
+    heads = _heads(_row_keys(bits, rows), rows)
     same = np.ones(len(rows), dtype=bool)
     for c0 in range(0, len(rows), _CHUNK):
         r, h = rows[c0 : c0 + _CHUNK], heads[c0 : c0 + _CHUNK]

@@ -43,7 +43,8 @@ def test_groups_are_bit_identical_rows_numbered_by_first_row():
 def test_key_collisions_never_merge_different_vectors(monkeypatch):
     rng = np.random.default_rng(3)
     x = reposted(rng, 300, 16, 40)
-    monkeypatch.setattr(identical, "_row_keys", lambda bits: np.zeros(len(bits), dtype=np.uint64))
+    monkeypatch.setattr(identical, "_row_keys",
+                        lambda bits, rows=None: np.zeros(len(bits) if rows is None else len(rows), dtype=np.uint64))
     twins = identical_rows(x, min_share=0)  # every row collides with row 0: only its true twins join it
     assert (x[twins.first[twins.vector]] == x).all()
     assert len(twins.first) == len(x) - int((twins.vector == twins.vector[0]).sum()) + 1
