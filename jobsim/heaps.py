@@ -172,12 +172,16 @@ def push_filtered(
     thr = scores[r0 : r0 + nr, 0]
     if prefilter:
         live = np.flatnonzero(block.max(axis=1) > thr)
+        if len(live) == 0:
+            return 0.0
         if len(live) < LIVE_FRACTION * nr:
-            step = max(1, LIVE_CELLS // nc)
-            hits = [np.divmod(np.flatnonzero(block[part] > thr[part, None]), nc) + (part,)
-                    for part in (live[a : a + step] for a in range(0, len(live), step))]
-            r = np.concatenate([part[r] for r, _, part in hits]) if hits else live
-            c = np.concatenate([c for _, c, _ in hits]) if hits else live
+            step, rs, cs = max(1, LIVE_CELLS // nc), [], []
+            for a in range(0, len(live), step):
+                part = live[a : a + step]
+                pr, pc = np.divmod(np.flatnonzero(block[part] > thr[part, None]), nc)
+                rs.append(part[pr])
+                cs.append(pc)
+            r, c = np.concatenate(rs), np.concatenate(cs)
             push_sparse(scores, indices, r0 + r, c0 + c, block[r, c])
             return len(live) / nr
     r, c = np.divmod(np.flatnonzero(block > thr[:, None]), nc)
