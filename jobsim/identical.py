@@ -20,12 +20,13 @@ same score and a smaller representative, hence a smaller row than ``m``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.random import default_rng  # loaded with the module, not by the first search
 
-from jobsim.rescoring import exhaustive_rows, rescore
+from jobsim.rescoring import cpu_count, exhaustive_rows, rescore
 from jobsim.segments import spans, within
 
 MIN_SHARE = 0.01  # fewer repeated rows than this: search all rows as they are
@@ -171,31 +172,41 @@ def _vector_lists(
 def expand_topk(x: np.ndarray, su: np.ndarray, iu: np.ndarray, twins: Twins, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Every row's top-``k`` (score desc, row asc; self excluded by index; -inf / -1 padding)
     of ``x`` from the top-``k`` lists ``(su, iu)`` of its distinct vectors ``x[twins.first]``
-    (indices = vector numbers, -1 = empty), a chunk of vectors at a time. A vector of one row
-    whose list holds only vectors of one row has that list, mapped to rows (nothing to merge:
-    measured, half the vectors of the 100k benchmark texts)."""
-    n, counts = len(twins.vector), twins.counts
-    out_s = np.empty((n, k), dtype=np.float32)
-    out_i = np.empty((n, k), dtype=np.int64)
-    cols = np.arange(k)[None, :]
-    for v0 in range(0, len(twins.first), _CHUNK):
-        v1 = min(len(twins.first), v0 + _CHUNK)
-        ls, li = su[v0:v1, :k], iu[v0:v1, :k]
-        alone = (counts[v0:v1] == 1) & ((li < 0) | (counts[np.maximum(li, 0)] == 1)).all(axis=1)
-        rows = twins.first[v0:v1][alone]
-        out_s[rows], out_i[rows] = ls[alone], np.where(li[alone] >= 0, twins.first[np.maximum(li[alone], 0)], -1)
-        vecs = np.flatnonzero(~alone) + v0
-        if len(vecs) == 0:
-            continue
-        vs, vi = _vector_lists(x, ls[~alone], li[~alone], vecs, twins, k + 1)
-        rows = twins.members[spans(twins.starts[vecs], counts[vecs])]
-        own = np.repeat(np.arange(len(vecs)), counts[vecs])
-        s, i = vs[own], vi[own]
-        hit = i == rows[:, None]
-        at = np.where(hit.any(axis=1), hit.argmax(axis=1), k + 1)[:, None]  # the row itself: dropped
-        take = np.where(cols < at, cols, cols + 1)
-        out_s[rows], out_i[rows] = np.take_along_axis(s, take, axis=1), np.take_along_axis(i, take, axis=1)
-    return out_s, out_i
+    (indices = vector numbers, -1 = empty), chunks of vectors on every core (each writes
+    the rows of its own vectors)."""
+    n = len(twins.vector)
+    out = np.empty((n, k), dtype=np.float32), np.empty((n, k), dtype=np.int64)
+    chunks = range(0, len(twins.first), _CHUNK)
+    with ThreadPoolExecutor(cpu_count()) as pool:
+        for _ in pool.map(lambda v0: _expand_chunk(x, su, iu, twins, k, v0, out), chunks):
+            pass
+    return out
+
+
+def _expand_chunk(
+    x: np.ndarray, su: np.ndarray, iu: np.ndarray, twins: Twins, k: int, v0: int, out: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """The rows of vectors ``v0 .. v0 + _CHUNK - 1`` of :func:`expand_topk`. A vector of one
+    row whose list holds only vectors of one row has that list, mapped to rows (nothing to
+    merge: measured, half the vectors of the 100k benchmark texts)."""
+    out_s, out_i = out
+    counts, cols = twins.counts, np.arange(k)[None, :]
+    v1 = min(len(twins.first), v0 + _CHUNK)
+    ls, li = su[v0:v1, :k], iu[v0:v1, :k]
+    alone = (counts[v0:v1] == 1) & ((li < 0) | (counts[np.maximum(li, 0)] == 1)).all(axis=1)
+    rows = twins.first[v0:v1][alone]
+    out_s[rows], out_i[rows] = ls[alone], np.where(li[alone] >= 0, twins.first[np.maximum(li[alone], 0)], -1)
+    vecs = np.flatnonzero(~alone) + v0
+    if len(vecs) == 0:
+        return
+    vs, vi = _vector_lists(x, ls[~alone], li[~alone], vecs, twins, k + 1)
+    rows = twins.members[spans(twins.starts[vecs], counts[vecs])]
+    own = np.repeat(np.arange(len(vecs)), counts[vecs])
+    s, i = vs[own], vi[own]
+    hit = i == rows[:, None]
+    at = np.where(hit.any(axis=1), hit.argmax(axis=1), k + 1)[:, None]  # the row itself: dropped
+    take = np.where(cols < at, cols, cols + 1)
+    out_s[rows], out_i[rows] = np.take_along_axis(s, take, axis=1), np.take_along_axis(i, take, axis=1)
 
 
 def distinct_rows(x: np.ndarray, twins: Twins, vectors: np.ndarray, kk: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
