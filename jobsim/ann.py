@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jobsim.ann_truth import basis_slack, residual_norms, sample_truth
 from jobsim.heaps import HEAP_SLOT_BYTES, SPARE, compact_ids
 from jobsim.identical import Twins
 from jobsim.ivf import (
@@ -124,22 +125,46 @@ def _tune(per_p: np.ndarray, target: float) -> tuple[int, dict[int, float]]:
 
 def _space(
     x: np.ndarray, rows: np.ndarray | None, energy: float, nlist: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray | None, Lists, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray | None, Lists, np.ndarray, tuple[np.ndarray, float] | None]:
     """Search space (PCA keeping ``energy``, or the vectors) of the rows (``x[rows]`` when
-    given) and how it maps positions to its rows (None: by position), lists and probes."""
+    given) and how it maps positions to its rows (None: by position), lists, probes, and
+    for a projection each row's ``|x|²`` and the basis's :func:`basis_slack` (None: no projection)."""
     n, d = (len(x) if rows is None else len(rows)), x.shape[1]
     basis = pca_basis(x, energy, rng, rows=rows) if energy < 1 else np.empty((d, d))
     if basis.shape[1] >= d:
-        y, ymap = x, rows
+        y, ymap, norms = x, rows, None
     else:
-        y, ymap = np.empty((n, basis.shape[1]), dtype=np.float32), None
+        y, ymap, squares = np.empty((n, basis.shape[1]), dtype=np.float32), None, np.empty(n)
         for c0 in range(0, n, 8192):
-            y[c0 : c0 + 8192] = gather(x, rows, slice(c0, c0 + 8192)) @ basis
+            part = gather(x, rows, slice(c0, c0 + 8192))
+            y[c0 : c0 + 8192] = part @ basis
+            squares[c0 : c0 + 8192] = np.einsum("ij,ij->i", part, part, dtype=np.float64)
+        norms = squares, basis_slack(basis)
     centroids = train_centroids(y, nlist, rng, rows=ymap)
     probes = probe_order(y, centroids, MAX_NPROBE, rows=ymap, bias=balance_bias(y, centroids, rng, rows=ymap))
     lists = make_lists(probes[:, 0], len(centroids))
     release_memory()
-    return y, ymap, lists, probes
+    return y, ymap, lists, probes, norms
+
+
+def _truth(
+    x: np.ndarray, twins: Twins | None, y: np.ndarray, norms: tuple[np.ndarray, float] | None, sample: np.ndarray
+) -> np.ndarray:
+    """The sample positions' exact top-10 (vector numbers with ``twins``): pruned in the
+    projection (:func:`jobsim.ann_truth.sample_truth`), or by GEMMs against every row."""
+
+    def exact(positions: np.ndarray) -> np.ndarray:
+        if twins is None:
+            return topk_of_rows(x, positions, 10, TRUTH_BUDGET)[1]
+        _, truth = topk_of_rows(x, twins.first[positions], 10, TRUTH_BUDGET, skip=twins.repeats)
+        truth[truth >= 0] = twins.vector[truth[truth >= 0]]
+        return truth
+
+    if norms is None:
+        return exact(sample)
+    squares, slack = norms
+    rows = None if twins is None else twins.first
+    return sample_truth(x, rows, y, residual_norms(squares, y, slack), squares, slack, sample, exact)
 
 
 def _tune_space(
@@ -188,19 +213,15 @@ def build_ivf(
     rng = np.random.default_rng(seed)
     nl = max(1, min(nlist or default_nlist(n), n))
     sample = np.sort(rng.choice(n, size=min(recall_sample, n), replace=False))
-    started = time.perf_counter()
-    if twins is None:
-        _, truth = topk_of_rows(x, sample, 10, TRUTH_BUDGET)
-    else:  # among the distinct vectors only, by vector number
-        _, truth = topk_of_rows(x, twins.first[sample], 10, TRUTH_BUDGET, skip=twins.repeats)
-        truth[truth >= 0] = twins.vector[truth[truth >= 0]]
-    tune_s, build_s = time.perf_counter() - started, 0.0
+    tune_s, build_s, truth = 0.0, 0.0, None
     keeps = _keeps(keep or 66 + SPARE, n, n * x.shape[1] * x.itemsize)  # the distinct vectors' bytes
     for energy in PCA_ENERGIES:
         started = time.perf_counter()
-        y, ymap, lists, probes = _space(x, rows, energy, nl, rng)
+        y, ymap, lists, probes, norms = _space(x, rows, energy, nl, rng)
         build_s += time.perf_counter() - started
         started = time.perf_counter()
+        if truth is None:  # in the first space (the truth is exact in any)
+            truth = _truth(x, twins, y, norms, sample)
         nprobe, keep, tried, reached = _tune_space(y, ymap, lists, probes, sample, truth, keeps, recall_target,
                                                    x.shape[1])
         tune_s += time.perf_counter() - started
