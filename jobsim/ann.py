@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobsim.ann_truth import basis_slack, residual_norms, sample_truth
+from jobsim.ann_truth import Above, basis_slack, residual_norms, sample_truth
 from jobsim.heaps import HEAP_SLOT_BYTES, SPARE, compact_ids
 from jobsim.identical import Twins
 from jobsim.ivf import (
@@ -149,9 +149,10 @@ def _space(
 
 def _truth(
     x: np.ndarray, twins: Twins | None, y: np.ndarray, norms: tuple[np.ndarray, float] | None, sample: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, Above | None]:
     """The sample positions' exact top-10 (vector numbers with ``twins``): pruned in the
-    projection (:func:`jobsim.ann_truth.sample_truth`), or by GEMMs against every row."""
+    projection, with what the recall simulation reads of each row there
+    (:func:`jobsim.ann_truth.sample_truth`), or by GEMMs against every row (None)."""
 
     def exact(positions: np.ndarray) -> np.ndarray:
         if twins is None:
@@ -161,7 +162,7 @@ def _truth(
         return truth
 
     if norms is None:
-        return exact(sample)
+        return exact(sample), None
     squares, slack = norms
     rows = None if twins is None else twins.first
     return sample_truth(x, rows, y, residual_norms(squares, y, slack), squares, slack, sample, exact)
@@ -169,15 +170,16 @@ def _truth(
 
 def _tune_space(
     y: np.ndarray, ymap: np.ndarray | None, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray,
-    keeps: tuple[int, ...], target: float, d: int,
+    keeps: tuple[int, ...], target: float, d: int, above: Above | None = None,
 ) -> tuple[int, int, dict[int, float], bool]:
     """Probe count and candidates kept per row for ``target`` in this space (every probe
     count up to ``MAX_NPROBE`` and every keep of ``keeps`` simulated at once), the expected
     recall per count at that keep, and whether the target is reached. Of the pairs that
     reach it, the one of least predicted cost (scores of the search, rescoring of the
     kept): a projection that ranks the true neighbours a little low is cheaper to search
-    with more kept than with more lists probed."""
-    sims = sample_recall(y, lists, probes, sample, truth, keeps, rows=ymap)
+    with more kept than with more lists probed. ``above``: the sample's scores in this space
+    (:func:`jobsim.ann_truth.sample_truth`), else multiplied here."""
+    sims = sample_recall(y, lists, probes, sample, truth, keeps, rows=ymap, above=above)
     pair_s, kept_s = PAIR_COST_S[0] + PAIR_COST_S[1] * y.shape[1], len(probes) * (KEPT_COST_S[0] + KEPT_COST_S[1] * d)
     best = None
     for keep, sim in zip(keeps, sims):
@@ -220,10 +222,11 @@ def build_ivf(
         y, ymap, lists, probes, norms = _space(x, rows, energy, nl, rng)
         build_s += time.perf_counter() - started
         started = time.perf_counter()
-        if truth is None:  # in the first space (the truth is exact in any)
-            truth = _truth(x, twins, y, norms, sample)
+        above = None
+        if truth is None:  # in the first space (the truth is exact in any; its scores are this space's)
+            truth, above = _truth(x, twins, y, norms, sample)
         nprobe, keep, tried, reached = _tune_space(y, ymap, lists, probes, sample, truth, keeps, recall_target,
-                                                   x.shape[1])
+                                                   x.shape[1], above)
         tune_s += time.perf_counter() - started
         if reached or y is x:
             break

@@ -46,25 +46,41 @@ def residual_norms(squares: np.ndarray, y: np.ndarray, slack: float) -> np.ndarr
     return np.sqrt(np.maximum(left, 0.0) + slack * squares).astype(np.float32)
 
 
+Above = list[tuple[np.ndarray, np.ndarray]]  # per sample row: positions and their y scores
+
+
+def _above(g: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions whose ``y`` score (row ``g``, self -inf) is at least the lowest of the
+    row's true neighbours, and those scores: all the recall simulation reads of the row."""
+    found = truth[truth >= 0]
+    if len(found) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    cols = np.flatnonzero(g >= g[found].min())
+    return cols, g[cols]
+
+
 def sample_truth(
     x: np.ndarray, rows: np.ndarray | None, y: np.ndarray, residual: np.ndarray, squares: np.ndarray, slack: float,
     sample: np.ndarray, exact: Callable[[np.ndarray], np.ndarray], k: int = 10,
-) -> np.ndarray:
+) -> tuple[np.ndarray, Above]:
     """(len(sample), k) positions (of ``y``; row ``i`` of ``y`` is ``x[rows[i]]``, or ``x[i]``):
     each sample position's exact top-``k`` among all positions but itself, by canonical score
-    (score desc, position asc; -1 = none). ``residual`` and ``squares``: every position's
-    :func:`residual_norms` and ``|x|²``. Positions the bound leaves more than ``HEAVY`` rows to
-    rescore (a large residual) go to ``exact`` (positions → their top-``k``, by GEMM), together."""
+    (score desc, position asc; -1 = none), and per sample row :func:`_above` (the recall
+    simulation's input, from the same scores: the sample is multiplied once). ``residual``
+    and ``squares``: every position's :func:`residual_norms` and ``|x|²``. Positions the bound
+    leaves more than ``HEAVY`` rows to rescore (a large residual) go to ``exact`` (positions →
+    their top-``k``, by GEMM), together."""
     n, m = len(y), len(sample)
+    sample = np.asarray(sample, dtype=np.int64)
     truth = np.full((m, k), -1, dtype=np.int64)
+    above: Above = [(np.empty(0, np.int64), np.empty(0, np.float32))] * m
     if n < 2:
-        return truth
+        return truth, above
     probe = min(PROBE, n - 1)
     norm_max, heavy = float(np.sqrt(squares.max())), []
     for b0 in range(0, m, BLOCK):
-        s = np.asarray(sample[b0 : b0 + BLOCK], dtype=np.int64)
-        g = gather(y, None, s) @ y.T
-        g[np.arange(len(s)), s] = -np.inf
+        s = sample[b0 : b0 + BLOCK]
+        g = _scores(y, s)
         queries = gather(x, rows, s)
         _, top = new_heaps(len(s), probe, probe, 0)
         push_dense(g, _, top, 0)
@@ -81,6 +97,17 @@ def sample_truth(
             sc = rescore(queries[j : j + 1], x, (cand if rows is None else rows[cand])[None, :])[0]
             best = np.lexsort((cand, -sc))[:k]
             truth[b0 + j, : len(best)] = cand[best]
+            above[b0 + j] = _above(g[j], truth[b0 + j])
     if heavy:
-        truth[heavy] = exact(np.asarray(sample, dtype=np.int64)[heavy])
-    return truth
+        truth[heavy] = exact(sample[heavy])
+        g = _scores(y, sample[heavy])  # a few rows again
+        for j, i in enumerate(heavy):
+            above[i] = _above(g[j], truth[i])
+    return truth, above
+
+
+def _scores(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The positions ``s`` against every position in the search space, self -inf."""
+    g = gather(y, None, s) @ y.T
+    g[np.arange(len(s)), s] = -np.inf
+    return g

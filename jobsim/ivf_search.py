@@ -221,6 +221,7 @@ def probe_ranks(probes: np.ndarray, home: np.ndarray, row: int, cand: np.ndarray
 def sample_recall(
     y: np.ndarray, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray,
     keeps: tuple[int, ...], block: int = 64, rows: np.ndarray | None = None,
+    above: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """(len(keeps), pmax, m): for every number of candidates kept and every probe count p,
     each sample row's recall@10, simulating its search exactly: its candidates are the
@@ -229,7 +230,9 @@ def sample_recall(
     in its final top-10 (canonical rescoring cannot push a true top-10 neighbour out).
     Only the candidates scoring at least its lowest found true neighbour can rank above
     one: those are the few looked at. Scores: one GEMM per row block (against all of
-    ``y``; with ``rows``, the rows are ``y[rows]``)."""
+    ``y``; with ``rows``, the rows are ``y[rows]``), or ``above`` (per sample row, the
+    positions scoring at least its lowest true neighbour and their scores, as
+    :func:`jobsim.ann_truth.sample_truth` found them in this space)."""
     pmax, home = probes.shape[1], lists.home
     number = None
     if rows is not None:  # column of y -> position in rows (-1: not a row of the index)
@@ -239,7 +242,7 @@ def sample_recall(
     p_axis = np.arange(1, pmax + 1)[:, None]
     keep_axis = np.asarray(keeps)[:, None, None]
     for b0 in range(0, len(sample), block):
-        g = gather(y, rows, sample[b0 : b0 + block]) @ y.T
+        g = gather(y, rows, sample[b0 : b0 + block]) @ y.T if above is None else None
         for i in range(b0, min(len(sample), b0 + block)):
             row, t = int(sample[i]), truth[i][truth[i] >= 0]
             if len(t) == 0:
@@ -248,10 +251,15 @@ def sample_recall(
             if len(hits) == 0:
                 out[:, :, i] = 0.0
                 continue
-            scores = g[i - b0]
-            cols = np.flatnonzero(scores >= scores[hits if rows is None else rows[hits]].min())
-            cand = cols if number is None else number[cols]
-            sc, cand = scores[cols[cand >= 0]], cand[cand >= 0]
+            if g is None:
+                cand, sc = above[i]
+                pick = sc >= sc[np.isin(cand, hits)].min()
+                cand, sc = cand[pick], sc[pick]
+            else:
+                scores = g[i - b0]
+                cols = np.flatnonzero(scores >= scores[hits if rows is None else rows[hits]].min())
+                cand = cols if number is None else number[cols]
+                sc, cand = scores[cols[cand >= 0]], cand[cand >= 0]
             rk = probe_ranks(probes, home, row, cand)
             order = np.lexsort((cand, -sc))
             rk, hit = rk[order], np.isin(cand[order], hits)

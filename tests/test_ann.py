@@ -257,7 +257,7 @@ def test_the_tuning_takes_the_cheapest_keep_that_reaches_the_target(monkeypatch)
     m, target = 50, 0.95
     reach = {20: 7, 32: 2}  # keep -> first probe count whose recall is 1 (0.9 before it)
 
-    def fake(y, lists_, probes_, sample, truth, keeps, rows=None):
+    def fake(y, lists_, probes_, sample, truth, keeps, rows=None, above=None):
         found = [np.where(np.arange(8)[:, None] + 1 >= reach[k], 1.0, 0.9) * np.ones((8, m)) for k in keeps]
         return np.stack(found)
 

@@ -49,7 +49,7 @@ def test_pruned_truth_is_the_brute_force_top_10_with_ties(seed, n, d, r, dup, he
     y, residual, squares, slack = projected(x, None, basis)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(at, "HEAVY", heavy)
-        truth = at.sample_truth(x, None, y, residual, squares, slack, sample, lambda p: reference(x, None, p))
+        truth, _ = at.sample_truth(x, None, y, residual, squares, slack, sample, lambda p: reference(x, None, p))
     np.testing.assert_array_equal(truth, reference(x, None, sample))  # fewer than 10 others: padded
 
 
@@ -64,7 +64,7 @@ def test_pruned_truth_over_distinct_vectors_read_in_place(energy):
     basis = pca_basis(x, energy, rng, rows=rows)
     sample = np.sort(rng.choice(len(rows), size=200, replace=False))
     y, residual, squares, slack = projected(x, rows, basis)
-    truth = at.sample_truth(x, rows, y, residual, squares, slack, sample, never)
+    truth, _ = at.sample_truth(x, rows, y, residual, squares, slack, sample, never)
     np.testing.assert_array_equal(truth, reference(x, rows, sample))
 
 
@@ -79,7 +79,7 @@ def test_a_basis_that_is_not_orthonormal_widens_the_bound_and_stays_exact():
     assert at.basis_slack(stretched) == pytest.approx(1.1**2 - 1, rel=1e-3)
     sample = np.arange(0, 600, 7)
     y, residual, squares, slack = projected(x, None, stretched)
-    truth = at.sample_truth(x, None, y, residual, squares, slack, sample, never)
+    truth, _ = at.sample_truth(x, None, y, residual, squares, slack, sample, never)
     np.testing.assert_array_equal(truth, reference(x, None, sample))
 
 
@@ -98,7 +98,7 @@ def test_the_bound_leaves_few_rows_to_rescore_on_clustered_vectors(monkeypatch):
 
     sample = np.sort(rng.choice(4000, size=300, replace=False))
     y, residual, squares, slack = projected(x, None, basis)
-    truth = at.sample_truth(x, None, y, residual, squares, slack, sample, gemm)
+    truth, _ = at.sample_truth(x, None, y, residual, squares, slack, sample, gemm)
     np.testing.assert_array_equal(truth, reference(x, None, sample))
     assert len(sent) < 0.1 * len(sample)
 
@@ -108,7 +108,7 @@ def test_the_index_tunes_against_the_same_truth_as_the_gemm_search(monkeypatch):
     does everything tuned from it)."""
     x = clustered(3000, 96, 30, 0.4, seed=11)
     pruned = ann.build_ivf(x, recall_target=0.9, recall_sample=200, seed=1)
-    monkeypatch.setattr(ann, "_truth", lambda x_, twins, y, norms, sample: ann_exact(x_, sample))
+    monkeypatch.setattr(ann, "_truth", lambda x_, twins, y, norms, sample: (ann_exact(x_, sample), None))
     plain = ann.build_ivf(x, recall_target=0.9, recall_sample=200, seed=1)
     assert pruned.report.search_dims < 96  # the pruned path ran
     np.testing.assert_array_equal(pruned.truth, plain.truth)
@@ -119,3 +119,29 @@ def ann_exact(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
     from jobsim.neighbours import topk_of_rows
 
     return topk_of_rows(x, sample, 10)[1]
+
+
+@pytest.mark.parametrize("heavy", [0, 2048])
+def test_the_recall_simulation_reads_the_truths_scores_as_its_own(monkeypatch, heavy):
+    """The sample is multiplied once: the simulation from the scores the truth kept (``above``)
+    equals the simulation that multiplies the sample itself, for every keep and probe count,
+    rows sent to the GEMM path included."""
+    from jobsim.ivf import make_lists, probe_order, train_centroids
+    from jobsim.ivf_search import sample_recall
+
+    rng = np.random.default_rng(13)
+    x = clustered(2500, 64, 25, 0.5, seed=13)
+    basis = pca_basis(x, 0.8, rng)
+    y, residual, squares, slack = projected(x, None, basis)
+    centroids = train_centroids(y, 32, rng)
+    probes = probe_order(y, centroids, 12)
+    lists = make_lists(probes[:, 0], 32)
+    sample = np.sort(rng.choice(2500, size=150, replace=False))
+    monkeypatch.setattr(at, "HEAVY", heavy)
+    truth, above = at.sample_truth(x, None, y, residual, squares, slack, sample, lambda p: reference(x, None, p))
+    np.testing.assert_array_equal(truth, reference(x, None, sample))
+    keeps = (12, 20, 40)
+    shared = sample_recall(y, lists, probes, sample, truth, keeps, above=above)
+    own = sample_recall(y, lists, probes, sample, truth, keeps)
+    np.testing.assert_array_equal(shared, own)
+    assert 0 < shared.mean() < 1  # the simulation has something to tell apart
