@@ -5,7 +5,8 @@ directions (enough of them for a share ``PCA_ENERGIES`` of the sample's energy; 
 concentrate there), trains spherical k-means centroids on a sample in that space, gives
 every row its best lists (:mod:`jobsim.ivf`; biased towards even sizes where the lists rows
 probe are crowded, as on text), computes the exact top-10 of a random
-sample of rows and picks ``nprobe`` and the candidates kept per row for rescoring: of the
+sample of rows (pruned in the projection, :mod:`jobsim.ann_truth`; its scores there feed the
+simulation below) and picks ``nprobe`` and the candidates kept per row for rescoring: of the
 pairs whose recall@10 on that sample — simulating exactly what each sampled row's own
 search would find — reaches the target with ~95% confidence, the cheapest by a cost
 model (more kept can replace many probed lists where the projection ranks true

@@ -82,8 +82,8 @@ def sample_truth(
         s = sample[b0 : b0 + BLOCK]
         g = _scores(y, s)
         queries = gather(x, rows, s)
-        _, top = new_heaps(len(s), probe, probe, 0)
-        push_dense(g, _, top, 0)
+        best_s, top = new_heaps(len(s), probe, probe, 0)  # the probe rows: best by y score
+        push_dense(g, best_s, top, 0)
         first = rescore(queries, x, top if rows is None else rows[top])
         floor = (np.partition(first, probe - k, axis=1)[:, probe - k] if probe >= k
                  else np.full(len(s), -np.inf, np.float32))

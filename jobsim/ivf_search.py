@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from jobsim.heaps import compact_ids, new_heaps, push_sparse, reorder
 from jobsim.identical import Twins
 from jobsim.ivf import Lists, gather
-from jobsim.rescoring import cpu_count, finish_rows, release_memory
+from jobsim.rescoring import cpu_count, finish_rows
 from jobsim.segments import grouped_order
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,8 @@ def _probed_lists(
             job.result()
         cuts = np.searchsorted(entries[0], np.arange(workers + 1) * len(heaps[0]) // workers).tolist()
         pushing = [pool.submit(push_sparse, *heaps, *(e[a:z] for e in entries)) for a, z in zip(cuts[:-1], cuts[1:])]
-        del entries
-        release_memory()  # the worker threads' temporaries, before the next wave's
+        del entries  # the threads' freed temporaries stay in their arenas for the next wave's (trimmed
+        # after every wave, or every stage, they were faulted in again: 0.3-0.45 s of 3.4-4.1 at text 100k x 512)
     for job in pushing:
         job.result()
 
