@@ -12,6 +12,7 @@ import jobsim.ann_truth as at
 from jobsim.identical import identical_rows
 from jobsim.ivf import pca_basis
 from jobsim.rescoring import UNIT_ROUNDOFF
+from jobsim.neighbours import topk_of_rows
 from tests.test_neighbours import brute, clustered, grid_vectors
 
 
@@ -25,11 +26,10 @@ def projected(x: np.ndarray, rows: np.ndarray | None, basis: np.ndarray) -> tupl
 
 
 def reference(x: np.ndarray, rows: np.ndarray | None, sample: np.ndarray, k: int = 10) -> np.ndarray:
-    """Brute force over the positions (float64 scores, stable order: score desc, position asc;
-    padded with -1 to ``k``)."""
-    part = x if rows is None else x[rows]
-    found = brute(part, k, sample)[1]
-    return np.hstack([found, np.full((len(sample), k - found.shape[1]), -1)])
+    """The sample's GEMM search over the positions (canonical scores, score desc, position asc,
+    padded with -1 to ``k``; itself checked against brute force in test_neighbours)."""
+    part = np.ascontiguousarray(x if rows is None else x[rows])
+    return topk_of_rows(part, np.asarray(sample), k)[1]
 
 
 def never(positions: np.ndarray) -> np.ndarray:
@@ -51,6 +51,8 @@ def test_pruned_truth_is_the_brute_force_top_10_with_ties(seed, n, d, r, dup, he
         mp.setattr(at, "HEAVY", heavy)
         truth, _ = at.sample_truth(x, None, y, residual, squares, slack, sample, lambda p: reference(x, None, p))
     np.testing.assert_array_equal(truth, reference(x, None, sample))  # fewer than 10 others: padded
+    found = brute(x, 10, sample)[1]  # and the float64 brute force (grid vectors: exact scores, real ties)
+    np.testing.assert_array_equal(truth[:, : found.shape[1]], found)
 
 
 @pytest.mark.parametrize("energy", [0.5, 0.85, 0.95])
@@ -108,17 +110,11 @@ def test_the_index_tunes_against_the_same_truth_as_the_gemm_search(monkeypatch):
     does everything tuned from it)."""
     x = clustered(3000, 96, 30, 0.4, seed=11)
     pruned = ann.build_ivf(x, recall_target=0.9, recall_sample=200, seed=1)
-    monkeypatch.setattr(ann, "_truth", lambda x_, twins, y, norms, sample: (ann_exact(x_, sample), None))
+    monkeypatch.setattr(ann, "_truth", lambda x_, twins, y, norms, sample: (reference(x_, None, sample), None))
     plain = ann.build_ivf(x, recall_target=0.9, recall_sample=200, seed=1)
     assert pruned.report.search_dims < 96  # the pruned path ran
     np.testing.assert_array_equal(pruned.truth, plain.truth)
     assert (pruned.nprobe, pruned.keep) == (plain.nprobe, plain.keep)
-
-
-def ann_exact(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
-    from jobsim.neighbours import topk_of_rows
-
-    return topk_of_rows(x, sample, 10)[1]
 
 
 @pytest.mark.parametrize("heavy", [0, 2048])
