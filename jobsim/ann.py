@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobsim.ann_truth import Above, basis_slack, residual_norms, sample_truth
+from jobsim.ann_truth import basis_slack, residual_norms, sample_truth
 from jobsim.heaps import HEAP_SLOT_BYTES, SPARE, compact_ids
 from jobsim.identical import Twins
 from jobsim.ivf import (
     Lists, balance_bias, default_nlist, gather, make_lists, pca_basis, probe_order, train_centroids,
 )
-from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall, search_cost
+from jobsim.ivf_search import Above, candidate_heaps, rescored_lists, sample_recall, search_cost
 from jobsim.neighbours import topk_of_rows
 from jobsim.rescoring import release_memory
 

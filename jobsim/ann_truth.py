@@ -20,6 +20,7 @@ import numpy as np
 
 from jobsim.heaps import new_heaps, push_dense
 from jobsim.ivf import gather
+from jobsim.ivf_search import Above
 from jobsim.rescoring import UNIT_ROUNDOFF, rescore
 
 PROBE = 64  # rows per sample row rescored first, for the lower bound (32: 25 % more rows rescored after it at
@@ -44,9 +45,6 @@ def residual_norms(squares: np.ndarray, y: np.ndarray, slack: float) -> np.ndarr
     raised by ``slack·|x|²`` under the root (rounding and non-orthogonality)."""
     left = squares - np.einsum("ij,ij->i", y, y, dtype=np.float64)
     return np.sqrt(np.maximum(left, 0.0) + slack * squares).astype(np.float32)
-
-
-Above = list[tuple[np.ndarray, np.ndarray]]  # per sample row: positions and their y scores
 
 
 def _above(g: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +106,6 @@ def sample_truth(
 
 def _scores(y: np.ndarray, s: np.ndarray) -> np.ndarray:
     """The positions ``s`` against every position in the search space, self -inf."""
-    g = gather(y, None, s) @ y.T
+    g = y[s] @ y.T
     g[np.arange(len(s)), s] = -np.inf
     return g

@@ -34,6 +34,9 @@ WAVE_ENTRIES = 1 << 18  # heap entries a wave aims at (2^19 took text 100k x 512
 # the ANN searched all its rows, 507 / 493 MB, and was no faster)
 RANK_STAGES = ((1, 2), (2, 4), (4, 8), (8, 1 << 30))  # probe ranks searched together
 
+Above = list[tuple[np.ndarray, np.ndarray]]  # per sample row: positions scoring at least its lowest true neighbour,
+# and their scores (what the recall simulation reads of the row, :func:`sample_recall`)
+
 
 def probe_pairs(probes: np.ndarray, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(list, row, rank) of the probes of ranks ``first``..``last - 1``, grouped by list
@@ -221,7 +224,7 @@ def probe_ranks(probes: np.ndarray, home: np.ndarray, row: int, cand: np.ndarray
 def sample_recall(
     y: np.ndarray, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray,
     keeps: tuple[int, ...], block: int = 64, rows: np.ndarray | None = None,
-    above: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    above: Above | None = None,
 ) -> np.ndarray:
     """(len(keeps), pmax, m): for every number of candidates kept and every probe count p,
     each sample row's recall@10, simulating its search exactly: its candidates are the
