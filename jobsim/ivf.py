@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from jobsim.rescoring import cpu_count
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +125,24 @@ def probe_order(
     bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, pmax) int32: each row's (of ``x[rows]`` when given) ``pmax`` best lists by
-    centroid score (less the list's ``bias``, :func:`balance_bias`), best first (faiss's
-    exhaustive inner-product search, a block of rows at a time: the bias is one more
-    dimension, -1 against it)."""
-    n, (nlist, d) = len(x) if rows is None else len(rows), centroids.shape
+    centroid score (less the list's ``bias``, :func:`balance_bias`), best first: a block of
+    rows at a time, a GEMM and a partial sort, the blocks on every core (faiss's heaps took
+    twice as long for 32 of 256 lists)."""
+    n, nlist = len(x) if rows is None else len(rows), len(centroids)
     pmax = min(pmax, nlist)
-    c = np.empty((nlist, d + 1), dtype=np.float32)
-    c[:, :d], c[:, d] = centroids, 0 if bias is None else bias
     out = np.empty((n, pmax), dtype=np.int32)
-    part = np.full((min(n, block), d + 1), -1, dtype=np.float32)
-    for b0 in range(0, n, block):
-        rows_b = gather(x, rows, slice(b0, b0 + block))
-        part[: len(rows_b), :d] = rows_b
-        out[b0 : b0 + block] = faiss.knn(part[: len(rows_b)], c, pmax, metric=faiss.METRIC_INNER_PRODUCT)[1]
+
+    def rank(b0: int) -> None:
+        g = gather(x, rows, slice(b0, b0 + block)) @ centroids.T
+        if bias is not None:
+            g -= bias
+        np.negative(g, out=g)  # ascending = best first
+        top = np.argpartition(g, pmax - 1, axis=1)[:, :pmax] if pmax < nlist else np.arange(nlist)[None, :]
+        best = np.argsort(np.take_along_axis(g, np.broadcast_to(top, (len(g), pmax)), axis=1), axis=1)
+        out[b0 : b0 + block] = np.take_along_axis(np.broadcast_to(top, (len(g), pmax)), best, axis=1)
+
+    with threadpool_limits(1), ThreadPoolExecutor(cpu_count()) as pool:
+        list(pool.map(rank, range(0, n, block)))
     return out
 
 

@@ -120,12 +120,15 @@ def test_pca_basis_by_subspace_iteration_keeps_what_the_full_spectrum_keeps(powe
 
 
 @pytest.mark.parametrize("biased", [False, True])
-def test_probes_are_sorted_by_centroid_score_and_lists_partition_the_rows(biased):
+@pytest.mark.parametrize("pmax", [5, 32, 40])  # fewer lists than, as many as, more than there are
+def test_probes_are_sorted_by_centroid_score_and_lists_partition_the_rows(biased, pmax):
     x = clustered(2000, 16, 12, 0.3, seed=1)
     c = train_centroids(x, 32, np.random.default_rng(0))
     assert c.shape == (32, 16) and np.allclose(np.linalg.norm(c, axis=1), 1, atol=1e-5)
     bias = np.random.default_rng(1).uniform(-0.2, 0.2, 32).astype(np.float32) if biased else None
-    probes = probe_order(x, c, 5, block=300, bias=bias)
+    probes = probe_order(x, c, pmax, block=300, bias=bias)
+    assert probes.shape == (len(x), min(pmax, 32)) and probes.dtype == np.int32
+    assert all(len(set(row)) == probes.shape[1] for row in probes.tolist())  # no list twice
     s = x.astype(np.float64) @ c.T.astype(np.float64) - (0 if bias is None else bias)
     np.testing.assert_array_equal(probes[:, 0], np.argmax(s, axis=1))
     got = np.take_along_axis(s, probes, axis=1)
