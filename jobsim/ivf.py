@@ -138,9 +138,10 @@ def probe_order(
         if bias is not None:
             g -= bias
         np.negative(g, out=g)  # ascending = best first
-        top = np.argpartition(g, pmax - 1, axis=1)[:, :pmax] if pmax < nlist else np.arange(nlist)[None, :]
-        best = np.argsort(np.take_along_axis(g, np.broadcast_to(top, (len(g), pmax)), axis=1), axis=1)
-        out[b0 : b0 + block] = np.take_along_axis(np.broadcast_to(top, (len(g), pmax)), best, axis=1)
+        top = (np.argpartition(g, pmax - 1, axis=1)[:, :pmax] if pmax < nlist
+               else np.broadcast_to(np.arange(nlist), g.shape))
+        best = np.argsort(np.take_along_axis(g, top, axis=1), axis=1)
+        out[b0 : b0 + block] = np.take_along_axis(top, best, axis=1)
 
     with threadpool_limits(1), ThreadPoolExecutor(cpu_count()) as pool:
         list(pool.map(rank, range(0, n, block)))
