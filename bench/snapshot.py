@@ -1,8 +1,12 @@
 """The local snapshot's per-run work on an incremental run (issue 17), current against former:
 
-- ``jobsim.snapshot.updated`` (the re-read jobs into the snapshot): the former decided every
-  row again in a Python loop and stacked the matrix row by row; the current decides only the
-  re-read jobs' rows;
+- the cycle of an incremental run that re-read jobs: ``SnapshotStore.load``, ``jobsim.snapshot.updated``
+  (the re-read jobs into the snapshot), ``corpus_at`` (the corpus the run searches) and
+  ``SnapshotStore.save``, each step timed: the former (5aa00ad) gathered the whole matrix anew in
+  ``updated`` (566 MB at 100k × 1536, then gathered again for the corpus) and wrote every doc and the
+  whole matrix again in ``save``; the current keeps the matrix in pieces (``jobsim.pieces``: the rows
+  read become one new piece, the matrix is gathered once, for the corpus, and a save writes only the
+  new piece) and appends the changed docs to the saved ones (a log, rewritten past a quarter);
 - ``jobsim.listset.list_fingerprint`` over every list as read from MongoDB (a full read's stored
   lists): the former (7a51989) hashed ``marshal.dumps(..., 2)`` of the objects; the current hashes
   the words a run's lists are fingerprinted by from their arrays (``ListSet.fingerprints``, timed
@@ -50,10 +54,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import cpu_model  # noqa: E402
-from jobsim.contract import embedding_state  # noqa: E402
 from jobsim.repositories import JobList, Neighbour, VectorSet  # noqa: E402
 from jobsim.candidates import fingerprints  # noqa: E402
 from jobsim.listset import list_fingerprint  # noqa: E402
+from jobsim.pieces import PiecedRows  # noqa: E402
 from jobsim.snapshot import Snapshot, kept, updated  # noqa: E402
 from jobsim.stages.neighbours import corpus_at  # noqa: E402
 from storage.local_cache import SnapshotStore  # noqa: E402
@@ -62,21 +66,19 @@ from storage import jobs as jobs_module  # noqa: E402
 
 
 def former_updated(snapshot: Snapshot, fresh: dict, vectors: VectorSet, lists: dict) -> Snapshot:
-    """``updated`` before this change (the baseline)."""
-    docs = {k: v for k, v in snapshot.docs.items() if k not in fresh}
-    docs.update({k: kept(doc) for k, doc in fresh.items() if doc is not None})
-    wanted = {k: embedding_state(d).get("contentHash") for k, d in docs.items()}
-    rows: dict = {}
-    for source in (snapshot.vectors, vectors):
-        for i, key in enumerate(source.ids.tolist()):
-            if key in wanted and source.hashes[i] == wanted[key]:
-                rows[key] = (source.hashes[i], source.vectors[i])
-    keys = sorted(rows)
-    dims = snapshot.vectors.vectors.shape[1]
-    matrix = np.stack([rows[k][1] for k in keys]) if keys else np.zeros((0, dims), np.float32)
-    return Snapshot(token=snapshot.token, docs=docs, lists=lists, vectors=VectorSet(
-        ids=np.array(keys, dtype=object), hashes=np.array([rows[k][0] for k in keys], dtype=object),
-        vectors=np.ascontiguousarray(matrix, dtype=np.float32)))
+    """``updated`` at 5aa00ad (the baseline): the same rows, the matrix gathered anew (from the
+    mapped file and the re-read vectors, in one gather with the re-read rows patched in)."""
+    got = updated(snapshot, fresh, vectors, lists)
+    return replace(got, vectors=replace(got.vectors, vectors=got.vectors.dense()))
+
+
+def _matrix(vectors: VectorSet) -> np.ndarray:
+    """The matrix as the former kept it: a loaded snapshot's one piece is its mapped file."""
+    rows = vectors.vectors
+    if not isinstance(rows, PiecedRows):
+        return rows
+    single = len(rows.pieces) == 1 and len(rows.pieces[0]) == len(rows)
+    return rows.pieces[0] if single and np.array_equal(rows.at, np.arange(len(rows))) else rows.dense()
 
 
 def former_fingerprint(job_list: JobList) -> bytes:
@@ -123,29 +125,45 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     snap, fresh, vectors, lists = scene(args.n, args.dims, args.changed)
-    times: dict[str, list[float]] = {"updated, former": [], "updated, current": [],
-                                     "fingerprints, former (marshal)": [], "fingerprints, current (words)": [],
-                                     "list updates, GC on": [], "list updates, GC paused": [],
-                                     "save, former (every part)": [], "save, current (lists; rest linked)": [],
-                                     "row fingerprints, former (hashed)": [], "row fingerprints, current (carried)": []}
+    steps = ("load", "updated", "corpus_at", "save", "total")
+    times: dict[str, list[float]] = {f"cycle {step}, {who}": [] for step in steps for who in ("former", "current")}
+    times |= {"fingerprints, former (marshal)": [], "fingerprints, current (words)": [],
+              "list updates, GC on": [], "list updates, GC paused": [],
+              "save, former (every part)": [], "save, current (lists; rest linked)": [],
+              "row fingerprints, former (hashed)": [], "row fingerprints, current (carried)": []}
     written = dict(zip(sorted(snap.docs)[: args.written], lists))
     now = datetime.now(timezone.utc)
     store = SnapshotStore(tempfile.mkdtemp(prefix="jobsim-bench-snapshot-"), "bench")
     store.save(replace(snap, lists={k: list_fingerprint(x) for k, x in zip(sorted(snap.docs), lists)}))
+    pristine = store.path.with_name("pristine")
+    shutil.copytree(store.path, pristine, copy_function=os.link)  # each cycle starts from this saved snapshot
     new_lists = {k: list_fingerprint(x) for k, x in zip(sorted(snap.docs)[1:], lists)}  # every list moved along
-    expected = former_updated(snap, fresh, vectors, {})
     corpus = corpus_at(updated(snap, fresh, vectors, {}), now, 90)
     assert corpus.fingerprints is not None
     for _ in range(args.reps):
-        for name, fn in (("updated, former", former_updated), ("updated, current", updated)):
+        outcomes = []
+        for who, update in (("former", former_updated), ("current", updated)):
+            shutil.rmtree(store.path)
+            shutil.copytree(pristine, store.path, copy_function=os.link)
             gc.collect()
-            t = time.perf_counter()
-            got = fn(snap, fresh, vectors, {})
-            times[name].append(time.perf_counter() - t)
-            assert got.docs == expected.docs and got.vectors.ids.tolist() == expected.vectors.ids.tolist()
-            assert got.vectors.hashes.tolist() == expected.vectors.hashes.tolist()
-            assert np.array_equal(got.vectors.vectors, expected.vectors.vectors)
-            del got  # each call starts with the same memory held (another live 614 MB result slows the next one)
+            t0 = time.perf_counter()
+            loaded = store.load(args.dims)
+            t1 = time.perf_counter()
+            got = update(loaded, fresh, vectors, loaded.lists)
+            t2 = time.perf_counter()
+            rows = corpus_at(got, now, 90)
+            t3 = time.perf_counter()
+            store.save(got)  # the former's snapshot names no stored copy: every part written
+            t4 = time.perf_counter()
+            for step, seconds in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
+                times[f"cycle {step}, {who}"].append(seconds)
+            back = store.load(args.dims)
+            outcomes.append((rows.row_ids.tolist(), rows.job_ids.tolist(), rows.vectors, back.docs,
+                             back.vectors.ids.tolist(), back.vectors.dense()))
+            del loaded, got, rows, back  # each cycle starts with the same memory held
+        (a, b) = outcomes
+        assert a[:2] == b[:2] and np.array_equal(a[2], b[2]) and a[3:5] == b[3:5] and np.array_equal(a[5], b[5])
+        del outcomes, a, b
         prints = []
         for name, fn in (("fingerprints, former (marshal)", former_fingerprint),
                          ("fingerprints, current (words)", list_fingerprint)):
@@ -171,14 +189,15 @@ def main() -> None:
         for name, keep_parts in (("save, current (lists; rest linked)", True), ("save, former (every part)", False)):
             loaded = store.load(args.dims)
             assert loaded is not None
-            after = replace(loaded, token=name, lists=new_lists, parts=loaded.parts if keep_parts else {})
+            after = replace(loaded, token=name, lists=new_lists) if keep_parts else replace(
+                loaded, token=name, lists=new_lists, parts={}, vectors=replace(loaded.vectors, vectors=_matrix(loaded.vectors)))
             gc.collect()
             t = time.perf_counter()
             store.save(after)
             times[name].append(time.perf_counter() - t)
             back = store.load(args.dims)
             assert back is not None and back.token == name and back.lists == new_lists and back.docs == loaded.docs
-            assert np.array_equal(back.vectors.vectors, loaded.vectors.vectors)
+            assert np.array_equal(back.vectors.dense(), loaded.vectors.dense())
             del loaded, after, back
         t = time.perf_counter()
         hashed = fingerprints(corpus.vectors)
@@ -191,12 +210,14 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.2f}; results equal")
     for name, values in times.items():
         print(f"  {name:37s} min {min(values):6.3f} s   reps {', '.join(f'{v:.3f}' for v in values)}")
-    names = list(times)
-    print(f"  updated      former / current: {min(times[names[0]]) / min(times[names[1]]):.1f}x")
-    print(f"  fingerprints former / current: {min(times[names[2]]) / min(times[names[3]]):.1f}x")
-    print(f"  list updates former / current: {min(times[names[4]]) / min(times[names[5]]):.1f}x")
-    print(f"  save         former / current: {min(times[names[6]]) / min(times[names[7]]):.1f}x")
-    print(f"  row fingerprints: hashed {min(times[names[8]]):.3f} s, carried {min(times[names[9]]) * 1e3:.1f} ms")
+    for step in steps:
+        print(f"  cycle {step:9s} former / current: {min(times[f'cycle {step}, former']) / min(times[f'cycle {step}, current']):.1f}x")
+    for what, former, current in (("fingerprints", "fingerprints, former (marshal)", "fingerprints, current (words)"),
+                                  ("list updates", "list updates, GC on", "list updates, GC paused"),
+                                  ("save", "save, former (every part)", "save, current (lists; rest linked)")):
+        print(f"  {what:15s} former / current: {min(times[former]) / min(times[current]):.1f}x")
+    print(f"  row fingerprints: hashed {min(times['row fingerprints, former (hashed)']):.3f} s, "
+          f"carried {min(times['row fingerprints, current (carried)']) * 1e3:.1f} ms")
     shutil.rmtree(store.path.parent, ignore_errors=True)
 
 

@@ -90,8 +90,7 @@ def build_corpus(vectors: VectorSet, jobs: JobContexts) -> Corpus:
     member_start = np.searchsorted(job_row[members], np.arange(len(rows) + 1))
     return Corpus(
         row_ids=np.array(rows["row_id"].to_list(), dtype=object),
-        vectors=np.ascontiguousarray(vectors.vectors[vrow], dtype=np.float32)
-        if len(rows) else np.zeros((0, vectors.vectors.shape[1]), np.float32),
+        vectors=vectors.take(vrow) if len(rows) else np.zeros((0, vectors.dims), np.float32),
         base=int(rows["base"].sum()), job_ids=keys, job_row=job_row, active=active,
         context=Context(category=encode(frame["category"].to_list()),
                         level=frame["level"].to_numpy().astype(np.int8),

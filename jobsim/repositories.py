@@ -13,6 +13,8 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from jobsim.pieces import PiecedRows
+
 MATCH_CODES = ("category", "level", "adjacentLevel", "city", "remote")
 
 
@@ -37,15 +39,32 @@ class JobList(NamedTuple):
 
 @dataclass
 class VectorSet:
-    """Vectors as one contiguous float32 matrix with parallel key and hash arrays."""
+    """Vectors as one contiguous float32 matrix with parallel key and hash arrays (the local
+    snapshot keeps its matrix in pieces, :class:`jobsim.pieces.PiecedRows`, gathered by :meth:`take`)."""
 
     ids: np.ndarray  # (n,) object array of job keys
     hashes: np.ndarray  # (n,) object array of content hashes
-    vectors: np.ndarray  # (n, d) float32, C-contiguous
+    vectors: np.ndarray | PiecedRows  # (n, d) float32, C-contiguous
     fingerprints: np.ndarray | None = None  # (n,) uint64 digests of the rows (jobsim.candidates.fingerprints), if known
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def dims(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` of the matrix, as one contiguous float32 matrix."""
+        if isinstance(self.vectors, PiecedRows):
+            return self.vectors.take(rows)
+        return np.ascontiguousarray(self.vectors[rows], dtype=np.float32)
+
+    def dense(self) -> np.ndarray:
+        """The whole matrix, contiguous (gathered when kept in pieces)."""
+        if isinstance(self.vectors, PiecedRows):
+            return self.vectors.dense()
+        return np.ascontiguousarray(self.vectors, dtype=np.float32)
 
 
 @dataclass

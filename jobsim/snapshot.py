@@ -34,6 +34,7 @@ import numpy as np
 from jobsim.candidates import fingerprints
 from jobsim.contract import ACTIVE, embedding_state, listing_role
 from jobsim.listset import EMPTY, ListSet, list_fingerprint
+from jobsim.pieces import PiecedRows, gather
 from jobsim.repositories import JobContexts, JobList, VectorSet
 from jobsim.settings import NeighbourSettings
 
@@ -94,8 +95,10 @@ class Snapshot:
     origin: Origin | None = None  # how the lists behind ``lists`` were made (None: unknown)
     # the stored copies ``docs`` and ``vectors`` were read from ("docs"/"vectors" -> the copy's
     # id, set by the local cache that loaded them); a snapshot whose docs or vectors are new
-    # has none for them. A copy named here is reused as it is, not written again.
+    # has none for them. A copy named here is reused as it is, not written again; the docs'
+    # copy with ``docs_changes`` (job key -> kept fields, None = gone) appended to it.
     parts: dict[str, str] = field(default_factory=dict, compare=False)
+    docs_changes: dict[str, dict[str, Any] | None] = field(default_factory=dict, compare=False)
 
     _roles: dict[tuple[datetime, int], dict[str, str]] = field(default_factory=dict, init=False, repr=False,
                                                                 compare=False)
@@ -144,8 +147,9 @@ def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors
     """``snapshot`` with the re-read jobs replaced (None = the job is gone), their vectors and
     the stored lists' fingerprints ``lists``: ``vectors`` holds those read again, the others
     keep theirs when their hash is unchanged."""
+    changes = {k: kept(doc) if doc is not None else None for k, doc in fresh.items()}
     docs = {k: v for k, v in snapshot.docs.items() if k not in fresh}
-    docs.update({k: kept(doc) for k, doc in fresh.items() if doc is not None})
+    docs.update({k: doc for k, doc in changes.items() if doc is not None})
     # A snapshot's rows are exactly its jobs whose vector hash is the job's (this function
     # keeps no other), so only the re-read jobs' rows are decided again: O(changed) in Python.
     old = snapshot.vectors
@@ -176,23 +180,18 @@ def updated(snapshot: Snapshot, fresh: dict[str, dict[str, Any] | None], vectors
     rest[at] = False
     idx[rest], src[at], idx[at] = untouched, extra_src, extra_idx
     sources = (old, vectors)  # each row's fingerprint is carried with it: computed once, for the rows read
-    fps = [x.fingerprints if x.fingerprints is not None else fingerprints(x.vectors) for x in sources]
-    return Snapshot(token=snapshot.token, docs=docs, lists=lists, vectors=VectorSet(
-        ids=_gather([x.ids for x in sources], src, idx), hashes=_gather([x.hashes for x in sources], src, idx),
-        vectors=np.ascontiguousarray(_gather([x.vectors for x in sources], src, idx), dtype=np.float32),
-        fingerprints=_gather(fps, src, idx)))
-
-
-def _gather(arrays: list[np.ndarray], src: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Row ``idx[i]`` of ``arrays[src[i]]`` for each i: one gather from the source most rows
-    come from (the matrix is copied once), the others' rows patched in."""
-    counts = np.bincount(src, minlength=len(arrays))
-    main = int(counts.argmax()) if len(src) else 0
-    out = arrays[main][np.where(src == main, idx, 0)] if len(src) else arrays[main][:0]
-    for s, array in enumerate(arrays):
-        if s != main and counts[s]:
-            out[src == s] = array[idx[src == s]]
-    return out
+    fps = [x.fingerprints if x.fingerprints is not None else fingerprints(x.dense()) for x in sources]
+    # the matrix is not copied: the rows kept point where they did, the rows read into a new piece
+    rows = old.vectors if isinstance(old.vectors, PiecedRows) else PiecedRows.of(old.vectors)
+    kept_row = src == 0
+    piece, row_at = np.full(n, len(rows.pieces), dtype=np.int32), idx.copy()
+    piece[kept_row], row_at[kept_row] = rows.piece[idx[kept_row]], rows.at[idx[kept_row]]
+    base = {"docs": snapshot.parts["docs"]} if "docs" in snapshot.parts else {}  # the docs' copy, and what changed
+    return Snapshot(token=snapshot.token, docs=docs, lists=lists, parts=base,
+                    docs_changes=snapshot.docs_changes | changes if base else {}, vectors=VectorSet(
+        ids=gather([x.ids for x in sources], src, idx), hashes=gather([x.hashes for x in sources], src, idx),
+        vectors=rows.select(piece, row_at, vectors.dense() if len(from_read) else None),
+        fingerprints=gather(fps, src, idx)))
 
 
 def diff_fingerprints(new: Mapping[str, JobList], stored: dict[str, bytes]) -> tuple[dict[str, JobList], int, dict[str, bytes]]:
