@@ -2,7 +2,8 @@
 
 - the cycle of an incremental run that re-read jobs: ``SnapshotStore.load``, ``jobsim.snapshot.updated``
   (the re-read jobs into the snapshot), ``corpus_at`` (the corpus the run searches) and
-  ``SnapshotStore.save``, each step timed: the former (5aa00ad) gathered the whole matrix anew in
+  ``SnapshotStore.save``, each step timed, each cycle in a fresh process as a run's is (on this VM
+  memory a process frees goes back to the host, and touching it again costs ≈ 2 ms per MB): the former (5aa00ad) gathered the whole matrix anew in
   ``updated`` (566 MB at 100k × 1536, then gathered again for the corpus) and wrote every doc and the
   whole matrix again in ``save``; the current keeps the matrix in pieces (``jobsim.pieces``: the rows
   read become one new piece, the matrix is gathered once, for the corpus, and a save writes only the
@@ -37,10 +38,13 @@ import argparse
 import contextlib
 import gc
 import hashlib
+import json
 import marshal
 import os
+import pickle
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,8 +72,8 @@ from storage import jobs as jobs_module  # noqa: E402
 def former_updated(snapshot: Snapshot, fresh: dict, vectors: VectorSet, lists: dict) -> Snapshot:
     """``updated`` at 5aa00ad (the baseline): the same rows, the matrix gathered anew (from the
     mapped file and the re-read vectors, in one gather with the re-read rows patched in)."""
-    got = updated(snapshot, fresh, vectors, lists)
-    return replace(got, vectors=replace(got.vectors, vectors=got.vectors.dense()))
+    got = updated(snapshot, fresh, vectors, lists)  # (and no stored copy named: a save writes every part)
+    return replace(got, parts={}, docs_changes={}, vectors=replace(got.vectors, vectors=got.vectors.dense()))
 
 
 def _matrix(vectors: VectorSet) -> np.ndarray:
@@ -116,6 +120,33 @@ def scene(n: int, dims: int, changed: int) -> tuple[Snapshot, dict, VectorSet, l
     return snap, fresh, vectors, lists
 
 
+STEPS = ("load", "updated", "corpus_at", "save", "total")
+
+
+def cycle(folder: str, dims: int, who: str) -> dict:
+    """One incremental run's snapshot work, in this process: load the saved snapshot, the re-read
+    jobs into it, the corpus, the save. Its step times and a digest of the corpus and of the
+    snapshot loaded back."""
+    with open(Path(folder) / "changes.pkl", "rb") as source:
+        fresh, vectors, now = pickle.load(source)
+    store = SnapshotStore(folder, "bench")
+    t0 = time.perf_counter()
+    loaded = store.load(dims)
+    t1 = time.perf_counter()
+    got = (former_updated if who == "former" else updated)(loaded, fresh, vectors, loaded.lists)
+    t2 = time.perf_counter()
+    rows = corpus_at(got, now, 90)
+    t3 = time.perf_counter()
+    store.save(got)
+    t4 = time.perf_counter()
+    back = store.load(dims)
+    digest = hashlib.blake2b(repr((rows.row_ids.tolist(), rows.job_ids.tolist(), sorted(back.docs.items()),
+                                   back.vectors.ids.tolist())).encode())
+    digest.update(rows.vectors.tobytes())
+    digest.update(back.vectors.dense().tobytes())
+    return {"seconds": [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0], "digest": digest.hexdigest()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -123,10 +154,14 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=1500)
     parser.add_argument("--written", type=int, default=22_000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--cycle", choices=("former", "current"), help=argparse.SUPPRESS)  # a child's step
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cycle:
+        print(json.dumps(cycle(args.dir, args.dims, args.cycle)))
+        return
     snap, fresh, vectors, lists = scene(args.n, args.dims, args.changed)
-    steps = ("load", "updated", "corpus_at", "save", "total")
-    times: dict[str, list[float]] = {f"cycle {step}, {who}": [] for step in steps for who in ("former", "current")}
+    times: dict[str, list[float]] = {f"cycle {step}, {who}": [] for step in STEPS for who in ("former", "current")}
     times |= {"fingerprints, former (marshal)": [], "fingerprints, current (words)": [],
               "list updates, GC on": [], "list updates, GC paused": [],
               "save, former (every part)": [], "save, current (lists; rest linked)": [],
@@ -140,30 +175,20 @@ def main() -> None:
     new_lists = {k: list_fingerprint(x) for k, x in zip(sorted(snap.docs)[1:], lists)}  # every list moved along
     corpus = corpus_at(updated(snap, fresh, vectors, {}), now, 90)
     assert corpus.fingerprints is not None
+    with open(store.path.parent / "changes.pkl", "wb") as out:
+        pickle.dump((fresh, vectors, now), out)
     for _ in range(args.reps):
-        outcomes = []
-        for who, update in (("former", former_updated), ("current", updated)):
+        digests = []
+        for who in ("former", "current"):  # each in a fresh process, as a run is
             shutil.rmtree(store.path)
             shutil.copytree(pristine, store.path, copy_function=os.link)
-            gc.collect()
-            t0 = time.perf_counter()
-            loaded = store.load(args.dims)
-            t1 = time.perf_counter()
-            got = update(loaded, fresh, vectors, loaded.lists)
-            t2 = time.perf_counter()
-            rows = corpus_at(got, now, 90)
-            t3 = time.perf_counter()
-            store.save(got)  # the former's snapshot names no stored copy: every part written
-            t4 = time.perf_counter()
-            for step, seconds in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
+            child = subprocess.run([sys.executable, __file__, "--cycle", who, "--dir", str(store.path.parent),
+                                    "--dims", str(args.dims)], check=True, capture_output=True, text=True)
+            got = json.loads(child.stdout.splitlines()[-1])
+            for step, seconds in zip(STEPS, got["seconds"]):
                 times[f"cycle {step}, {who}"].append(seconds)
-            back = store.load(args.dims)
-            outcomes.append((rows.row_ids.tolist(), rows.job_ids.tolist(), rows.vectors, back.docs,
-                             back.vectors.ids.tolist(), back.vectors.dense()))
-            del loaded, got, rows, back  # each cycle starts with the same memory held
-        (a, b) = outcomes
-        assert a[:2] == b[:2] and np.array_equal(a[2], b[2]) and a[3:5] == b[3:5] and np.array_equal(a[5], b[5])
-        del outcomes, a, b
+            digests.append(got["digest"])
+        assert digests[0] == digests[1], digests  # the same corpus, and the same snapshot saved
         prints = []
         for name, fn in (("fingerprints, former (marshal)", former_fingerprint),
                          ("fingerprints, current (words)", list_fingerprint)):
@@ -210,7 +235,7 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.2f}; results equal")
     for name, values in times.items():
         print(f"  {name:37s} min {min(values):6.3f} s   reps {', '.join(f'{v:.3f}' for v in values)}")
-    for step in steps:
+    for step in STEPS:
         print(f"  cycle {step:9s} former / current: {min(times[f'cycle {step}, former']) / min(times[f'cycle {step}, current']):.1f}x")
     for what, former, current in (("fingerprints", "fingerprints, former (marshal)", "fingerprints, current (words)"),
                                   ("list updates", "list updates, GC on", "list updates, GC paused"),
