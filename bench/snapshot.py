@@ -2,8 +2,9 @@
 
 - the cycle of an incremental run that re-read jobs: ``SnapshotStore.load``, ``jobsim.snapshot.updated``
   (the re-read jobs into the snapshot), ``corpus_at`` (the corpus the run searches) and
-  ``SnapshotStore.save``, each step timed, each cycle in a fresh process as a run's is (on this VM
-  memory a process frees goes back to the host, and touching it again costs ≈ 2 ms per MB): the former (5aa00ad) gathered the whole matrix anew in
+  ``SnapshotStore.save``, each step timed, each cycle in a fresh process as a run's is (on this
+  VM memory a process frees goes back to the host, and touching it again costs ≈ 2 ms per MB):
+  the former (5aa00ad) gathered the whole matrix anew in
   ``updated`` (566 MB at 100k × 1536, then gathered again for the corpus) and wrote every doc and the
   whole matrix again in ``save``; the current keeps the matrix in pieces (``jobsim.pieces``: the rows
   read become one new piece, the matrix is gathered once, for the corpus, and a save writes only the
@@ -214,8 +215,9 @@ def main() -> None:
         for name, keep_parts in (("save, current (lists; rest linked)", True), ("save, former (every part)", False)):
             loaded = store.load(args.dims)
             assert loaded is not None
+            dense = replace(loaded.vectors, vectors=_matrix(loaded.vectors))  # the former's matrix: written again
             after = replace(loaded, token=name, lists=new_lists) if keep_parts else replace(
-                loaded, token=name, lists=new_lists, parts={}, vectors=replace(loaded.vectors, vectors=_matrix(loaded.vectors)))
+                loaded, token=name, lists=new_lists, parts={}, vectors=dense)
             gc.collect()
             t = time.perf_counter()
             store.save(after)
@@ -236,7 +238,8 @@ def main() -> None:
     for name, values in times.items():
         print(f"  {name:37s} min {min(values):6.3f} s   reps {', '.join(f'{v:.3f}' for v in values)}")
     for step in STEPS:
-        print(f"  cycle {step:9s} former / current: {min(times[f'cycle {step}, former']) / min(times[f'cycle {step}, current']):.1f}x")
+        ratio = min(times[f"cycle {step}, former"]) / min(times[f"cycle {step}, current"])
+        print(f"  cycle {step:9s} former / current: {ratio:.1f}x")
     for what, former, current in (("fingerprints", "fingerprints, former (marshal)", "fingerprints, current (words)"),
                                   ("list updates", "list updates, GC on", "list updates, GC paused"),
                                   ("save", "save, former (every part)", "save, current (lists; rest linked)")):
