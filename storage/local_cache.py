@@ -27,7 +27,7 @@ from bson.codec_options import CodecOptions
 
 from jobsim.allocation import collector_paused
 from jobsim.candidates import CandidateState, fingerprints
-from jobsim.pieces import MAX_DEAD, PiecedRows
+from jobsim.pieces import PiecedRows
 from jobsim.repositories import VectorSet
 from jobsim.snapshot import Origin, Snapshot
 
@@ -42,6 +42,7 @@ CODEC = CodecOptions(tz_aware=True)
 # (the docs are linked with a log of changes, :meth:`SnapshotStore._save_docs`; the matrix's
 # pieces one by one, :meth:`SnapshotStore._save_pieces`)
 PARTS = {"vectors": ("vector_keys.bson", "fingerprints.npy")}
+MAX_DOCS_LOG = 0.25  # changed docs appended to the saved ones, as a share of the docs, before all are written again
 
 
 class NeighbourStateStore:
@@ -184,8 +185,8 @@ class SnapshotStore:
         Returns the docs' copy id and its log."""
         base, changes = snapshot.parts.get("docs"), snapshot.docs_changes
         log = list(saved.get("docs_log", [])) if base and saved.get("parts", {}).get("docs") == base else None
-        if log is not None and sum(e["entries"] for e in log) + len(changes) <= MAX_DEAD * max(len(snapshot.docs), 1) \
-                and all(self._link(name, tmp) for name in ("docs.bson", *(f"docs-{e['name']}.bson" for e in log))):
+        short = log is not None and sum(e["entries"] for e in log) + len(changes) <= MAX_DOCS_LOG * len(snapshot.docs)
+        if short and all(self._link(name, tmp) for name in ("docs.bson", *(f"docs-{e['name']}.bson" for e in log))):
             if not changes:
                 return base, log
             name = uuid.uuid4().hex
