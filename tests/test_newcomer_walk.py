@@ -66,14 +66,19 @@ def headline_and_counts(out: str) -> tuple[str, dict[str, int]]:
     return headline, counts
 
 
-def wait_idle(stack: Stack, timeout_s: float = 300) -> None:
-    """No flow run of the stack running or about to run (a schedule's first run included)."""
+SOON_S = 600  # a scheduled run due within this is waited for (a schedule's first run, or its next tick)
+
+
+def wait_idle(stack: Stack, timeout_s: float = SOON_S + 300) -> None:
+    """No flow run of the stack running or about to run (a schedule's first run included). The
+    timeout outlasts the window: the daily incremental rule (no start date) ticks at 00:00 UTC, so a
+    walk just before midnight waits up to 10 min for that run (CI at 23:5x UTC timed out at 300 s)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         busy = stack.post("/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": [
             "RUNNING", "PENDING", "CANCELLING"]}}}})
         soon = [r for r in stack.post("/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
-                if Stack.parse_time(r["expected_start_time"]).timestamp() < time.time() + 600]
+                if Stack.parse_time(r["expected_start_time"]).timestamp() < time.time() + SOON_S]
         if not busy and not soon:
             return
         time.sleep(2)
