@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -190,12 +191,11 @@ class SnapshotStore:
             if not changes:
                 return base, log
             name = uuid.uuid4().hex
-            (tmp / f"docs-{name}.bson").write_bytes(b"".join(
-                bson.encode({"_k": k, **d} if d is not None else {"_k": k, "_gone": True}) for k, d in changes.items()))
+            (tmp / f"docs-{name}.bson").write_bytes(_encode_docs(changes.items()))
             return uuid.uuid4().hex, [*log, {"name": name, "entries": len(changes)}]
         for stale in tmp.glob("docs*.bson"):  # a partial link
             stale.unlink()
-        (tmp / "docs.bson").write_bytes(b"".join(bson.encode({"_k": k, **d}) for k, d in snapshot.docs.items()))
+        (tmp / "docs.bson").write_bytes(_encode_docs(snapshot.docs.items()))
         return uuid.uuid4().hex, []
 
     def _save_pieces(self, matrix: np.ndarray | PiecedRows, tmp: Path) -> list[dict]:
@@ -207,8 +207,8 @@ class SnapshotStore:
             rows = PiecedRows.of(rows.dense())
         out = []
         for piece, name in zip(rows.pieces, rows.names):
-            name = name if name and self._link(f"piece-{name}.npy", tmp) else uuid.uuid4().hex
-            if not (tmp / f"piece-{name}.npy").exists():
+            if not (name and self._link(f"piece-{name}.npy", tmp)):  # not held by the saved snapshot: written
+                name = uuid.uuid4().hex
                 np.save(tmp / f"piece-{name}.npy", np.ascontiguousarray(piece, dtype=np.float32))
             out.append({"name": name, "rows": len(piece)})
         np.save(tmp / "rows.npy", np.stack([rows.piece.astype(np.int64), rows.at]))
@@ -261,6 +261,11 @@ class SnapshotStore:
 
     def clear(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _encode_docs(items: Iterable[tuple[str, dict | None]]) -> bytes:
+    """Docs as the snapshot stores them: one BSON document each, keyed by ``_k`` (None = gone)."""
+    return b"".join(bson.encode({"_k": k, **d} if d is not None else {"_k": k, "_gone": True}) for k, d in items)
 
 
 def _origin(raw: dict | None) -> Origin | None:
