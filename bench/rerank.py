@@ -8,7 +8,11 @@ computed from them, and only the lists that changed become objects. Two cases: *
 expiries) and **all new** (nothing stored: a first run writes every list). Same state, methods
 interleaved, min of ``--reps``; both give the same changes, checks and histogram.
 
-    .venv/bin/python bench/rerank.py [--n 100000] [--dims 32] [--reps 3]
+    .venv/bin/python bench/rerank.py [--n 100000] [--dims 32] [--reps 3] [--before REV]
+
+``--before REV`` adds a third method: the current step with ``jobsim/lists.py`` and
+``jobsim/scoring.py`` of git revision REV (loaded beside the current modules, their
+``final_lists`` functions swapped in), to measure a change to the rerank itself.
 
 Data: ``--n`` jobs on clustered unit vectors (500 clusters), random category / level / city,
 3,000 companies; the exact candidate state is computed once (not timed).
@@ -21,7 +25,9 @@ import gc
 import hashlib
 import marshal
 import os
+import subprocess
 import sys
+import types
 import time
 from pathlib import Path
 
@@ -103,11 +109,42 @@ def current(corpus, state, cfg, stored: dict[str, bytes]):
     return changes, after, checks, histogram_of(lists.score, len(lists), int((lists.counts == 0).sum()))
 
 
+def revision_lists(rev: str):
+    """``jobsim/lists.py`` of git revision ``rev`` as a module, on that revision's ``pair_bonus``."""
+    modules = {}
+    for name in ("scoring", "lists"):
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:jobsim/{name}.py"], check=True,
+                                capture_output=True, text=True).stdout
+        module = types.ModuleType(f"before_{name}")
+        exec(compile(source, f"{rev}:jobsim/{name}.py", "exec"), module.__dict__)  # noqa: S102 - our own history
+        modules[name] = module
+    modules["lists"].pair_bonus = modules["scoring"].pair_bonus
+    return modules["lists"]
+
+
+def swapped(lists_module):
+    """:func:`current` with ``final_lists`` using the given module's functions."""
+    names = ("pool_ends", "pools", "rerank_jobs", "rows_needing_more")
+
+    def run(corpus, state, cfg, stored):
+        saved = {name: getattr(similarity, name) for name in names}
+        for name in names:
+            setattr(similarity, name, getattr(lists_module, name))
+        try:
+            return current(corpus, state, cfg, stored)
+        finally:
+            for name, fn in saved.items():
+                setattr(similarity, name, fn)
+
+    return run
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dims", type=int, default=32)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--before", help="also the rerank of this git revision (its lists.py and scoring.py)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     n, d = args.n, args.dims
@@ -120,28 +157,31 @@ def main() -> int:
                                 company=[f"co{i % 3000}" for i in range(n)])
     cfg = NeighbourSettings(state_dir="", exact_max_jobs=10**7)
     state = similarity.compute_neighbours(corpus, cfg).state
-    stored = {"former": dict(former(corpus, state, cfg, {})[1]), "current": dict(current(corpus, state, cfg, {})[1])}
-    cases = {"unchanged": stored, "all new": {"former": {}, "current": {}}}
+    methods = {"former": former, "current": current} | ({"before": swapped(revision_lists(args.before))}
+                                                         if args.before else {})
+    stored = {name: dict(fn(corpus, state, cfg, {})[1]) for name, fn in methods.items()}
+    cases = {"unchanged": stored, "all new": dict.fromkeys(methods, {})}
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.reps):
         for case, case_stored in cases.items():
             results = {}
-            for name, fn in (("former", former), ("current", current)):
+            for name, fn in methods.items():
                 gc.collect()
                 started = time.perf_counter()
                 results[name] = fn(corpus, state, cfg, case_stored[name])
                 times.setdefault((case, name), []).append(time.perf_counter() - started)
-            (fc, _, fk, fh), (cc, _, ck, ch) = results["former"], results["current"]
-            assert fc == cc and fk == ck and fh == ch, f"{case}: the methods differ"
-            del results
+            outcome = {name: (r[0], r[-2], r[-1]) for name, r in results.items()}  # changes, checks, histogram
+            assert all(o == outcome["current"] for o in outcome.values()), f"{case}: the methods differ"
+            del results, outcome
     print(f"lists step over {n:,} jobs ({d} dims), {cpu_model()}, "
           f"load {os.getloadavg()[0]:.2f}; same changes, checks and histogram")
     for case in cases:
-        best = {name: min(times[case, name]) for name in ("former", "current")}
+        best = {name: min(times[case, name]) for name in methods}
         for name in best:
             print(f"  {case:<10} {name:<8} min {best[name]:.2f} s  "
                   f"(reps {', '.join(f'{t:.2f}' for t in times[case, name])})")
-        print(f"  {case:<10} former / current: {best['former'] / best['current']:.2f}x")
+        for name in best.keys() - {"current"}:
+            print(f"  {case:<10} {name} / current: {best[name] / best['current']:.2f}x")
     return 0
 
 

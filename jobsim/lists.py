@@ -29,17 +29,29 @@ from jobsim.settings import NeighbourSettings
 
 
 def first_in_row(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Mask of the entries that are the first (leftmost) valid occurrence of their value in their row."""
+    """Mask of the entries that are the first (leftmost) valid occurrence of their value in their row.
+
+    One in-place sort per row of the values with each entry's position in the low bits (the
+    keys are distinct, so no stable sort is needed: half a two-key lexsort's time)."""
     n, w = values.shape
-    key = np.where(valid, values, np.iinfo(np.int64).max).astype(np.int64)
-    position = np.broadcast_to(np.arange(w, dtype=np.int64), (n, w))
-    order = np.lexsort((position, key), axis=1)
-    sorted_key = np.take_along_axis(key, order, axis=1)
-    first_sorted = np.ones((n, w), dtype=bool)
-    first_sorted[:, 1:] = sorted_key[:, 1:] != sorted_key[:, :-1]
-    out = np.zeros((n, w), dtype=bool)
-    np.put_along_axis(out, order, first_sorted, axis=1)
-    return out & valid
+    if not n or not w:
+        return np.zeros((n, w), dtype=bool)
+    shift = max(1, (w - 1).bit_length())
+    low = int(values.min())
+    span = int(values.max()) - low + 1
+    if span.bit_length() + shift > 62:
+        raise ValueError(f"values span {span}: too far apart to pack with {w} positions")
+    packed = np.where(valid, values - low, span).astype(np.int64)  # invalid entries: one value after all
+    packed <<= shift
+    packed |= np.arange(w, dtype=np.int64)
+    packed.sort(axis=1)
+    first = np.ones((n, w), dtype=bool)
+    first[:, 1:] = (packed[:, 1:] >> shift) != (packed[:, :-1] >> shift)
+    packed &= (1 << shift) - 1  # the positions, in sorted order
+    packed += (np.arange(n, dtype=np.int64) * w)[:, None]
+    out = np.zeros(n * w, dtype=bool)
+    out[packed.reshape(-1)] = first.reshape(-1)
+    return out.reshape(n, w) & valid
 
 
 def pool_ends(cand: np.ndarray, depth: np.ndarray, row_group: np.ndarray, own: np.ndarray,
@@ -80,6 +92,28 @@ def _choose_members(corpus: Corpus, subjects: np.ndarray, rows: np.ndarray) -> n
     return chosen
 
 
+def _list_order(blended: np.ndarray, created: np.ndarray, chosen: np.ndarray, row_key: np.ndarray) -> np.ndarray:
+    """Flat indices of each row's entries by score desc, then newest, then ``row_key``: one
+    sort per row of one key packing the score's float bits with the entry's rank by
+    creation; the rows where two entries with a score tie on it are sorted again by all
+    three (-inf entries, never kept, are left as they fall)."""
+    n, w = blended.shape
+    by_age = np.unique(-created, return_inverse=True)[1].astype(np.int64)  # 0 = newest
+    age = np.where(chosen >= 0, by_age[np.where(chosen < 0, 0, chosen)], 0)
+    bits = (-blended).astype(np.float32).view(np.int32).astype(np.int64)
+    bits ^= (bits >> 31) & 0x7FFFFFFF  # ordered like the floats
+    key = ((bits + (1 << 31)) << 31) | age
+    order = np.argsort(key, axis=1)
+    order += (np.arange(n, dtype=np.int64) * w)[:, None]
+    ranked = key.reshape(-1)[order]
+    tied = (ranked[:, 1:] == ranked[:, :-1]) & np.isfinite(blended.reshape(-1)[order[:, 1:]])
+    tied = np.flatnonzero(tied.any(axis=1))
+    if len(tied):
+        again = np.lexsort((row_key[tied], age[tied], -blended[tied]), axis=1)
+        order[tied] = again + (tied * w)[:, None]
+    return order
+
+
 @dataclass
 class Ranked:
     """Each job's pool, reranked: parallel (jobs × pool) arrays in list order, and ``keep``,
@@ -103,9 +137,8 @@ def ranked(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.ndarra
     own_group = groups.job_group[jobs][:, None]
     live = (chosen >= 0) & (blended >= cfg.min_score) & (groups.row_group[np.where(pool_rows < 0, 0, pool_rows)] != own_group)
     blended = np.where(live, blended, -np.inf)
-    created = np.where(chosen >= 0, corpus.created[np.where(chosen < 0, 0, chosen)], 0)
-    order = np.lexsort((np.where(live, pool_rows, np.iinfo(np.int64).max), -created, -blended), axis=1)
-    take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
+    order = _list_order(blended, corpus.created, chosen, np.where(live, pool_rows, np.iinfo(np.int64).max))
+    take = lambda a: a.reshape(-1)[order].reshape(a.shape)  # noqa: E731
     chosen, blended, cosine, bits, rows = take(chosen), take(blended), take(cosine), take(bits), take(pool_rows)
     keep = first_in_row(groups.row_group[np.where(rows < 0, 0, rows)], np.isfinite(blended))
     keep &= np.cumsum(keep, axis=1) <= cfg.k

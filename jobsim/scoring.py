@@ -30,23 +30,33 @@ class Context:
 MATCH_BITS = {"category": 1, "level": 2, "adjacentLevel": 4, "city": 8, "remote": 16}
 
 
+def _bonus_of_bits(bits: int) -> float:
+    """The bonus of a bit set, summed in the order the bonuses are listed."""
+    on = [bool(bits & bit) for bit in MATCH_BITS.values()]
+    return (CATEGORY_BONUS * on[0] + LEVEL_SAME * on[1] + LEVEL_ADJACENT * on[2]
+            + CITY_SAME * on[3] + REMOTE * on[4])
+
+
+BONUS_OF_BITS = np.array([_bonus_of_bits(bits) for bits in range(32)], dtype=np.float32)
+
+
 def pair_bonus(ctx: Context, subjects: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bonus in [0, 1] of each (subject, candidate) pair and the bits of what applied.
 
-    ``subjects`` (n,) and ``cand`` (n, c) index the rows of ``ctx``; cand -1 = none (bonus 0)."""
+    ``subjects`` (n,) and ``cand`` (n, c) index the rows of ``ctx``; cand -1 = none (bonus 0).
+    The bits are computed as bytes and the bonus looked up by them (:data:`BONUS_OF_BITS`)."""
     q = np.asarray(subjects)[:, None]
     c = np.where(cand < 0, 0, cand)
-    same_cat = (ctx.category[q] == ctx.category[c]) & (ctx.category[q] >= 0)
+    bits = ((ctx.category[q] == ctx.category[c]) & (ctx.category[q] >= 0)).view(np.uint8)
     lq, lc = ctx.level[q].astype(np.int16), ctx.level[c].astype(np.int16)
     known = (lq >= 0) & (lc >= 0)
-    same_level, adjacent = known & (lq == lc), known & (np.abs(lq - lc) == 1)
+    bits |= (known & (lq == lc)).view(np.uint8) << 1
+    bits |= (known & (np.abs(lq - lc) == 1)).view(np.uint8) << 2
     same_city = (ctx.city[q] == ctx.city[c]) & (ctx.city[q] >= 0)
-    remote = ~same_city & ctx.remote[c]
-    bonus = (CATEGORY_BONUS * same_cat + LEVEL_SAME * same_level + LEVEL_ADJACENT * adjacent
-             + CITY_SAME * same_city + REMOTE * remote)
-    bits = (same_cat * 1 + same_level * 2 + adjacent * 4 + same_city * 8 + remote * 16).astype(np.uint8)
-    none = cand < 0
-    return np.where(none, 0.0, bonus).astype(np.float32), np.where(none, 0, bits).astype(np.uint8)
+    bits |= same_city.view(np.uint8) << 3
+    bits |= (~same_city & ctx.remote[c]).view(np.uint8) << 4
+    bits[cand < 0] = 0
+    return BONUS_OF_BITS[bits], bits
 
 
 def context_bonus(ctx: Context, cand: np.ndarray) -> np.ndarray:

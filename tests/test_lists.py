@@ -21,12 +21,18 @@ NOW = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
 CITIES, COMPANIES, CATS = ["Tiranë", "Durrës", None], ["Alfa", "Beta", None], ["IT", "Finance"]
 
 
-def random_corpus(rng: np.random.Generator, n_texts: int, dims: int = 12):
-    """Texts (some near-duplicates of others), each posted 1-3 times (reposts), some closed."""
+def random_corpus(rng: np.random.Generator, n_texts: int, dims: int = 12, ties: bool = False):
+    """Texts (some near-duplicates of others), each posted 1-3 times (reposts), some closed.
+    ``ties``: vectors of three ±1 entries (cosines of a few values, many equal) and postings
+    created at one of two times or unknown, so scores and ages tie often."""
     base = rng.standard_normal((n_texts, dims)).astype(np.float32)
     for t in range(1, n_texts):
         if rng.random() < 0.3:  # a near-duplicate text of an earlier one
             base[t] = base[rng.integers(t)] + 0.05 * rng.standard_normal(dims).astype(np.float32)
+    if ties:
+        base = np.zeros((n_texts, dims), np.float32)
+        for t in range(n_texts):
+            base[t, rng.choice(6, 3, replace=False)] = rng.choice([-1.0, 1.0], 3)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     jobs, keys, hashes, vecs = JobContexts(), [], [], []
     for t in range(n_texts):
@@ -36,6 +42,8 @@ def random_corpus(rng: np.random.Generator, n_texts: int, dims: int = 12):
                    "experienceLevel": ["junior", "mid", "senior"][rng.integers(3)],
                    "location": {"city": CITIES[rng.integers(3)], "remote": bool(rng.random() < 0.2)},
                    "company": COMPANIES[rng.integers(3)], "createdAt": NOW - timedelta(hours=int(rng.integers(1, 500)))}
+            if ties:
+                doc["createdAt"] = [NOW, NOW - timedelta(hours=1), None][rng.integers(3)]
             jobs.append(key, doc, active=bool(rng.random() < 0.8))
             keys.append(key), hashes.append(f"h{t:03d}"), vecs.append(base[t])
     vectors = VectorSet(np.array(keys, dtype=object), np.array(hashes, dtype=object), np.stack(vecs))
@@ -91,10 +99,10 @@ def reference_lists(corpus, cfg: NeighbourSettings) -> dict[str, list]:
 
 
 @hsettings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n_texts=st.integers(2, 30), candidates=st.integers(2, 8))
-def test_lists_equal_the_pair_by_pair_reference(seed, n_texts, candidates):
+@given(seed=st.integers(0, 2**32 - 1), n_texts=st.integers(2, 30), candidates=st.integers(2, 8), ties=st.booleans())
+def test_lists_equal_the_pair_by_pair_reference(seed, n_texts, candidates, ties):
     rng = np.random.default_rng(seed)
-    corpus = random_corpus(rng, n_texts)
+    corpus = random_corpus(rng, n_texts, ties=ties)
     cfg = NeighbourSettings(k=min(5, candidates), candidates=candidates, candidate_margin=2, min_score=0.2,
                             near_duplicate_cosine=0.97, incremental=False)
     result = compute_neighbours(corpus, cfg)
@@ -206,3 +214,67 @@ def test_companies_agree_like_sets_of_each_rows_companies(data, n):
         cu, cv = set(corpus.company[jobs_of[u]].tolist()), set(corpus.company[jobs_of[v]].tolist())
         expected.append(-1 in cu or -1 in cv or bool(cu & cv))
     assert companies_agree(corpus, a, b).tolist() == expected
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(data=st.data(), n=st.integers(0, 6), w=st.integers(0, 300), high=st.sampled_from([2, 50, 10**12]))
+def test_first_in_row_marks_each_values_first_valid_entry(data, n, w, high):
+    from jobsim.lists import first_in_row
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    values = rng.integers(-high, high, (n, w))
+    valid = rng.random((n, w)) < 0.8
+    expected = np.zeros((n, w), dtype=bool)
+    for i in range(n):
+        seen = set()
+        for j in range(w):
+            if valid[i, j] and values[i, j] not in seen:
+                seen.add(values[i, j])
+                expected[i, j] = True
+    assert (first_in_row(values, valid) == expected).all()
+
+
+def test_pair_bonus_sums_the_bonuses_that_apply():
+    """The bonus looked up by its bits equals the bonuses summed pair by pair."""
+    from jobsim.scoring import Context
+
+    rng = np.random.default_rng(3)
+    n = 400
+    ctx = Context(category=rng.integers(-1, 3, n).astype(np.int32), level=rng.integers(-1, 5, n).astype(np.int8),
+                  city=rng.integers(-1, 3, n).astype(np.int32), remote=rng.random(n) < 0.3)
+    subjects, cand = rng.integers(0, n, 50), rng.integers(-1, n, (50, 40))
+    bonus, bits = pair_bonus(ctx, subjects, cand)
+    for i, q in enumerate(subjects.tolist()):
+        for j, c in enumerate(cand[i].tolist()):
+            applies = {"category": c >= 0 and ctx.category[q] >= 0 and ctx.category[q] == ctx.category[c],
+                       "level": c >= 0 and min(ctx.level[q], ctx.level[c]) >= 0 and ctx.level[q] == ctx.level[c],
+                       "adjacentLevel": c >= 0 and min(ctx.level[q], ctx.level[c]) >= 0
+                       and abs(int(ctx.level[q]) - int(ctx.level[c])) == 1,
+                       "city": c >= 0 and ctx.city[q] >= 0 and ctx.city[q] == ctx.city[c]}
+            applies["remote"] = c >= 0 and not applies["city"] and bool(ctx.remote[c])
+            match = tuple(m for m, on in applies.items() if on)
+            assert bonus[i, j] == np.float32(bonus_of(match)) and bits[i, j] == sum(
+                {"category": 1, "level": 2, "adjacentLevel": 4, "city": 8, "remote": 16}[m] for m in match)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), w=st.integers(1, 120))
+def test_list_order_is_score_then_newest_then_row_where_scores_and_ages_tie(seed, n, w):
+    """Against a three-key lexsort, on scores and creation times drawn from a few values
+    (ties everywhere, wide rows: an unstable sort would reorder them); -inf entries, never
+    kept, may fall anywhere after the others."""
+    from jobsim.lists import _list_order
+
+    rng = np.random.default_rng(seed)
+    blended = rng.choice(np.array([-np.inf, 0.3, 0.55, 0.7], np.float32), (n, w))
+    created = rng.choice([0, 10**15, 10**15 + 1], 50)
+    chosen = rng.integers(-1, 50, (n, w))
+    blended[chosen < 0] = -np.inf
+    row_key = np.array([rng.permutation(w) for _ in range(n)], dtype=np.int64)
+    order = _list_order(blended, created, chosen, row_key) - (np.arange(n) * w)[:, None]
+    age = np.where(chosen >= 0, -created[np.maximum(chosen, 0)], 0)
+    expected = np.lexsort((row_key, age, -blended), axis=1)
+    finite = np.isfinite(blended).sum(axis=1)
+    for i in range(n):
+        assert order[i, :finite[i]].tolist() == expected[i, :finite[i]].tolist()
+        assert sorted(order[i].tolist()) == list(range(w))
