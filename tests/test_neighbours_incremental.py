@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from jobsim import incremental
 from jobsim.incremental import fingerprints, full_state, update_state
 from jobsim.corpus import Corpus, corpus_from_arrays
 from jobsim.rescoring import order_rows
@@ -74,8 +76,13 @@ def mutate(jobs: dict[str, dict], rng: np.random.Generator, next_id: list[int], 
 
 @hsettings(max_examples=120, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), start=st.integers(0, 40),
-       steps=st.lists(st.integers(0, 8), min_size=1, max_size=6))
-def test_incremental_equals_full_recompute(seed, start, steps):
+       steps=st.lists(st.integers(0, 8), min_size=1, max_size=6), chunk=st.sampled_from([3, 8192]))
+def test_incremental_equals_full_recompute(seed, start, steps, chunk):
+    with patch.object(incremental, "CARRY_CHUNK", chunk):  # rows carried over a few at a time, or all at once
+        incremental_equals_full_recompute(seed, start, steps)
+
+
+def incremental_equals_full_recompute(seed, start, steps):
     rng = np.random.default_rng(seed)
     next_id = [0]
     jobs: dict[str, dict] = {}
