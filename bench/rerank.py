@@ -139,15 +139,10 @@ def swapped(lists_module):
     return run
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--dims", type=int, default=32)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--before", help="also the rerank of this git revision (its lists.py and scoring.py)")
-    args = parser.parse_args()
+def scene(n: int, d: int):
+    """The benchmark's corpus (clustered unit vectors, random contexts, 3,000 companies), its
+    exact candidate state and the settings."""
     rng = np.random.default_rng(0)
-    n, d = args.n, args.dims
     centers = rng.standard_normal((500, d)).astype(np.float32)
     x = centers[rng.integers(0, 500, n)] + 0.3 * rng.standard_normal((n, d)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -156,7 +151,18 @@ def main() -> int:
     corpus = corpus_from_arrays(np.array([f"s:{i:08d}" for i in range(n)], dtype=object), x, ctx,
                                 company=[f"co{i % 3000}" for i in range(n)])
     cfg = NeighbourSettings(state_dir="", exact_max_jobs=10**7)
-    state = similarity.compute_neighbours(corpus, cfg).state
+    return corpus, similarity.compute_neighbours(corpus, cfg).state, cfg
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--dims", type=int, default=32)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--before", help="also the rerank of this git revision (its lists.py and scoring.py)")
+    args = parser.parse_args()
+    n, d = args.n, args.dims
+    corpus, state, cfg = scene(n, d)
     methods = {"former": former, "current": current} | ({"before": swapped(revision_lists(args.before))}
                                                          if args.before else {})
     stored = {name: dict(fn(corpus, state, cfg, {})[1]) for name, fn in methods.items()}

@@ -12,6 +12,7 @@ the order — and with it every tie-break — is the same in every run and every
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -42,6 +43,11 @@ class Corpus:
     @property
     def rows(self) -> int:
         return len(self.row_ids)
+
+    @cached_property
+    def age_rank(self) -> np.ndarray:
+        """Each job's rank by creation, newest first (0 = the newest; equal times, equal ranks)."""
+        return np.unique(-self.created, return_inverse=True)[1].astype(np.int64).reshape(-1)
 
     def row_fingerprints(self) -> np.ndarray:
         """Each row's vector fingerprint (:func:`jobsim.candidates.fingerprints`): carried from

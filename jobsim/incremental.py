@@ -36,6 +36,7 @@ from jobsim.neighbours import cross_topk, error_bound, exact_topk, merge_topk, o
 log = logging.getLogger(__name__)
 
 CARRY_CHUNK = 8192  # rows carried over at a time
+COLLECT_CELLS = 1 << 22  # scores compared with the receivers' thresholds at a time
 
 __all__ = ["CandidateState", "IncrementalReport", "available", "churn_of", "fingerprints", "full_state",
            "search_rows", "update_state"]
@@ -149,28 +150,40 @@ def _merge_added(x: np.ndarray, base: int, scores: np.ndarray, cand: np.ndarray,
     threshold = np.where(depth > 0, scores[np.arange(n), np.maximum(depth, 1) - 1], -np.inf).astype(np.float32)
     threshold = np.where(depth >= avail, -np.inf, threshold)  # lists holding every candidate take everyone
     threshold = (threshold - error_bound(x, x[:base])).astype(np.float32)  # block scores are GEMM values
+    gate = np.where(receivers, threshold, np.inf).astype(np.float32)  # only receivers take pairs
     pairs_a: list[np.ndarray] = []
     pairs_j: list[np.ndarray] = []
 
-    def collect(rows: np.ndarray, block: np.ndarray) -> None:
-        a, j = np.nonzero((block >= threshold[None, :base]) & receivers[None, :base])
-        pairs_a.append(rows[a])
-        pairs_j.append(j)
+    def collect(rows: np.ndarray, block: np.ndarray, c0: int = 0) -> None:
+        columns = gate[None, c0:c0 + block.shape[1]]
+        step = max(1, COLLECT_CELLS // max(1, block.shape[1]))  # a few MB of comparisons at a time
+        for a0 in range(0, len(rows), step):
+            a, j = np.nonzero(block[a0:a0 + step] >= columns)
+            pairs_a.append(rows[a0 + a])
+            pairs_j.append(c0 + j)
 
     own = search_rows(x, base, added, scores.shape[1], budget, on_block=collect)
     added_base = added[added < base]
     if len(added_base) and n > base:  # query rows receive added base rows too
-        block = x[added_base] @ x[base:].T
-        a, j = np.nonzero((block >= threshold[None, base:]) & receivers[None, base:])
-        pairs_a.append(added_base[a])
-        pairs_j.append(base + j)
+        collect(added_base, x[added_base] @ x[base:].T, base)
     merged = 0
     if pairs_j:
         pa, pj = np.concatenate(pairs_a), np.concatenate(pairs_j)
         merged = len(pj)
         if merged:
-            _merge_pairs(scores, cand, pa, pj, rescore(x[pj], x, pa[:, None])[:, 0])
+            _merge_pairs(scores, cand, pa, pj, _pair_scores(x, pa, pj))
     return own, merged
+
+
+def _pair_scores(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Canonical scores of the row pairs (a, b), ``COLLECT_CELLS`` // d pairs at a time (a
+    gather of every pair's vector at once would be one row per pair: 620 MB for 100k pairs
+    at 1,536 dimensions, fresh memory)."""
+    out = np.empty(len(a), dtype=np.float32)
+    step = max(1, COLLECT_CELLS // max(1, x.shape[1]))
+    for p0 in range(0, len(a), step):
+        out[p0:p0 + step] = rescore(x[b[p0:p0 + step]], x, a[p0:p0 + step, None])[:, 0]
+    return out
 
 
 def update_state(state: CandidateState, ids: np.ndarray, vectors: np.ndarray, fps: np.ndarray, base: int,

@@ -92,14 +92,13 @@ def _choose_members(corpus: Corpus, subjects: np.ndarray, rows: np.ndarray) -> n
     return chosen
 
 
-def _list_order(blended: np.ndarray, created: np.ndarray, chosen: np.ndarray, row_key: np.ndarray) -> np.ndarray:
+def _list_order(blended: np.ndarray, age_rank: np.ndarray, chosen: np.ndarray, row_key: np.ndarray) -> np.ndarray:
     """Flat indices of each row's entries by score desc, then newest, then ``row_key``: one
     sort per row of one key packing the score's float bits with the entry's rank by
     creation; the rows where two entries with a score tie on it are sorted again by all
     three (-inf entries, never kept, are left as they fall)."""
     n, w = blended.shape
-    by_age = np.unique(-created, return_inverse=True)[1].astype(np.int64)  # 0 = newest
-    age = np.where(chosen >= 0, by_age[np.where(chosen < 0, 0, chosen)], 0)
+    age = np.where(chosen >= 0, age_rank[np.where(chosen < 0, 0, chosen)], 0)  # 0 = newest
     bits = (-blended).astype(np.float32).view(np.int32).astype(np.int64)
     bits ^= (bits >> 31) & 0x7FFFFFFF  # ordered like the floats
     key = ((bits + (1 << 31)) << 31) | age
@@ -137,7 +136,7 @@ def ranked(corpus: Corpus, groups: Groups, jobs: np.ndarray, pool_cos: np.ndarra
     own_group = groups.job_group[jobs][:, None]
     live = (chosen >= 0) & (blended >= cfg.min_score) & (groups.row_group[np.where(pool_rows < 0, 0, pool_rows)] != own_group)
     blended = np.where(live, blended, -np.inf)
-    order = _list_order(blended, corpus.created, chosen, np.where(live, pool_rows, np.iinfo(np.int64).max))
+    order = _list_order(blended, corpus.age_rank, chosen, np.where(live, pool_rows, np.iinfo(np.int64).max))
     take = lambda a: a.reshape(-1)[order].reshape(a.shape)  # noqa: E731
     chosen, blended, cosine, bits, rows = take(chosen), take(blended), take(cosine), take(bits), take(pool_rows)
     keep = first_in_row(groups.row_group[np.where(rows < 0, 0, rows)], np.isfinite(blended))

@@ -82,12 +82,13 @@ class ListSet(Mapping[str, JobList]):
         return cls(job_ids, original, np.asarray(jobs, dtype=np.int64), np.zeros(len(jobs) + 1, np.int64),
                    np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
 
-    def concat(self, other: ListSet) -> ListSet:
-        """This set's lists, then ``other``'s (lists of other jobs of the same corpus)."""
-        return ListSet(self.job_ids, self.original, np.concatenate([self.jobs, other.jobs]),
-                       np.concatenate([self.starts, other.starts[1:] + self.starts[-1]]),
-                       *(np.concatenate([getattr(self, a), getattr(other, a)])
-                         for a in ("entry", "score", "cosine", "bits")))
+    def concat(self, *others: ListSet) -> ListSet:
+        """This set's lists, then the others' (lists of other jobs of the same corpus)."""
+        sets = (self, *others)
+        ends = np.cumsum([0] + [int(x.starts[-1]) for x in sets[:-1]])
+        return ListSet(self.job_ids, self.original, np.concatenate([x.jobs for x in sets]),
+                       np.concatenate([self.starts[:1]] + [x.starts[1:] + end for x, end in zip(sets, ends)]),
+                       *(np.concatenate([getattr(x, a) for x in sets]) for a in ("entry", "score", "cosine", "bits")))
 
     @property
     def counts(self) -> np.ndarray:

@@ -50,6 +50,7 @@ MAX_SQUARE_BLOCK = 4096  # measured: 8192² blocks (256 MB) made the 100k pass ~
 LOCALITY_MIN_BYTES = 16 << 20  # smaller matrices stay in the CPU cache: no locality order
 CACHED_BLOCK = 2048  # passes with blocks up to this side compare every score in C++, in no locality order
 # (measured on text vectors: 1,250² blocks at 10k × 512, selection 0.32 → 0.19 s; 2,500² at 20k, 0.2 s slower)
+ROWS_BLOCK_BYTES = 128 << 20  # score block of a row search: larger ones cost fresh memory, no faster GEMMs
 
 
 def block_rows_for(n: int, memory_budget_bytes: int) -> int:
@@ -237,11 +238,12 @@ def topk_of_rows(
     if kk <= 0 or m == 0:
         return _empty(m, k)
     scores, indices = new_heaps(m, others, kk)
-    step = block_rows_for(n, memory_budget_bytes)
+    step = block_rows_for(n, min(memory_budget_bytes, ROWS_BLOCK_BYTES))
+    buffer = np.empty((min(step, m), n), dtype=np.float32)  # one block, reused
     progress = Progress("exact row search, rows", m)
     for b0 in range(0, m, step):
         r = rows[b0 : b0 + step]
-        block = x[r] @ x.T
+        block = np.matmul(x[r], x.T, out=buffer[: len(r)])
         block[np.arange(len(r)), r] = -np.inf
         if skip is not None:
             block[:, skip] = -np.inf
@@ -249,6 +251,7 @@ def topk_of_rows(
             on_block(r, block)
         push_dense(block, scores, indices, b0)
         progress.step(len(r))
+    del buffer, block
     reorder(scores, indices)
     q = x[rows]
     return finish(q, x, scores, indices, k, kk, others > scores.shape[1],

@@ -26,6 +26,7 @@ from jobsim.settings import NeighbourSettings
 log = logging.getLogger(__name__)
 
 TopK = tuple[np.ndarray, np.ndarray]  # (scores, row indices), each (n, depth)
+RERANK_CHUNK = 8192  # jobs reranked at a time
 
 
 @dataclass
@@ -174,6 +175,15 @@ def _deeper(corpus: Corpus, groups: Groups, rows: np.ndarray, start: int, settin
     return cos, cand, ends
 
 
+def _rerank(corpus: Corpus, groups: Groups, jobs: np.ndarray, cos: np.ndarray, cand: np.ndarray, ends: np.ndarray,
+            rows: np.ndarray, settings: NeighbourSettings) -> ListSet:
+    """The lists of ``jobs`` from the pools of their ``rows``, ``RERANK_CHUNK`` jobs at a time
+    (the rerank's temporaries stay small and are reused instead of touching fresh memory)."""
+    parts = [rerank_jobs(corpus, groups, jobs[a:a + RERANK_CHUNK], *pools(cos, cand, ends, rows[a:a + RERANK_CHUNK]),
+                         settings) for a in range(0, max(len(jobs), 1), RERANK_CHUNK)]
+    return parts[0].concat(*parts[1:])
+
+
 def final_lists(corpus: Corpus, state: CandidateState, settings: NeighbourSettings) -> tuple[ListSet, Groups, int]:
     """Every listed job's final list (:mod:`jobsim.lists`), the duplicate groups, and how
     many rows were searched deeper."""
@@ -185,14 +195,14 @@ def final_lists(corpus: Corpus, state: CandidateState, settings: NeighbourSettin
     deep = np.zeros(corpus.rows, dtype=bool)
     deep[more] = True
     jobs = np.flatnonzero(~deep[corpus.job_row])
-    lists = rerank_jobs(corpus, groups, jobs, *pools(state.scores, state.cand, ends, corpus.job_row[jobs]), settings)
+    lists = _rerank(corpus, groups, jobs, state.scores, state.cand, ends, corpus.job_row[jobs], settings)
     if len(more):
         cos, cand, deep_ends = _deeper(corpus, groups, more, state.scores.shape[1], settings)
         position = np.full(corpus.rows, -1, dtype=np.int64)
         position[more] = np.arange(len(more))
         jobs = np.flatnonzero(deep[corpus.job_row])
-        lists = lists.concat(rerank_jobs(corpus, groups, jobs, *pools(cos, cand, deep_ends,
-                                                                      position[corpus.job_row[jobs]]), settings))
+        lists = lists.concat(_rerank(corpus, groups, jobs, cos, cand, deep_ends, position[corpus.job_row[jobs]],
+                                     settings))
     return lists, groups, len(more)
 
 
