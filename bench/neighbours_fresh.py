@@ -26,6 +26,7 @@ import pickle
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ def scene_path(n: int, d: int) -> Path:
 def make_scene(n: int, d: int) -> dict:
     """The corpus, its exact state, and per case the changed corpus."""
     from bench.rerank import scene
+    from jobsim.candidates import fingerprints
     from jobsim.corpus import corpus_from_arrays
     from jobsim.scoring import Context
 
@@ -60,10 +62,12 @@ def make_scene(n: int, d: int) -> dict:
         vectors = np.concatenate([vectors[keep], extra])
         new_ids = np.concatenate([ids[keep], np.array([f"s:n{i:07d}" for i in range(new)], dtype=object)])
         pick_ctx = np.concatenate([keep, rng.integers(0, len(ids), new)])
-        cases[case] = corpus_from_arrays(
+        changed = corpus_from_arrays(
             new_ids, vectors, Context(*(np.asarray(getattr(ctx, f))[pick_ctx] for f in ("category", "level", "city",
                                                                                         "remote"))),
             np.concatenate([hashes[keep], new_ids[len(keep):]]), company=[f"co{i % 3000}" for i in pick_ctx])
+        # with its rows' fingerprints, as a run's corpus has them (kept in the local snapshot)
+        cases[case] = replace(changed, fingerprints=fingerprints(changed.vectors))
     return {"state": state, "cfg": cfg, "cases": cases}
 
 

@@ -27,6 +27,8 @@ from jobsim.scoring import pair_bonus
 from jobsim.segments import spans, within
 from jobsim.settings import NeighbourSettings
 
+POOL_CHUNK = 8192  # rows whose pools are measured at a time
+
 
 def first_in_row(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Mask of the entries that are the first (leftmost) valid occurrence of their value in their row.
@@ -57,14 +59,18 @@ def first_in_row(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def pool_ends(cand: np.ndarray, depth: np.ndarray, row_group: np.ndarray, own: np.ndarray,
               candidates: int) -> np.ndarray:
     """Per row of ``cand``, how many leading entries make its pool; -1 when its exact
-    entries hold fewer than ``candidates`` distinct groups other than its own (``own``)."""
+    entries hold fewer than ``candidates`` distinct groups other than its own (``own``).
+    Rows go ``POOL_CHUNK`` at a time (small temporaries, reused)."""
     n, w = cand.shape
-    exact = (np.arange(w)[None, :] < depth[:, None]) & (cand >= 0)
-    groups = np.where(cand >= 0, row_group[np.where(cand < 0, 0, cand)], -1)
-    distinct = first_in_row(groups, exact & (groups != own[:, None]))
-    count = np.cumsum(distinct, axis=1)
-    reached = count >= candidates
-    return np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, -1) if w else np.full(n, -1)
+    ends = np.full(n, -1, dtype=np.int64)
+    for a in range(0, n if w else 0, POOL_CHUNK):
+        c = cand[a:a + POOL_CHUNK]
+        exact = (np.arange(w)[None, :] < depth[a:a + POOL_CHUNK, None]) & (c >= 0)
+        groups = np.where(c >= 0, row_group[np.maximum(c, 0)], -1)
+        distinct = first_in_row(groups, exact & (groups != own[a:a + POOL_CHUNK, None]))
+        reached = np.cumsum(distinct, axis=1) >= candidates
+        ends[a:a + POOL_CHUNK] = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, -1)
+    return ends
 
 
 def rows_needing_more(ends: np.ndarray, depth: np.ndarray, available: np.ndarray) -> np.ndarray:

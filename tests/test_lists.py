@@ -15,7 +15,7 @@ from jobsim.neighbours import rescore
 from jobsim.repositories import JobContexts, VectorSet
 from jobsim.scoring import pair_bonus
 from jobsim.settings import NeighbourSettings, Settings
-from jobsim import similarity
+from jobsim import lists, similarity
 from jobsim.similarity import compute_neighbours
 from tests.memory_pipeline import MemoryPipeline
 
@@ -108,7 +108,7 @@ def test_lists_equal_the_pair_by_pair_reference(seed, n_texts, candidates, ties,
     corpus = random_corpus(rng, n_texts, ties=ties)
     cfg = NeighbourSettings(k=min(5, candidates), candidates=candidates, candidate_margin=2, min_score=0.2,
                             near_duplicate_cosine=0.97, incremental=False)
-    with patch.object(similarity, "RERANK_CHUNK", chunk):  # jobs reranked a few at a time, or all at once
+    with patch.object(similarity, "RERANK_CHUNK", chunk), patch.object(lists, "POOL_CHUNK", chunk):  # a few at a time
         result = compute_neighbours(corpus, cfg)
     expected = reference_lists(corpus, cfg)
     got = {k: [(n.job_id, n.score) for n in v.items] for k, v in result.lists.items()}
