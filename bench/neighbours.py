@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench.machine import cpu_model  # noqa: E402
+from bench.machine import child_env, cpu_model  # noqa: E402
 
 DEPTH = 66  # candidates 50 + margin 16: what the pass keeps per job
 BUDGET = 512 << 20  # NeighbourSettings.memory_budget_mb default
@@ -227,8 +227,12 @@ STEPS = {"peak": step_peak, "exact": step_exact, "ann": step_ann, "hnsw": step_h
          "ann_before": step_ann_before, "prepare": step_prepare}
 
 
+HUGE_PAGES = [False]  # --huge-pages: the children keep numpy's own page policy
+
+
 def child(step: str, params: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", step, json.dumps(params)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, __file__, "--child", step, json.dumps(params)], capture_output=True, text=True,
+                          env=child_env(HUGE_PAGES[0]))
     if proc.returncode != 0:
         raise SystemExit(f"step {step} {params} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -335,8 +339,11 @@ def main() -> None:
     ap.add_argument("--ann-before", help="also the ANN pass (build, search, expansion) of this git revision")
     ap.add_argument("--fit", action="store_true", help="fit the planner's cost constants")
     ap.add_argument("--json", help="write the raw measurements here")
+    ap.add_argument("--huge-pages", action="store_true", help="numpy's own page policy (default: small pages, as "
+                    "a pipeline run with JOBSIM_EXECUTION__NUMPY_HUGE_PAGES off)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    HUGE_PAGES[0] = args.huge_pages
     if args.child:
         print(json.dumps(STEPS[args.child[0]](json.loads(args.child[1]))))
         return

@@ -13,7 +13,8 @@ the memory its loading freed to go back, then times one ``compute_neighbours``. 
 posting edited, and 2 % churn (1 % edited, 0.5 % new, 0.5 % gone, as ``bench/pipeline.py``).
 Data: the corpus of ``bench/rerank.py`` (clustered 32-dim vectors, random contexts, 3,000
 companies; few dimensions, so the searches are cheap and the rest shows). Both codes give the
-same lists and state (digests compared every rep).
+same lists and state (digests compared every rep). Both run with the same numpy page policy:
+small pages, as a pipeline run has them, or numpy's own with ``--huge-pages``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dims", type=int, default=32)
     parser.add_argument("--reps", type=int, default=6)
+    parser.add_argument("--huge-pages", action="store_true", help="numpy's own page policy in both (default: small "
+                        "pages, as a pipeline run with JOBSIM_EXECUTION__NUMPY_HUGE_PAGES off)")
     parser.add_argument("--child", nargs=3, metavar=("REV", "SCENE", "CASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -117,7 +120,7 @@ def main() -> int:
         SCRATCH.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as sink:
             pickle.dump(make_scene(args.n, args.dims), sink)
-    from bench.machine import cpu_model
+    from bench.machine import child_env, cpu_model
 
     cases = ("one edit", "2% churn")
     times: dict[tuple[str, str], list[dict]] = {}
@@ -126,14 +129,15 @@ def main() -> int:
             digests = {}
             for name, rev in (("before", args.before), ("current", "current")):
                 out = subprocess.run([sys.executable, __file__, "--child", rev, str(path), case], capture_output=True,
-                                     text=True, check=True)
+                                     text=True, check=True, env=child_env(args.huge_pages))
                 result = json.loads(out.stdout.splitlines()[-1])
                 assert result["mode"] == "incremental", result
                 times.setdefault((case, name), []).append(result)
                 digests[name] = result["digest"]
             assert digests["before"] == digests["current"], f"{case}: the results differ: {digests}"
     print(f"compute_neighbours from the previous state, {args.n:,} jobs ({args.dims} dims), fresh processes, "
-          f"{cpu_model()}, load {os.getloadavg()[0]:.2f}; same lists and state")
+          f"{'huge' if args.huge_pages else 'small'} pages, {cpu_model()}, load {os.getloadavg()[0]:.2f}; same lists "
+          "and state")
     for case in cases:
         for name in ("before", "current"):
             reps = times[case, name]

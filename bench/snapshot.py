@@ -58,7 +58,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import cpu_model  # noqa: E402
+from bench.machine import child_env, cpu_model  # noqa: E402
 from jobsim.repositories import JobList, Neighbour, VectorSet  # noqa: E402
 from jobsim.candidates import fingerprints  # noqa: E402
 from jobsim.listset import list_fingerprint  # noqa: E402
@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=1500)
     parser.add_argument("--written", type=int, default=22_000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--huge-pages", action="store_true", help="numpy's own page policy in the cycles (default: "
+                        "small pages, as a pipeline run with JOBSIM_EXECUTION__NUMPY_HUGE_PAGES off)")
     parser.add_argument("--cycle", choices=("former", "current"), help=argparse.SUPPRESS)  # a child's step
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -184,7 +186,8 @@ def main() -> None:
             shutil.rmtree(store.path)
             shutil.copytree(pristine, store.path, copy_function=os.link)
             child = subprocess.run([sys.executable, __file__, "--cycle", who, "--dir", str(store.path.parent),
-                                    "--dims", str(args.dims)], check=True, capture_output=True, text=True)
+                                    "--dims", str(args.dims)], check=True, capture_output=True, text=True,
+                                   env=child_env(args.huge_pages))
             got = json.loads(child.stdout.splitlines()[-1])
             for step, seconds in zip(STEPS, got["seconds"]):
                 times[f"cycle {step}, {who}"].append(seconds)

@@ -14,6 +14,7 @@ from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from flows.steps import embed_changed, neighbour_lists
+from jobsim.allocation import numpy_huge_pages
 from jobsim.errors import EmbeddingError
 from jobsim.report import run_failures
 from jobsim.settings import Settings
@@ -73,6 +74,7 @@ def refresh(
     """
     timings: dict[str, float] = {}
     run_id = str(flow_run.id or uuid.uuid4())
+    numpy_huge_pages(settings.execution.numpy_huge_pages)
     with writer_slot(settings), writer_lease(settings, run_id) as lease, \
             make_task_runner(settings.execution) as runner:
         run = start_run(settings, run_id, mode)

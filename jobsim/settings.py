@@ -182,6 +182,11 @@ class ExecutionSettings(BaseModel):
         256, ge=1, description="Vectors per shard of the sharded exact search (float32 rows × dims); a "
         "shard-pair task holds two shards plus its score blocks, never the whole matrix."
     )
+    numpy_huge_pages: bool = Field(
+        False, description="Let numpy ask for transparent huge pages for its large arrays (numpy's own "
+        "default). Off: small pages, whose first touch cost a fifth as much on a VM whose host backs memory "
+        "with small pages (BENCHMARKS.md), the searches' GEMMs as fast."
+    )
     embed_batch_jobs: int = Field(
         16_384, ge=100, description="Jobs per embedding task; with more than one task in flight the "
         "rate limits are split evenly between them."

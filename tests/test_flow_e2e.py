@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from jobsim.allocation import numpy_huge_pages
 from jobsim.corpus import build_corpus
 from jobsim.repositories import JobContexts, VectorSet
 from tests.helpers import seed_jobs
@@ -52,8 +53,10 @@ def stored_lists(db) -> dict[str, list[tuple[str, float]]]:
 def test_refresh_end_to_end(settings, db, monkeypatch):
     monkeypatch.setenv("JOBSIM_WATERMARK_OVERLAP_S", "0")  # runs seconds apart: no re-reads of earlier edits
     assert seed_jobs(settings, 200) == 200
+    numpy_huge_pages(True)  # numpy's own default; the run sets JOBSIM_EXECUTION__NUMPY_HUGE_PAGES's (off)
     first = run()
     now = datetime.now(timezone.utc)
+    assert numpy_huge_pages(True) is False
 
     # every valid job embedded, every invalid one rejected with a reason on the job
     assert first["seen"] == 200
