@@ -109,7 +109,7 @@ def _carry_over(state: CandidateState, old_to_new: np.ndarray, n: int,
     """Kept rows' lists in the new row numbering: removed entries dropped, depth shrunk by
     the exact entries lost (a list that held every candidate keeps holding every one).
     Rows go ``CARRY_CHUNK`` at a time: the temporaries stay small and are reused, only the
-    new lists are fresh memory (on this kind of VM, ≈ 2 ms per MB touched for the first time)."""
+    new lists are fresh memory (a run is a new process: every MB it touches first is a fault)."""
     m_width = state.scores.shape[1]
     scores = np.full((n, m_width), -np.inf, dtype=np.float32)
     cand = np.full((n, m_width), -1, dtype=np.int64)
