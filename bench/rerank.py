@@ -52,8 +52,11 @@ from jobsim.settings import NeighbourSettings  # noqa: E402
 
 
 class _Lists(dict):
-    def concat(self, other: dict) -> _Lists:
-        return _Lists({**self, **other})
+    def concat(self, *others: dict) -> _Lists:
+        out = _Lists(self)
+        for other in others:
+            out.update(other)
+        return out
 
 
 def former_rerank_jobs(corpus, groups, jobs, pool_cos, pool_rows, cfg):
