@@ -31,8 +31,9 @@ def numpy_huge_pages(enabled: bool) -> bool:
     (``madvise``: numpy's default on Linux, where THP is set to ``madvise`` or ``always``).
     Returns the policy it replaces. Where the host backs a VM's memory with small pages
     (Firecracker here), a huge page's first touch faults in 512 of them: 566 MB of fresh
-    arrays took 1.0–1.1 s in huge pages and 0.17–0.21 s in small ones, and the exact pass's
-    and the ANN's GEMMs ran as fast (BENCHMARKS.md). A numpy without the switch keeps its own."""
+    arrays took 1.14 s in huge pages and 0.18 s in small ones (``bench/pages.py``), and the
+    exact pass's and the ANN's GEMMs ran as fast (BENCHMARKS.md). A numpy without the switch
+    keeps its own."""
     try:
         from numpy._core.multiarray import _set_madvise_hugepage
     except ImportError:  # pragma: no cover - numpy < 2

@@ -184,8 +184,8 @@ class ExecutionSettings(BaseModel):
     )
     numpy_huge_pages: bool = Field(
         False, description="Let numpy ask for transparent huge pages for its large arrays (numpy's own "
-        "default). Off: small pages, whose first touch cost a fifth as much on a VM whose host backs memory "
-        "with small pages (BENCHMARKS.md), the searches' GEMMs as fast."
+        "default). Off: small pages, whose first touch cost a sixth as much on a VM whose host backs memory "
+        "with small pages (`bench/pages.py`), the searches' GEMMs as fast."
     )
     embed_batch_jobs: int = Field(
         16_384, ge=100, description="Jobs per embedding task; with more than one task in flight the "
