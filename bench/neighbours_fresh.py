@@ -7,12 +7,14 @@ pipeline run meets it, the current code against a git revision, interleaved.
 ``bench/rerank.py`` repeats the lists step in one process, where each rep reuses the memory
 the previous one freed. A run is a new process, and on this VM (Firecracker) memory that has
 been free for more than about a second is handed back to the host, so every MB a step touches
-for the first time costs ≈ 2 ms (BENCHMARKS.md, "Neighbours"). Each child loads the corpus,
+for the first time costs ≈ 2 ms in huge pages, ≈ 0.3 ms in small ones (``bench/pages.py``).
+Each child loads the corpus,
 the previous state and the changed corpus (pickled once, by the current code), waits 3 s for
 the memory its loading freed to go back, then times one ``compute_neighbours``. Two cases: one
 posting edited, and 2 % churn (1 % edited, 0.5 % new, 0.5 % gone, as ``bench/pipeline.py``).
-Data: the corpus of ``bench/rerank.py`` (clustered 32-dim vectors, random contexts, 3,000
-companies; few dimensions, so the searches are cheap and the rest shows). Both codes give the
+Data: the corpus of ``bench/rerank.py`` (clustered vectors, random contexts, 3,000 companies)
+in ``--dims`` dimensions (32 by default, so the searches are cheap and the rest shows; 1,536 as
+``text-embedding-3-small``), its exact candidate state computed once. Both codes give the
 same lists and state (digests compared every rep). Both run with the same numpy page policy:
 small pages, as a pipeline run has them, or numpy's own with ``--huge-pages``.
 """
