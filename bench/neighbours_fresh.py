@@ -38,8 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = Path(os.environ.get("JOBSIM_BENCH_CACHE", "/tmp/jobsim-bench"))
 
 
+SCENE_VERSION = 2  # of make_scene's output: a cached scene of another version is made again
+
+
 def scene_path(n: int, d: int) -> Path:
-    return SCRATCH / f"incremental_scene_{n}_{d}.pkl"
+    return SCRATCH / f"incremental_scene_{n}_{d}_v{SCENE_VERSION}.pkl"
 
 
 def make_scene(n: int, d: int) -> dict:

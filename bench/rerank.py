@@ -189,7 +189,7 @@ def main() -> int:
         for name in best:
             print(f"  {case:<10} {name:<8} min {best[name]:.2f} s  "
                   f"(reps {', '.join(f'{t:.2f}' for t in times[case, name])})")
-        for name in best.keys() - {"current"}:
+        for name in (name for name in best if name != "current"):
             print(f"  {case:<10} {name} / current: {best[name] / best['current']:.2f}x")
     return 0
 
