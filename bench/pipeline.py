@@ -37,6 +37,7 @@ embed stage shows the pipeline, not OpenAI's tier-1 rate limit (see BENCHMARKS.m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -174,7 +175,7 @@ def run_flow(mode: str, timer: MongoTimer, nlog: NeighbourLog, emb_pid: int, emb
     before_stats, before_cpu, before_db = server_stats(emb_url), cpu_seconds(emb_pid), cpu_seconds(mongo_pid)
     own_cpu = time.process_time()
     started = time.perf_counter()
-    summary = similarity_refresh(mode=mode)
+    summary = asyncio.run(similarity_refresh(mode=mode))
     wall = time.perf_counter() - started
     after = server_stats(emb_url)
     return {

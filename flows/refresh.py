@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any, ContextManager, Literal
+from typing import Any, ContextManager, Literal, TypeVar
 
 from prefect import flow
 from prefect.concurrency.sync import concurrency
+from prefect.context import SyncClientContext
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
@@ -28,6 +29,7 @@ from tasks.embed import prepare_embedder
 from tasks.runner import make_task_runner
 
 Mode = Literal["incremental", "full"]
+R = TypeVar("R")
 
 
 @contextmanager
@@ -57,6 +59,18 @@ def _limit_exists(name: str) -> bool:
         return True
     except ObjectNotFound:
         return False
+
+
+def steps(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run a flow's (synchronous) steps inside its flow function, every task on one Prefect client.
+
+    The flows are ``async def`` for Prefect's sake, not ours: Prefect 3.9's sync engine ends
+    every run by joining its heartbeat thread, which sleeps in whole seconds (≥ 1 s per run,
+    up to 3 s, whatever the run did); the async engine lets it stop on its own. Sync tasks
+    called from an async flow would each open a new client (≈ 16 ms, loading the CA bundle)
+    unless one is in context. The steps block the flow's event loop: nothing else runs there."""
+    with SyncClientContext.get_or_create():
+        return fn(*args, **kwargs)
 
 
 def refresh(
@@ -115,11 +129,11 @@ def refresh(
 
 
 @flow(name="similarity-refresh")
-def similarity_refresh(mode: Mode = "incremental") -> dict:
+async def similarity_refresh(mode: Mode = "incremental") -> dict:
     """Refresh every active job's similar-jobs list.
 
     ``incremental`` re-checks jobs changed since the last successful run; ``full``
     re-checks every job. Either way only changed texts are embedded and only changed
     lists are written (every active job's list is recomputed).
     """
-    return refresh(Settings(), mode)
+    return steps(refresh, Settings(), mode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import argparse
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
           f"{where(settings.mongo.uri.get_secret_value())} ...", flush=True)
     from flows.refresh import similarity_refresh
 
-    summary = similarity_refresh(mode=args.mode)
+    summary = asyncio.run(similarity_refresh(mode=args.mode))
     print_summary(summary, settings)
     return DONE
 

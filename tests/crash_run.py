@@ -8,6 +8,7 @@ server: only the moment of death is chosen.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -33,5 +34,5 @@ Collection.bulk_write = bulk_write
 
 from flows.refresh import similarity_refresh  # noqa: E402
 
-similarity_refresh()
+asyncio.run(similarity_refresh())
 print("finished without crashing")

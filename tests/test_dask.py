@@ -4,6 +4,7 @@ pass run as tasks on the workers, against the same real MongoDB server."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -37,7 +38,7 @@ def _run(monkeypatch, mongo_server, database: str, **env: str):
     monkeypatch.setenv("JOBSIM_MONGO__DATABASE", database)
     for key, value in env.items():
         monkeypatch.setenv(f"JOBSIM_{key}", value)
-    return similarity_refresh(mode="full"), Settings()
+    return asyncio.run(similarity_refresh(mode="full")), Settings()
 
 
 def test_dask_runner_gives_the_same_lists(settings, monkeypatch, mongo_server, tmp_path):

@@ -4,6 +4,7 @@ input the server rejects fails with a reason and is retried only up to max_attem
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -56,7 +57,7 @@ def server(monkeypatch):
 def run() -> dict:
     from flows.refresh import similarity_refresh
 
-    return similarity_refresh(mode="incremental")
+    return asyncio.run(similarity_refresh(mode="incremental"))
 
 
 def test_content_hash_cache_with_openai_provider(settings, db, server):

@@ -3,6 +3,7 @@ and the thread runner embedding in several batches inside the real flow."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 
 import pytest
@@ -61,7 +62,7 @@ def test_thread_runner_embeds_in_batches(settings, db, monkeypatch) -> None:
     from flows.refresh import similarity_refresh
     seed_jobs(settings, 260)
     monkeypatch.setenv("JOBSIM_EXECUTION__EMBED_BATCH_JOBS", "100")
-    summary = similarity_refresh(mode="full")
+    summary = asyncio.run(similarity_refresh(mode="full"))
     assert summary["embedded"] == summary["valid"] > 200
     assert task_run_names(summary["run_id"]).count("embed-batch") == -(-summary["valid"] // 100)
     assert db.job_embeddings.count_documents({}) == summary["valid"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 def run(mode: str = "incremental") -> dict:
     from flows.refresh import similarity_refresh
 
-    return similarity_refresh(mode=mode)
+    return asyncio.run(similarity_refresh(mode=mode))
 
 
 def reference_lists(db, settings, now) -> dict[str, list[tuple[str, float]]]:
@@ -123,3 +124,19 @@ def _oid(key: str):
     from storage.ids import to_mongo_id
 
     return to_mongo_id(key)
+
+
+def test_every_flow_is_async_around_synchronous_steps():
+    """Prefect 3.9's sync engine ends a run by joining its heartbeat thread (≥ 1 s, sleeping in
+    whole seconds); the async engine does not. The steps stay synchronous (flows.refresh.steps)."""
+    import inspect
+
+    import flows.ops
+    import flows.refresh
+    from prefect import Flow
+
+    found = [f for m in (flows.refresh, flows.ops) for f in vars(m).values() if isinstance(f, Flow)]
+    assert {f.name for f in found} == {"similarity-refresh", "refresh-after-import", "retry-failed-embeddings",
+                                       "recompute-jobs", "housekeeping"}
+    assert all(f.isasync and inspect.iscoroutinefunction(f.fn) for f in found)
+    assert not inspect.iscoroutinefunction(flows.refresh.refresh)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -68,12 +69,12 @@ def test_hostile_documents_do_not_disturb_valid_jobs(settings, db, monkeypatch):
     from tests.helpers import seed_jobs
 
     seed_jobs(settings, 80, seed=11)
-    clean = similarity_refresh()
+    clean = asyncio.run(similarity_refresh())
     clean_lists = {d["_id"]: d.get("similarJobs") for d in db.jobs.find({}, {"similarJobs.jobId": 1, "similarJobs.score": 1})}
 
     now = datetime.now(timezone.utc)
     result = db.jobs.insert_many(hostile_docs(now))
-    dirty = similarity_refresh()
+    dirty = asyncio.run(similarity_refresh())
     assert dirty["rejected"] >= len(result.inserted_ids)
     for doc in db.jobs.find({"_id": {"$in": result.inserted_ids}}):
         assert doc["embedding"]["status"] == "failed" and doc["embedding"]["rejected"] is True
@@ -88,7 +89,7 @@ def test_hostile_documents_do_not_disturb_valid_jobs(settings, db, monkeypatch):
     big = db.jobs.insert_one({**hostile_docs(now)[0], "title": "Megabyte posting",
                               "description": "Python developer Tirana. " * 42_000,
                               "expiresAt": now + timedelta(days=5)}).inserted_id
-    third = similarity_refresh()
+    third = asyncio.run(similarity_refresh())
     assert third["embedded"] == 1
     assert db.jobs.find_one({"_id": big})["embedding"]["status"] == "completed"
 
@@ -107,7 +108,7 @@ def test_real_messy_rows_import_and_run(settings, db):
         batch = map_rows(read_table(shared_file(name)).head(150), PRESETS[preset], preset, ignore_expiry=True)
         jobs.upsert_imported(batch.docs, datetime.now(timezone.utc))
         total += len(batch.docs)
-    summary = similarity_refresh()
+    summary = asyncio.run(similarity_refresh())
     assert summary["seen"] == total
     assert summary["valid"] + summary["rejected"] + sum(summary["inactive"].values()) == total
     assert summary["rejected"] > 100  # most NYC rows have no description

@@ -5,6 +5,7 @@ full read."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -65,7 +66,7 @@ def reads():
 def run(mode: str = "incremental") -> dict:
     from flows.refresh import similarity_refresh
 
-    return similarity_refresh(mode=mode)
+    return asyncio.run(similarity_refresh(mode=mode))
 
 
 def test_a_warm_incremental_run_reads_only_what_changed(settings, db, reads, monkeypatch):

@@ -123,7 +123,7 @@ def test_two_flow_processes_started_together_embed_once(settings, db):
                "JOBSIM_EMBEDDING__PROVIDER": "openai", "JOBSIM_EMBEDDING__BASE_URL": server.url,
                "JOBSIM_EMBEDDING__API_KEY": "test-key", "JOBSIM_EMBEDDING__DIMENSIONS": "64",
                "JOBSIM_EMBEDDING__BATCH_MAX_INPUTS": "16"}
-        code = "from flows.refresh import similarity_refresh; print(similarity_refresh(mode='full')['embedded'])"
+        code = "import asyncio; from flows.refresh import similarity_refresh; print(asyncio.run(similarity_refresh(mode='full'))['embedded'])"
         procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
         outs = [p.communicate(timeout=600) for p in procs]

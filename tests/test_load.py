@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def test_reads_under_load_while_a_run_writes_see_old_or_new_lists(settings, db, 
     from flows.refresh import similarity_refresh
 
     seed_jobs(settings, 120, seed=9)
-    similarity_refresh()
+    asyncio.run(similarity_refresh())
     before = lists(db)
     # edits that change many lists in the next run's write-back
     for doc in db.jobs.find({"status": "active", "isDeleted": False}).limit(25):
@@ -52,7 +53,7 @@ def test_reads_under_load_while_a_run_writes_see_old_or_new_lists(settings, db, 
     client = subprocess.Popen([sys.executable, "-m", "tests.load_client", f"http://127.0.0.1:{port}",
                                str(ids_file), str(REQUESTS), str(out)], cwd=ROOT)
     try:
-        summary = similarity_refresh()  # writes while the client reads
+        summary = asyncio.run(similarity_refresh())  # writes while the client reads
         assert client.wait(timeout=300) == 0
     finally:
         client.kill()

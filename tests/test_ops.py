@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 import re
@@ -131,15 +132,15 @@ def test_retry_failed_embeddings_gives_exhausted_jobs_new_attempts(flows_env, db
     seed_jobs(settings, 40)
     # edited long ago: the next incremental run's overlap window does not re-read them
     db.jobs.update_many({}, {"$set": {"updatedAt": datetime.now(timezone.utc) - timedelta(days=1)}})
-    first = similarity_refresh(mode="incremental")
+    first = asyncio.run(similarity_refresh(mode="incremental"))
     keys = [d["_id"] for d in db.jobs.find({"embedding.status": "completed"}, {"_id": 1}).limit(3)]
     exhausted = {"embedding.status": "failed", "embedding.error": "HTTP 500", "embedding.attempts": 3}
     db.jobs.update_many({"_id": {"$in": keys}}, {"$set": exhausted})
     db.job_embeddings.delete_many({"_id": {"$in": keys}})
-    second = similarity_refresh(mode="incremental")  # attempts used up: left alone
+    second = asyncio.run(similarity_refresh(mode="incremental"))  # attempts used up: left alone
     assert second["embedded"] == 0
     assert db.jobs.count_documents({"embedding.status": "failed", "embedding.rejected": {"$ne": True}}) == 3
-    result = retry_failed_embeddings()
+    result = asyncio.run(retry_failed_embeddings())
     assert result["reset_failed"] == 3 and result["embedded"] == 3
     assert db.jobs.count_documents({"embedding.status": "failed", "embedding.rejected": {"$ne": True}}) == 0
     assert first["valid"] > 30
@@ -153,14 +154,14 @@ def test_recompute_jobs_rechecks_requested_jobs_and_clears_requests(flows_env, d
     settings = flows_env
     seed_jobs(settings, 40)
     db.jobs.update_many({}, {"$set": {"updatedAt": datetime.now(timezone.utc) - timedelta(days=1)}})
-    similarity_refresh(mode="incremental")
+    asyncio.run(similarity_refresh(mode="incremental"))
     # two jobs lose their vectors behind the pipeline's back: no incremental run re-checks them
     victims = list(db.jobs.find({"embedding.status": "completed", "similarJobs.0": {"$exists": True}}).limit(2))
     db.job_embeddings.delete_many({"_id": {"$in": [v["_id"] for v in victims]}})
-    assert similarity_refresh(mode="incremental")["embedded"] == 0  # an incremental run does not notice
+    assert asyncio.run(similarity_refresh(mode="incremental"))["embedded"] == 0  # an incremental run does not notice
     requests = RecomputeRequestsRepository(db, settings.api.recompute_collection)
     requests.request(victims[1]["_id"], "few live neighbours", 1, 10, datetime.now(timezone.utc))
-    result = recompute_jobs(job_ids=[str(victims[0]["_id"])])
+    result = asyncio.run(recompute_jobs(job_ids=[str(victims[0]["_id"])]))
     assert result["embedded"] == 2
     assert db.job_embeddings.count_documents({"_id": {"$in": [v["_id"] for v in victims]}}) == 2
     assert all(db.jobs.find_one({"_id": v["_id"]})["similarJobs"] for v in victims)
@@ -173,9 +174,9 @@ def test_admin_flows_validate_parameters(flows_env):
     from flows.ops import housekeeping, recompute_jobs
 
     with pytest.raises(ParameterTypeError):
-        recompute_jobs(job_ids=["not an id; drop"])
+        asyncio.run(recompute_jobs(job_ids=["not an id; drop"]))
     with pytest.raises(ParameterTypeError):
-        housekeeping(stale_processing_minutes=0)
+        asyncio.run(housekeeping(stale_processing_minutes=0))
 
 
 def test_housekeeping_flow(flows_env, db):
@@ -188,6 +189,6 @@ def test_housekeeping_flow(flows_env, db):
     ids = [str(d["_id"]) for d in db.jobs.find({}, {"_id": 1})]
     mark_processing(db, ids[:2], now - timedelta(minutes=90))
     repos.state.start_run("ancient", "full", now - timedelta(days=100), {})
-    result = housekeeping(stale_processing_minutes=30)
+    result = asyncio.run(housekeeping(stale_processing_minutes=30))
     assert result == {"stale_processing_reset": 2, "run_records_deleted": 1}
     assert db.jobs.count_documents({"embedding.status": "processing"}) == 0

@@ -5,6 +5,7 @@ hostile document ends with a reason."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 
 import pytest
@@ -24,7 +25,7 @@ MAX_BSON = 16 * 1024 * 1024
 def run() -> dict:
     from flows.refresh import similarity_refresh
 
-    return similarity_refresh(mode="full")
+    return asyncio.run(similarity_refresh(mode="full"))
 
 
 def lists_by_external_id(db) -> dict[str, list]:

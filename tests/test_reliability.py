@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def refresh() -> dict:
     from flows.refresh import similarity_refresh
 
-    return similarity_refresh()
+    return asyncio.run(similarity_refresh())
 
 
 def snapshot(db) -> dict:

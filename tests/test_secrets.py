@@ -32,7 +32,7 @@ def test_mongo_password_never_appears(settings, monkeypatch, caplog, capfd):
     monkeypatch.setenv("JOBSIM_MONGO__URI", f"mongodb://jobsim:{PASSWORD}@{host}&authSource=admin")
     monkeypatch.setenv("JOBSIM_MONGO__TIMEOUT_MS", "2000")
     caplog.set_level(logging.DEBUG)
-    state = similarity_refresh(return_state=True)
+    state = asyncio.run(similarity_refresh(return_state=True))
     assert state.is_failed()
     with pytest.raises(Exception) as failure:
         state.result()
@@ -65,12 +65,12 @@ def test_api_key_never_appears_in_logs_state_or_errors(settings, db, monkeypatch
         monkeypatch.setenv("JOBSIM_EMBEDDING__API_KEY", PASSWORD)
         monkeypatch.setenv("JOBSIM_EMBEDDING__DIMENSIONS", "64")
         seed_jobs(settings, 30, seed=2)
-        ok = similarity_refresh(return_state=True)
+        ok = asyncio.run(similarity_refresh(return_state=True))
         assert ok.is_completed() and ok.result()["embedded"] > 0
         db.jobs.update_many({}, {"$set": {"title": "Changed title to re-embed",
                                           "updatedAt": datetime.now(timezone.utc)}})
         server.add_fault("401", times=0)
-        refused = similarity_refresh(return_state=True)
+        refused = asyncio.run(similarity_refresh(return_state=True))
         assert refused.is_failed()
         with pytest.raises(Exception) as failure:
             refused.result()
