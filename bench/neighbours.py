@@ -201,7 +201,9 @@ def step_ann(p: dict) -> dict:
             "distinct": distinct, "searched": n, "hash": lists_hash(scores, idx),
             "nprobe": report.value, "nlist": report.nlist, "build_s": report.build_s, "tune_s": report.tune_s,
             "search_s": report.search_s, "pairs": report.scored_pairs, "dims": report.search_dims,
-            "keep": getattr(report, "keep", 0), "plan": plan.__dict__, "confirm": after.__dict__}
+            "keep": getattr(report, "keep", 0), "plan": plan.__dict__, "confirm": after.__dict__,
+            "mean_probes": getattr(report, "mean_probes", 0.0) or report.value,
+            "margin": getattr(report, "probe_margin", 0.0)}
 
 
 def step_ann_before(p: dict) -> dict:
@@ -271,7 +273,7 @@ def report(res: dict) -> None:
     print(f"\nCPU {res['cpu']}; sgemm peak (numpy, 4096², best of the run) {peak:.0f} GFLOP/s "
           f"(per rep: {per_rep}); load at the end {os.getloadavg()}")
     print("| data | N × d | exact (min) | limit 2N²d/peak | exact/limit | peak RSS / bound | ANN (min) | "
-          "exact/ANN | recall@10 all rows (sample) | nprobe / nlist | ANN RSS | HNSW exact/HNSW (recall) | before/limit |")
+          "exact/ANN | recall@10 all rows (sample) | nprobe (mean per row) / nlist | ANN RSS | HNSW exact/HNSW (recall) | before/limit |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for rec in res["runs"].values():
         n, d = rec["n"], rec["d"]
@@ -286,14 +288,14 @@ def report(res: dict) -> None:
               if "before" in rec else "—")
         print(f"| {rec['data']} | {n:,} × {d} | {ex:.2f} s | {limit:.2f} s | **{ex / limit:.2f}** | "
               f"{max(r['rss_mb'] for r in rec['exact']):.0f} / {bound:.0f} MB | {ann:.2f} s | **{ex / ann:.1f}×** | "
-              f"{min(r['recall_all'] for r in rec['ann']):.3f} ({a['recall_sample']:.3f}) | {a['nprobe']} / {a['nlist']} | "
+              f"{min(r['recall_all'] for r in rec['ann']):.3f} ({a['recall_sample']:.3f}) | {a['nprobe']} ({a.get('mean_probes', a['nprobe']):.1f}) / {a['nlist']} | "
               f"{max(r['rss_mb'] for r in rec['ann']):.0f} MB | {hn} | {bf} |")
     for rec in res["runs"].values():
         a = min(rec["ann"], key=lambda r: r["s"])
         print(f"{rec['data']} {rec['n']}×{rec['d']}: {a.get('distinct', rec['n']):,} distinct vectors, the ANN "
               f"searched {a.get('searched', a.get('distinct', rec['n'])):,}; "
               f"ANN build {a['build_s']} s, tune {a['tune_s']} s, search "
-              f"{a['search_s']} s, {a['pairs'] / rec['n']:.0f} scores/row in {a['dims']} dims, {a.get('keep', 0)} kept; plan: {a['plan']['reason']}; "
+              f"{a['search_s']} s, {a['pairs'] / rec['n']:.0f} scores/row in {a['dims']} dims, {a.get('keep', 0)} kept, probe margin {a.get('margin', 0.0)}; plan: {a['plan']['reason']}; "
               f"after tuning: {a['confirm']['reason']}")
         if "ann_before" in rec:
             b = min(r["s"] for r in rec["ann_before"])

@@ -6,11 +6,13 @@ concentrate there), trains spherical k-means centroids on a sample in that space
 every row its best lists (:mod:`jobsim.ivf`; biased towards even sizes where the lists rows
 probe are crowded, as on text), computes the exact top-10 of a random
 sample of rows (pruned in the projection, :mod:`jobsim.ann_truth`; its scores there feed the
-simulation below) and picks ``nprobe`` and the candidates kept per row for rescoring: of the
-pairs whose recall@10 on that sample — simulating exactly what each sampled row's own
-search would find — reaches the target with ~95% confidence, the cheapest by a cost
-model (more kept can replace many probed lists where the projection ranks true
-neighbours a little low; the heaps stay within ``HEAP_SHARE`` of the matrix).
+simulation below) and picks how many lists each row probes (:mod:`jobsim.probe_depth`: one
+count for all rows, or each row the lists within a margin of its best one's score) and
+the candidates kept per row for rescoring (:mod:`jobsim.ann_tuning`): of the settings
+whose recall@10 on that sample — simulating exactly what each sampled row's own search
+would find — reaches the target with ~95% confidence, the cheapest by a cost model (more
+kept can replace many probed lists where the projection ranks true neighbours a little
+low; the heaps stay within ``HEAP_SHARE`` of the matrix).
 :func:`search_ivf` then searches every row (:mod:`jobsim.ivf_search`): candidates by
 GEMM blocks in the projected space, the kept ones rescored canonically with the full
 vectors (the exact pass's scores, bit for bit), ordered (score desc, index asc), and
@@ -24,31 +26,28 @@ vectors is the projection, the heaps (then only their candidate ids) and the lis
 from __future__ import annotations
 
 import logging
-import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from jobsim.ann_truth import basis_slack, residual_norms, sample_truth
-from jobsim.heaps import HEAP_SLOT_BYTES, SPARE, compact_ids
+from jobsim.ann_tuning import keeps_for, tune_space
+from jobsim.heaps import SPARE, compact_ids
 from jobsim.identical import Twins
 from jobsim.ivf import (
     Lists, balance_bias, default_nlist, gather, make_lists, pca_basis, probe_order, train_centroids,
 )
-from jobsim.ivf_search import Above, candidate_heaps, rescored_lists, sample_recall, search_cost
+from jobsim.ivf_recall import Above
+from jobsim.ivf_search import candidate_heaps, rescored_lists
 from jobsim.neighbours import topk_of_rows
-from jobsim.rescoring import release_memory
+from jobsim.rescoring import cpu_count, release_memory
 
 log = logging.getLogger(__name__)
 
-MAX_NPROBE = 32  # probe counts tried; beyond this an IVF is no longer worth it
-CONFIDENCE_Z = 1.645  # one-sided 95%: the sample's recall minus z standard errors must reach the target
-PAIR_COST_S = (4.8e-9, 1.05e-11)  # per score of the candidate search: + per search dimension (the GEMM;
-# measured at text 100k: 6.2e-9 in 160 dims, 7.8e-9 in 256)
-KEPT_COST_S = (3.5e-8, 1.46e-10)  # per row and candidate kept: + per dimension (canonical rescoring;
-# measured at 100k: 1.1e-7 at d = 512, 2.6e-7 at 1536)
-HEAP_SHARE = 0.3  # the candidate heaps may take this share of the matrix's bytes (at least the default's)
+MAX_NPROBE = 32  # lists a row may probe; beyond this an IVF is no longer worth it
 TRUTH_BUDGET = 128 << 20  # score blocks of the sample's exact search (32 MB: blocks of 80 rows at 100k,
 # a third slower than 335; the pass's peak comes later, in the search)
 PCA_ENERGIES = (0.85, 0.95, 1.0)  # shares of the sample's energy the search space keeps, tried in turn
@@ -73,13 +72,17 @@ class AnnReport:
     scored_pairs: int = 0  # scores the search computes (Σ probed list sizes)
     search_dims: int = 0  # dimensions candidates are scored in (PCA)
     keep: int = 0  # candidates kept per row for the canonical rescoring
-    tried: dict[int, float] = field(default_factory=dict)  # expected sample recall per nprobe
+    tried: dict[int, float] = field(default_factory=dict)  # expected sample recall per nprobe (one count for all)
+    probe_margin: float = 0.0  # > 0: each row probes the lists within this score of its best, at most ``value``
+    mean_probes: float = 0.0  # lists probed per row
+    expected_recall: float = 0.0  # the simulation's, for the setting chosen
 
 
 @dataclass
 class IvfIndex:
     """Search space, lists and probes of every row, the recall sample and the probe count
-    tuned to the recall target. ``y`` is released by :func:`search_ivf`. With ``twins``, the
+    tuned to the recall target (``depth``: each row's own count, at most ``nprobe``; None:
+    all ``nprobe``). ``y`` is released by :func:`search_ivf`. With ``twins``, the
     index is over the distinct vectors ``x[twins.first]`` (positions = vector numbers); ``y``
     is their projection (``ymap`` None), or ``x`` itself read through ``ymap`` = ``twins.first``."""
 
@@ -89,6 +92,7 @@ class IvfIndex:
     lists: Lists
     probes: np.ndarray
     nprobe: int
+    depth: np.ndarray | None
     keep: int
     sample: np.ndarray
     truth: np.ndarray
@@ -110,42 +114,34 @@ def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
     return hits / total if total else 1.0
 
 
-def _tune(per_p: np.ndarray, target: float) -> tuple[int, dict[int, float]]:
-    """Smallest nprobe whose sample recall, less ``CONFIDENCE_Z`` standard errors, reaches
-    ``target`` (else the largest); mean recall of every value tried."""
-    tried: dict[int, float] = {}
-    m = per_p.shape[1]
-    for p in range(1, per_p.shape[0] + 1):
-        row = per_p[p - 1]
-        tried[p] = round(float(row.mean()), 4) if m else 1.0
-        se = float(row.std(ddof=1)) / math.sqrt(m) if m > 1 else 0.0
-        if tried[p] - CONFIDENCE_Z * se >= target:
-            return p, tried
-    return per_p.shape[0], tried
-
-
 def _space(
     x: np.ndarray, rows: np.ndarray | None, energy: float, nlist: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray | None, Lists, np.ndarray, tuple[np.ndarray, float] | None]:
+) -> tuple[np.ndarray, np.ndarray | None, Lists, np.ndarray, np.ndarray, tuple[np.ndarray, float] | None]:
     """Search space (PCA keeping ``energy``, or the vectors) of the rows (``x[rows]`` when
-    given) and how it maps positions to its rows (None: by position), lists, probes, and
-    for a projection each row's ``|x|²`` and the basis's :func:`basis_slack` (None: no projection)."""
+    given) and how it maps positions to its rows (None: by position), lists, probes (and
+    their gaps, :func:`jobsim.ivf.probe_order`), and for a projection each row's ``|x|²`` and
+    the basis's :func:`basis_slack` (None: no projection)."""
     n, d = (len(x) if rows is None else len(rows)), x.shape[1]
     basis = pca_basis(x, energy, rng, rows=rows) if energy < 1 else np.empty((d, d))
     if basis.shape[1] >= d:
         y, ymap, norms = x, rows, None
     else:
         y, ymap, squares = np.empty((n, basis.shape[1]), dtype=np.float32), None, np.empty(n)
-        for c0 in range(0, n, 8192):
-            part = gather(x, rows, slice(c0, c0 + 8192))
-            y[c0 : c0 + 8192] = part @ basis
-            squares[c0 : c0 + 8192] = np.einsum("ij,ij->i", part, part, dtype=np.float64)
+
+        def project(c0: int) -> None:
+            part = gather(x, rows, slice(c0, c0 + 2048))
+            y[c0 : c0 + 2048] = part @ basis
+            squares[c0 : c0 + 2048] = np.einsum("ij,ij->i", part, part, dtype=np.float64)
+
+        with threadpool_limits(1), ThreadPoolExecutor(cpu_count()) as pool:  # the gathers on every core too:
+            list(pool.map(project, range(0, n, 2048)))  # 0.19 -> 0.08 s at text-fitted 100k x 512
         norms = squares, basis_slack(basis)
     centroids = train_centroids(y, nlist, rng, rows=ymap)
-    probes = probe_order(y, centroids, MAX_NPROBE, rows=ymap, bias=balance_bias(y, centroids, rng, rows=ymap))
+    probes, gaps = probe_order(y, centroids, MAX_NPROBE, rows=ymap, bias=balance_bias(y, centroids, rng, rows=ymap),
+                               gaps=True)
     lists = make_lists(probes[:, 0], len(centroids))
     release_memory()
-    return y, ymap, lists, probes, norms
+    return y, ymap, lists, probes, gaps, norms
 
 
 def _truth(
@@ -169,38 +165,6 @@ def _truth(
     return sample_truth(x, rows, y, residual_norms(squares, y, slack), squares, slack, sample, exact)
 
 
-def _tune_space(
-    y: np.ndarray, ymap: np.ndarray | None, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray,
-    keeps: tuple[int, ...], target: float, d: int, above: Above | None = None,
-) -> tuple[int, int, dict[int, float], bool]:
-    """Probe count and candidates kept per row for ``target`` in this space (every probe
-    count up to ``MAX_NPROBE`` and every keep of ``keeps`` simulated at once), the expected
-    recall per count at that keep, and whether the target is reached. Of the pairs that
-    reach it, the one of least predicted cost (scores of the search, rescoring of the
-    kept): a projection that ranks the true neighbours a little low is cheaper to search
-    with more kept than with more lists probed. ``above``: the sample's scores in this space
-    (:func:`jobsim.ann_truth.sample_truth`), else multiplied here."""
-    sims = sample_recall(y, lists, probes, sample, truth, keeps, rows=ymap, above=above)
-    pair_s, kept_s = PAIR_COST_S[0] + PAIR_COST_S[1] * y.shape[1], len(probes) * (KEPT_COST_S[0] + KEPT_COST_S[1] * d)
-    best = None
-    for keep, sim in zip(keeps, sims):
-        nprobe, tried = _tune(sim, target)
-        cost = search_cost(probes, lists, nprobe) * pair_s + keep * kept_s
-        if tried[nprobe] >= target and (best is None or cost < best[0]):
-            best = (cost, nprobe, keep, tried)
-    if best is None:  # not reachable in this space: the most kept, the most probes
-        nprobe, tried = _tune(sims[-1], target)
-        return nprobe, keeps[-1], tried, False
-    return best[1], best[2], best[3], True
-
-
-def _keeps(base: int, n: int, matrix_bytes: int) -> tuple[int, ...]:
-    """Numbers of candidates kept per row the tuning may choose: ``base`` and up to 1.6×
-    that, while the heaps stay within ``HEAP_SHARE`` of the matrix."""
-    room = max(HEAP_SHARE * matrix_bytes, HEAP_SLOT_BYTES * n * base)
-    return tuple(k for k in (base, base * 5 // 4, base * 8 // 5) if HEAP_SLOT_BYTES * n * k <= room)
-
-
 def build_ivf(
     vectors: np.ndarray, *, recall_target: float = 0.95, recall_sample: int = 500, nlist: int = 0,
     seed: int = 0, keep: int = 0, twins: Twins | None = None,
@@ -217,31 +181,36 @@ def build_ivf(
     nl = max(1, min(nlist or default_nlist(n), n))
     sample = np.sort(rng.choice(n, size=min(recall_sample, n), replace=False))
     tune_s, build_s, truth = 0.0, 0.0, None
-    keeps = _keeps(keep or 66 + SPARE, n, n * x.shape[1] * x.itemsize)  # the distinct vectors' bytes
+    keeps = keeps_for(keep or 66 + SPARE, n, n * x.shape[1] * x.itemsize)  # the distinct vectors' bytes
     for energy in PCA_ENERGIES:
         started = time.perf_counter()
-        y, ymap, lists, probes, norms = _space(x, rows, energy, nl, rng)
+        y, ymap, lists, probes, gaps, norms = _space(x, rows, energy, nl, rng)
         build_s += time.perf_counter() - started
         started = time.perf_counter()
         above = None
         if truth is None:  # in the first space (the truth is exact in any; its scores are this space's)
             truth, above = _truth(x, twins, y, norms, sample)
-        nprobe, keep, tried, reached = _tune_space(y, ymap, lists, probes, sample, truth, keeps, recall_target,
-                                                   x.shape[1], above)
+        tuned = tune_space(y, ymap, lists, probes, sample, truth, keeps, recall_target, x.shape[1], above, gaps)
+        del gaps
         tune_s += time.perf_counter() - started
-        if reached or y is x:
+        if tuned.reached or y is x:
             break
-        log.info("ann ivf: %d search dims cap the sample recall at %.3f; keeping more", y.shape[1], max(tried.values()))
-    if not reached:
-        log.warning("ann ivf: recall@10 %.3f below target %.2f at nprobe=%d", tried[nprobe], recall_target, nprobe)
+        log.info("ann ivf: %d search dims cap the sample recall at %.3f; keeping more", y.shape[1],
+                 max(tuned.tried.values()))
+    if not tuned.reached:
+        log.warning("ann ivf: recall@10 %.3f below target %.2f at nprobe=%d", tuned.expected, recall_target,
+                    tuned.nprobe)
+    nprobe = tuned.nprobe
     report = AnnReport(
-        index="ivf", param="nprobe", value=nprobe, recall_at_10=tried[nprobe], recall_sample=len(sample),
+        index="ivf", param="nprobe", value=nprobe, recall_at_10=tuned.expected, recall_sample=len(sample),
         target=recall_target, nlist=len(lists.sizes), build_s=round(build_s, 3), tune_s=round(tune_s, 3),
-        scored_pairs=search_cost(probes, lists, nprobe), search_dims=y.shape[1], keep=keep, tried=tried,
+        scored_pairs=tuned.pairs, search_dims=y.shape[1], keep=tuned.keep, tried=tuned.tried,
+        probe_margin=round(tuned.margin, 4), expected_recall=tuned.expected,
+        mean_probes=round(float(nprobe if tuned.depth is None else tuned.depth.mean()), 2),
     )
     probes = np.ascontiguousarray(probes[:, :nprobe])  # what the search reads
     release_memory()
-    return IvfIndex(y, ymap, twins, lists, probes, nprobe, keep, sample, truth, report)
+    return IvfIndex(y, ymap, twins, lists, probes, nprobe, tuned.depth, tuned.keep, sample, truth, report)
 
 
 def search_ivf(vectors: np.ndarray, index: IvfIndex, k: int) -> tuple[np.ndarray, np.ndarray, AnnReport]:
@@ -257,7 +226,8 @@ def search_ivf(vectors: np.ndarray, index: IvfIndex, k: int) -> tuple[np.ndarray
     y, ymap = (index.y, index.ymap) if index.y is not None else (x, index.rows)
     index.y = None
     release_memory()
-    heaps = candidate_heaps(y, index.lists, index.probes, index.nprobe, max(k, index.keep), rows=ymap)
+    heaps = candidate_heaps(y, index.lists, index.probes, index.nprobe, max(k, index.keep), rows=ymap,
+                            depth=index.depth)
     del y  # before the rescoring's memory
     release_memory()
     candidates = compact_ids(heaps[1], n)  # the rescoring needs only these
@@ -268,8 +238,8 @@ def search_ivf(vectors: np.ndarray, index: IvfIndex, k: int) -> tuple[np.ndarray
     release_memory()
     report.recall_at_10 = round(recall_at(indices[index.sample], index.truth), 4)
     report.search_s = round(time.perf_counter() - started, 3)
-    log.info("ann ivf: nlist=%d nprobe=%d keep=%d in %d dims, recall@10=%.3f (sample %d), build %.1f s, "
-             "tune %.1f s, search %.1f s", report.nlist, report.value, report.keep, report.search_dims,
+    log.info("ann ivf: nlist=%d nprobe=%d (margin %g, %.1f per row) keep=%d in %d dims, recall@10=%.3f (sample %d), build %.1f s, "
+             "tune %.1f s, search %.1f s", report.nlist, report.value, report.probe_margin, report.mean_probes, report.keep, report.search_dims,
              report.recall_at_10, report.recall_sample, report.build_s, report.tune_s, report.search_s)
     return scores, indices, report
 

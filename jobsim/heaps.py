@@ -29,7 +29,7 @@ from functools import partial
 import faiss
 import numpy as np
 
-from jobsim.segments import grouped_order, spans, within
+from jobsim.segments import grouped_order, spans, width_classes, within
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +138,7 @@ def push_sparse(
         return
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     counts = np.diff(np.r_[starts, len(rows)])
-    width_class = np.ceil(np.log2(counts)).astype(np.int64)
-    for w in np.unique(width_class).tolist():
-        group = np.flatnonzero(width_class == w)
-        width = 1 << w
+    for group, width in width_classes(counts):
         g_starts, g_counts = starts[group], counts[group]
         slot = within(g_counts)
         src = spans(g_starts, g_counts)

@@ -190,7 +190,7 @@ def _expand_chunk(
     row whose list holds only vectors of one row has that list, mapped to rows (nothing to
     merge: measured, half the vectors of the 100k benchmark texts)."""
     out_s, out_i = out
-    counts, cols = twins.counts, np.arange(k)[None, :]
+    counts = twins.counts
     v1 = min(len(twins.first), v0 + _CHUNK)
     ls, li = su[v0:v1, :k], iu[v0:v1, :k]
     alone = (counts[v0:v1] == 1) & ((li < 0) | (counts[np.maximum(li, 0)] == 1)).all(axis=1)
@@ -202,11 +202,11 @@ def _expand_chunk(
     vs, vi = _vector_lists(x, ls[~alone], li[~alone], vecs, twins, k + 1)
     rows = twins.members[spans(twins.starts[vecs], counts[vecs])]
     own = np.repeat(np.arange(len(vecs)), counts[vecs])
-    s, i = vs[own], vi[own]
-    hit = i == rows[:, None]
-    at = np.where(hit.any(axis=1), hit.argmax(axis=1), k + 1)[:, None]  # the row itself: dropped
-    take = np.where(cols < at, cols, cols + 1)
-    out_s[rows], out_i[rows] = np.take_along_axis(s, take, axis=1), np.take_along_axis(i, take, axis=1)
+    i = vi[own]
+    drop = i == rows[:, None]  # the row itself (once at most), else the last of the k + 1
+    drop[~drop.any(axis=1), k] = True
+    kept = ~drop
+    out_i[rows], out_s[rows] = i[kept].reshape(len(rows), k), vs[own][kept].reshape(len(rows), k)
 
 
 def distinct_rows(x: np.ndarray, twins: Twins, vectors: np.ndarray, kk: int, budget: int) -> tuple[np.ndarray, np.ndarray]:

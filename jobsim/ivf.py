@@ -107,31 +107,37 @@ def balance_bias(
     scores = part @ centroids.T
     even = len(part) / nlist
     bias = np.zeros(nlist, dtype=np.float32)
-    probes = min(BALANCE_PROBES, nlist)
-    best = np.argpartition(-scores, probes - 1, axis=1)[:, :probes]
-    crowding = float(np.bincount(np.argmax(scores, axis=1), minlength=nlist)[best].mean() / even)
+    probes, sizes = min(BALANCE_PROBES, nlist), np.bincount(np.argmax(scores, axis=1), minlength=nlist)
+    held = 0  # Σ over rows of the sizes of their best lists, in blocks (argpartition's index array is 8 B a score)
+    for b0 in range(0, len(scores), 2048):
+        held += int(sizes[np.argpartition(-scores[b0 : b0 + 2048], probes - 1, axis=1)[:, :probes]].sum())
+    crowding = held / max(1, len(scores) * probes) / even
     log.info("ivf lists: the %d best of a row hold %.2f x the mean list size%s", probes, crowding,
              "; balancing" if crowding >= BALANCE_CROWDING else "")
     if crowding < BALANCE_CROWDING:
         return bias
+    shifted = np.empty_like(scores)  # reused: a fresh one per round was a third of the rounds' time
     for _ in range(iters):
-        sizes = np.bincount(np.argmax(scores - bias, axis=1), minlength=nlist)
+        np.subtract(scores, bias, out=shifted)
+        sizes = np.bincount(np.argmax(shifted, axis=1), minlength=nlist)
         bias += np.float32(step) * np.clip(np.log(np.maximum(sizes, 1) / even), -1, 1).astype(np.float32)
     return bias
 
 
 def probe_order(
     x: np.ndarray, centroids: np.ndarray, pmax: int, block: int = 2048, rows: np.ndarray | None = None,
-    bias: np.ndarray | None = None,
-) -> np.ndarray:
-    """(n, pmax) int32: each row's (of ``x[rows]`` when given) ``pmax`` best lists by
+    bias: np.ndarray | None = None, gaps: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """(n, pmax) uint16 (int32 from 2¹⁶ lists): each row's (of ``x[rows]`` when given) ``pmax`` best lists by
     centroid score (less the list's ``bias``, :func:`balance_bias`), best first: a block of
     rows at a time, a GEMM and a partial sort, the blocks on every core (faiss's heaps took
     twice as long for 32 of 256 lists; blocks of 8,192 rows raised the ANN pass's peak RSS
-    by 12 MB at text 100k x 512, blocks of 2,048 did not)."""
+    by 12 MB at text 100k x 512, blocks of 2,048 did not). With ``gaps``, also (n, pmax)
+    float32: the best list's score less each one's (ascending along a row)."""
     n, nlist = len(x) if rows is None else len(rows), len(centroids)
     pmax = min(pmax, nlist)
-    out = np.empty((n, pmax), dtype=np.int32)
+    out = np.empty((n, pmax), dtype=np.uint16 if nlist < 1 << 16 else np.int32)
+    behind = np.empty((n, pmax), dtype=np.float32) if gaps else None
 
     def rank(b0: int) -> None:
         g = gather(x, rows, slice(b0, b0 + block)) @ centroids.T
@@ -140,12 +146,16 @@ def probe_order(
         np.negative(g, out=g)  # ascending = best first
         top = (np.argpartition(g, pmax - 1, axis=1)[:, :pmax] if pmax < nlist
                else np.broadcast_to(np.arange(nlist), g.shape))
-        best = np.argsort(np.take_along_axis(g, top, axis=1), axis=1)
+        values = np.take_along_axis(g, top, axis=1)
+        best = np.argsort(values, axis=1)
         out[b0 : b0 + block] = np.take_along_axis(top, best, axis=1)
+        if behind is not None:
+            values = np.take_along_axis(values, best, axis=1)
+            behind[b0 : b0 + block] = values - values[:, :1]
 
     with threadpool_limits(1), ThreadPoolExecutor(cpu_count()) as pool:
         list(pool.map(rank, range(0, n, block)))
-    return out
+    return out if behind is None else (out, behind)
 
 
 def locality_order(x: np.ndarray, seed: int = 0, rows: np.ndarray | None = None) -> np.ndarray:

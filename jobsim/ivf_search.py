@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from jobsim.heaps import compact_ids, new_heaps, push_sparse, reorder
+from jobsim.heaps import compact_ids, new_heaps, push_sparse
 from jobsim.identical import Twins
 from jobsim.ivf import Lists, gather
 from jobsim.rescoring import cpu_count, finish_rows
@@ -34,23 +34,28 @@ WAVE_ENTRIES = 1 << 18  # heap entries a wave aims at (2^19 took text 100k x 512
 # the ANN searched all its rows, 507 / 493 MB, and was no faster)
 RANK_STAGES = ((1, 2), (2, 4), (4, 8), (8, 1 << 30))  # probe ranks searched together
 
-Above = list[tuple[np.ndarray, np.ndarray]]  # per sample row: positions scoring at least its lowest true neighbour,
-# and their scores (what the recall simulation reads of the row, :func:`sample_recall`)
 
-
-def probe_pairs(probes: np.ndarray, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(list, row, rank) of the probes of ranks ``first``..``last - 1``, grouped by list
-    (rows ascending)."""
+def probe_pairs(
+    probes: np.ndarray, first: int, last: int, depth: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(list, row, rank) of the probes of ranks ``first``..``last - 1`` (below each row's
+    ``depth`` when given), grouped by list (rows ascending)."""
     width = max(0, min(last, probes.shape[1]) - first)
     lists = probes[:, first : first + width].ravel()
-    by_list = grouped_order(lists)
+    if depth is None:
+        by_list = grouped_order(lists)
+    else:
+        probed = np.flatnonzero((np.arange(first, first + width)[None, :] < depth[:, None]).ravel())
+        by_list = probed[grouped_order(lists[probed])]
     rows, ranks = np.divmod(by_list, max(1, width))
     return lists[by_list].astype(np.int64), rows, ranks + first
 
 
-def search_cost(probes: np.ndarray, lists: Lists, nprobe: int) -> int:
-    """Scores the search computes: Σ over probes of the probed list's size."""
-    return int(lists.sizes[probes[:, :nprobe]].sum())
+def search_cost(probes: np.ndarray, lists: Lists, nprobe: int, depth: np.ndarray | None = None) -> int:
+    """Scores the search computes: Σ over probes (of ranks below each row's ``depth``, when
+    given) of the probed list's size."""
+    sizes = lists.sizes[probes[:, :nprobe]]
+    return int(sizes.sum() if depth is None else sizes[np.arange(sizes.shape[1])[None, :] < depth[:, None]].sum())
 
 
 def _select_own(g: np.ndarray, ids: np.ndarray, c0: int, heaps: tuple[np.ndarray, np.ndarray]) -> None:
@@ -82,21 +87,18 @@ def _own_lists(
             _select_own(yb[c0 : c0 + 256] @ yb.T, ids, c0, heaps)
 
 
-def _covered(
-    mutual: tuple[np.ndarray, np.ndarray, int], ids: np.ndarray, probing: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(members × the probing rows' distinct lists) bool: member ``ids[j]`` probes that list
-    at a later rank (``mutual`` = later probes and list of every row, number of lists), and
-    each probing row's column: the pairs a member's own probes cover. Lists are numbered
-    by a table over all lists (no sort)."""
-    later, home, nlist = mutual
+def _covered(mutual: tuple[np.ndarray, np.ndarray, int], probing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(members × the probing rows' distinct lists) bool: member ``j`` probes that list at a
+    later rank (``mutual`` = the members' later probes, ``nlist`` where a row probes no
+    more; list of every row; number of lists), and each probing row's column: the pairs a
+    member's own probes cover. Lists are numbered by a table over all lists (no sort)."""
+    theirs, home, nlist = mutual
     homes = home[probing]
-    present = np.zeros(nlist, dtype=bool)
+    present = np.zeros(nlist + 1, dtype=bool)
     present[homes] = True
     column = np.cumsum(present) - 1  # list -> its column, where present
-    theirs = later[ids]
     member, rank = np.nonzero(present[theirs])
-    covered = np.zeros((len(ids), int(column[-1]) + 1), dtype=bool)
+    covered = np.zeros((len(theirs), int(column[-1]) + 1), dtype=bool)
     covered[member, column[theirs[member, rank]]] = True
     return covered, column[homes]
 
@@ -108,10 +110,10 @@ def _list_entries(
     """Heap entries (heap, candidate, score), in parts, of the rows ``probing`` against the list
     members ``ids`` (one GEMM per ``QUERY_CELLS`` scores): the scores above the rows' thresholds
     for the rows' heaps, and above the members' thresholds for the members' heaps, except
-    pairs the member's own probes cover too (``mutual`` = later probes of every row, list
-    of every row): those reach it from its own block, and a pair is offered to a heap once."""
+    pairs the member's own probes cover too (``mutual``, :func:`_covered`): those reach it
+    from its own block, and a pair is offered to a heap once."""
     yb, parts = gather(y, rows, ids), []
-    covered, home_of = _covered(mutual, ids, probing)
+    covered, home_of = _covered(mutual, probing)
     ids, probing = compact_ids(ids, len(thresholds)), compact_ids(probing, len(thresholds))  # smaller entries
     step = max(16, QUERY_CELLS // max(1, len(ids)))  # rows per GEMM: temporaries of a bounded size
     members_top = thresholds[ids][None, :]  # no push runs during the job: fixed
@@ -134,8 +136,8 @@ def _probed_lists(
     a time: their blocks scored and filtered against the heaps' thresholds on the ``workers``
     threads of ``pool`` (each block feeds the heaps of its rows *and* of its columns, the list's
     members: scores are symmetric), then the wave's entries pushed in one call per range
-    of heaps, the ranges side by side, while the next wave is scored. A wave has ``WAVE``
-    to ``MAX_WAVE`` blocks, as many scores as the previous wave's entries per score say
+    of heaps, the ranges side by side, while the next wave is scored (``later``: every row's
+    later probes, rows in list order). A wave has ``WAVE`` to ``MAX_WAVE`` blocks, as many scores as the previous wave's entries per score say
     make ``WAVE_ENTRIES`` (few entries pass once the heaps fill: fewer, larger pushes; the
     entries' memory stays bounded whatever the lists' sizes). A threshold read during a
     push is the heap's top before or after it (faiss writes the top once), never above
@@ -143,10 +145,11 @@ def _probed_lists(
     bounds = np.flatnonzero(np.r_[True, pl[1:] != pl[:-1], True]) if len(pl) else np.zeros(1, np.int64)
     sizes = lists.sizes
     blocks = [(int(pl[s0]), pr[s0:s1]) for s0, s1 in zip(bounds[:-1], bounds[1:]) if sizes[int(pl[s0])]]
-    thresholds, mutual = heaps[0][:, 0], (later, lists.home, len(sizes))
+    thresholds, at = heaps[0][:, 0], lists.offsets
 
     def submit(wave: list) -> list:
-        return [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds, mutual) for b, q in wave]
+        return [pool.submit(_list_entries, y, rows, lists.members(b), q, thresholds,
+                            (later[at[b] : at[b + 1]], lists.home, len(sizes))) for b, q in wave]
 
     cells = np.cumsum([0] + [len(q) * int(sizes[b]) for b, q in blocks])  # scores before each block
     scoring, pushing, w0, w1 = submit(blocks[:WAVE]), [], 0, min(WAVE, len(blocks))
@@ -171,15 +174,19 @@ def _probed_lists(
 
 
 def candidate_heaps(
-    y: np.ndarray, lists: Lists, probes: np.ndarray, nprobe: int, keep: int, rows: np.ndarray | None = None
+    y: np.ndarray, lists: Lists, probes: np.ndarray, nprobe: int, keep: int, rows: np.ndarray | None = None,
+    depth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's (of ``y[rows]`` when given) ``keep`` best candidates by ``y`` scores among
-    the members of its first ``nprobe`` lists and the rows that probe its list (heaps,
-    reordered), on every core."""
+    the members of its first ``nprobe`` lists (its first ``depth`` of them, when given) and
+    the rows that probe its list (heaps, in heap order: the canonical rescoring orders
+    each row anyway), on every core."""
     n = len(y) if rows is None else len(rows)
     heaps = new_heaps(n, n - 1, keep, 0)
     workers = cpu_count()
-    later = np.ascontiguousarray(probes[:, 1:nprobe])
+    later = probes[lists.order, 1:nprobe]  # rows in list order: a list's members' probes, a slice
+    if depth is not None:  # the lists a row does not probe: a list number no list has
+        later[np.arange(1, nprobe)[None, :] >= depth[lists.order, None]] = len(lists.sizes)
     with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:  # small GEMMs: one thread each
         for job in [pool.submit(_own_lists, y, rows, lists, np.arange(t, len(lists.sizes), workers), heaps)
                     for t in range(workers)]:
@@ -187,10 +194,9 @@ def candidate_heaps(
     with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:  # one GEMM per thread
         for first, last in RANK_STAGES:  # nearer lists first: thresholds tighten, fewer pushes later
             if first < nprobe:
-                pl, pr, _ = probe_pairs(probes, first, min(last, nprobe))
+                pl, pr, _ = probe_pairs(probes, first, min(last, nprobe), depth)
                 _probed_lists(pool, workers, y, rows, lists, pl, pr, heaps, later)
                 del pl, pr
-    reorder(*heaps)
     return heaps
 
 
@@ -206,68 +212,3 @@ def rescored_lists(
     out_s, out_i, _ = finish_rows(x, x, None, candidates, k, kk, False, order=lists.order, id_map=rows,
                                   query_map=rows, id_out=number)
     return out_s, out_i
-
-
-def probe_ranks(probes: np.ndarray, home: np.ndarray, row: int, cand: np.ndarray) -> np.ndarray:
-    """The probe rank at which ``row``'s search meets each of ``cand`` (``probes.shape[1]`` =
-    never): the lower of the rank of the candidate's list among the row's probes and the
-    rank at which the candidate probes the row's list (a rank ≥ 1; both sides of a block)."""
-    pmax = probes.shape[1]
-    mine = home[cand][:, None] == probes[row][None, :]
-    theirs = probes[cand, 1:] == home[row]
-    rk = np.minimum(np.where(mine.any(axis=1), mine.argmax(axis=1), pmax),
-                    np.where(theirs.any(axis=1), theirs.argmax(axis=1) + 1, pmax))
-    rk[cand == row] = pmax  # never its own candidate
-    return rk
-
-
-def sample_recall(
-    y: np.ndarray, lists: Lists, probes: np.ndarray, sample: np.ndarray, truth: np.ndarray,
-    keeps: tuple[int, ...], block: int = 64, rows: np.ndarray | None = None,
-    above: Above | None = None,
-) -> np.ndarray:
-    """(len(keeps), pmax, m): for every number of candidates kept and every probe count p,
-    each sample row's recall@10, simulating its search exactly: its candidates are the
-    members of its first p lists and the rows probing its list at a rank < p
-    (:func:`probe_ranks`); the true neighbours among its ``keep`` best by ``y`` score stay
-    in its final top-10 (canonical rescoring cannot push a true top-10 neighbour out).
-    Only the candidates scoring at least its lowest found true neighbour can rank above
-    one: those are the few looked at. Scores: one GEMM per row block (against all of
-    ``y``; with ``rows``, the rows are ``y[rows]``), or ``above`` (per sample row, the
-    positions scoring at least its lowest true neighbour and their scores, as
-    :func:`jobsim.ann_truth.sample_truth` found them in this space)."""
-    pmax, home = probes.shape[1], lists.home
-    number = None
-    if rows is not None:  # column of y -> position in rows (-1: not a row of the index)
-        number = np.full(len(y), -1, dtype=np.int64)
-        number[rows] = np.arange(len(rows))
-    out = np.ones((len(keeps), pmax, len(sample)))
-    p_axis = np.arange(1, pmax + 1)[:, None]
-    keep_axis = np.asarray(keeps)[:, None, None]
-    for b0 in range(0, len(sample), block):
-        g = gather(y, rows, sample[b0 : b0 + block]) @ y.T if above is None else None
-        for i in range(b0, min(len(sample), b0 + block)):
-            row, t = int(sample[i]), truth[i][truth[i] >= 0]
-            if len(t) == 0:
-                continue
-            hits = t[probe_ranks(probes, home, row, t) < pmax]
-            if len(hits) == 0:
-                out[:, :, i] = 0.0
-                continue
-            if g is None:
-                cand, sc = above[i]
-                pick = sc >= sc[np.isin(cand, hits)].min()
-                cand, sc = cand[pick], sc[pick]
-            else:
-                scores = g[i - b0]
-                cols = np.flatnonzero(scores >= scores[hits if rows is None else rows[hits]].min())
-                cand = cols if number is None else number[cols]
-                sc, cand = scores[cols[cand >= 0]], cand[cand >= 0]
-            rk = probe_ranks(probes, home, row, cand)
-            order = np.lexsort((cand, -sc))
-            rk, hit = rk[order], np.isin(cand[order], hits)
-            where = np.flatnonzero(hit)
-            before = np.cumsum(rk[None, :] < p_axis, axis=1)[:, where]  # (pmax, hits)
-            found = (rk[where][None, :] < p_axis) & (before[None] <= keep_axis)  # (keeps, pmax, hits)
-            out[:, :, i] = found.sum(axis=2) / len(t)
-    return out

@@ -134,6 +134,7 @@ def search_rows(search: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
         return []
     keys = [("mode", "mode"), ("jobs", "jobs"), ("full pass because", "full_pass_reason"), ("exact or ANN", "plan"),
             ("ANN index", "ann_index"), ("ANN effort", "ann_param"), ("ANN effort value", "ann_value"),
+            ("ANN lists probed per row", "ann_mean_probes"), ("ANN probe margin", "ann_probe_margin"),
             ("ANN recall@10", "recall_at_10"), ("recall sample", "recall_sample"),
             ("vectors added", "added"), ("vectors removed", "removed"),
             ("lists recomputed", "recomputed"), ("churn", "churn"), ("shards", "shards"), ("seconds", "seconds")]

@@ -23,3 +23,14 @@ def grouped_order(keys: np.ndarray) -> np.ndarray:
     if len(keys) and int(keys.max()) >= 1 << 16:
         order = order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
     return order
+
+
+def width_classes(counts: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The non-empty segments grouped by their count rounded up to a power of two: per class,
+    its segment numbers and that width (a padded segments × width array per class is at least
+    half full)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    filled = np.flatnonzero(counts > 0)
+    width = np.zeros(len(counts), dtype=np.int64)
+    width[filled] = np.ceil(np.log2(counts[filled])).astype(np.int64)
+    return [(filled[width[filled] == w], 1 << w) for w in np.unique(width[filled]).tolist()]

@@ -66,9 +66,10 @@ class NeighbourSettings(BaseModel):
         "larger ones ANN."
     )
     ann_recall_target: float = Field(
-        0.95, gt=0, le=1, description="The ANN pass (an IVF searched as GEMM blocks) probes the "
-        "fewest lists whose recall@10 on a sample, against exact search, reaches this with 95% "
-        "confidence; measured each run."
+        0.95, gt=0, le=1, description="The ANN pass (an IVF searched as GEMM blocks) probes, of "
+        "the settings whose recall@10 on a sample, against exact search, reaches this with 95% "
+        "confidence, the cheapest: one number of lists for every row, or each row the lists "
+        "within a score margin of its best one; measured each run."
     )
     ann_recall_sample: int = Field(
         500, ge=10, description="Rows whose exact top-10 is computed each ANN run to tune and "

@@ -46,7 +46,9 @@ class NeighbourStats:
     plan: str = ""  # why the full pass was exact or ANN (the planner's predictions)
     ann_index: str | None = None
     ann_param: str | None = None
-    ann_value: int | None = None
+    ann_value: int | None = None  # nprobe: the most lists a row probes
+    ann_mean_probes: float | None = None  # lists a row probes on average (fewer than nprobe under a margin)
+    ann_probe_margin: float | None = None  # > 0: each row probed the lists within this score of its best
     recall_at_10: float | None = None  # ANN only: measured this run on a sample vs exact
     recall_sample: int = 0
     added: int = 0
@@ -134,6 +136,7 @@ def full_pass(corpus: Corpus, settings: NeighbourSettings, fps: np.ndarray, mode
     state.exact = False
     r = result.ann
     return state, {"mode": "ann", "plan": result.plan.reason, "ann_index": r.index, "ann_param": r.param, "ann_value": r.value,
+                   "ann_mean_probes": r.mean_probes, "ann_probe_margin": r.probe_margin,
                    "recall_at_10": r.recall_at_10, "recall_sample": r.recall_sample}
 
 

@@ -7,27 +7,31 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from jobsim import ann
+from jobsim import ann, ann_tuning
 from jobsim.ann import ann_topk, build_ivf, recall_at, search_ivf
 from jobsim.identical import expand_topk, identical_rows
 from jobsim.ivf import (
     BALANCE_ITERS, BALANCE_STEP, SUBSPACE_MIN_D, balance_bias, make_lists, pca_basis, probe_order, train_centroids,
 )
 from jobsim import ivf_search
-from jobsim.ivf_search import candidate_heaps, rescored_lists, sample_recall
+from jobsim.ivf_recall import sample_recall
+from jobsim.ivf_search import candidate_heaps, rescored_lists
+from jobsim.probe_depth import probe_depths
 from jobsim.neighbours import exact_topk
-from jobsim.segments import grouped_order
+from jobsim.segments import grouped_order, width_classes
 from tests.test_neighbours import check_contract, clustered, grid_vectors
 
 
-def candidates_brute(x: np.ndarray, lists, probes: np.ndarray, nprobe: int, k: int) -> list[list[int]]:
-    """Reference: each row's candidates = members of its first ``nprobe`` lists and the rows
-    probing its list at a rank < nprobe, itself excluded; scored in float64, sorted
-    (score desc, index asc)."""
+def candidates_brute(x: np.ndarray, lists, probes: np.ndarray, nprobe: int, k: int, depth=None) -> list[list[int]]:
+    """Reference: each row's candidates = members of its first ``nprobe`` lists (``depth[r]``
+    when given) and the rows probing its list at a rank below their own count, itself
+    excluded; scored in float64, sorted (score desc, index asc)."""
     out = []
+    depth = np.full(len(x), nprobe) if depth is None else depth
+    ranks = np.arange(probes.shape[1])[None, :]
     for r in range(len(x)):
-        mine = [lists.members(int(b)) for b in probes[r, :nprobe]]
-        theirs = np.flatnonzero((probes[:, 1:nprobe] == lists.home[r]).any(axis=1))
+        mine = [lists.members(int(b)) for b in probes[r, : depth[r]]]
+        theirs = np.flatnonzero(((probes == lists.home[r]) & (ranks >= 1) & (ranks < depth[:, None])).any(axis=1))
         cand = np.unique(np.concatenate(mine + [theirs]))
         cand = cand[cand != r]
         s = x[cand].astype(np.float64) @ x[r].astype(np.float64)
@@ -37,18 +41,20 @@ def candidates_brute(x: np.ndarray, lists, probes: np.ndarray, nprobe: int, k: i
 
 @hsettings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 150), nlist=st.integers(1, 12),
-       nprobe=st.integers(1, 12), k=st.integers(1, 25), dup=st.integers(0, 20))
-def test_search_is_exact_over_its_candidates(seed, n, nlist, nprobe, k, dup):
+       nprobe=st.integers(1, 12), k=st.integers(1, 25), dup=st.integers(0, 20), per_row=st.booleans())
+def test_search_is_exact_over_its_candidates(seed, n, nlist, nprobe, k, dup, per_row):
     """With every candidate kept, a row's list is the exact top-k (canonical scores, ties
-    by index) of its probed lists' members and of the rows probing its list."""
+    by index) of its probed lists' members and of the rows probing its list (each row
+    probing ``nprobe`` lists, or its own number of them, at most ``nprobe``)."""
     rng = np.random.default_rng(seed)
     x = grid_vectors(rng, n, 5, dup)  # exact float32 products: ties are real ties
     nlist = min(nlist, n)
     probes = np.argsort(rng.random((n, nlist)), axis=1).astype(np.int32)  # any probe order
     lists = make_lists(probes[:, 0], nlist)
     nprobe = min(nprobe, nlist)
-    scores, idx = rescored_lists(x, candidate_heaps(x, lists, probes, nprobe, n)[1], lists, k)
-    want = candidates_brute(x, lists, probes, nprobe, k)
+    depth = rng.integers(1, nprobe + 1, n).astype(np.uint8) if per_row else None
+    scores, idx = rescored_lists(x, candidate_heaps(x, lists, probes, nprobe, n, depth=depth)[1], lists, k)
+    want = candidates_brute(x, lists, probes, nprobe, k, depth)
     for r in range(n):
         got = idx[r][idx[r] >= 0].tolist()
         assert got == want[r]
@@ -85,6 +91,19 @@ def test_the_tuning_simulation_is_what_the_search_finds(seed):
         for j, row in enumerate(sample):
             found = len(set(idx[row].tolist()) & set(truth[row].tolist())) / 10
             assert sim[p - 1, j] == pytest.approx(found)
+    # and each row probing the lists within a margin of its best (its own number of them)
+    probes, gaps = probe_order(x, c, 6, gaps=True)
+    depths = probe_depths(probes, lists.sizes, keep, gaps)
+    sim = sample_recall(x, lists, probes, sample, truth[sample], (keep,), depths=depths.table)[0]
+    settings = [j for j in range(6, depths.table.shape[1], 5)]
+    assert len(settings) > 4 and len({tuple(depths.table[:, j]) for j in settings}) > 4  # rows differ
+    for j in settings:
+        depth = depths.of(j)
+        _, idx = rescored_lists(x, candidate_heaps(x, lists, probes, int(depths.nprobe[j]), keep, depth=depth)[1],
+                                lists, 10)
+        for i, row in enumerate(sample):
+            found = len(set(idx[row].tolist()) & set(truth[row].tolist())) / 10
+            assert sim[j, i] == pytest.approx(found)
 
 
 def test_pca_basis_keeps_the_energy_asked_for():
@@ -127,7 +146,7 @@ def test_probes_are_sorted_by_centroid_score_and_lists_partition_the_rows(biased
     assert c.shape == (32, 16) and np.allclose(np.linalg.norm(c, axis=1), 1, atol=1e-5)
     bias = np.random.default_rng(1).uniform(-0.2, 0.2, 32).astype(np.float32) if biased else None
     probes = probe_order(x, c, pmax, block=300, bias=bias)
-    assert probes.shape == (len(x), min(pmax, 32)) and probes.dtype == np.int32
+    assert probes.shape == (len(x), min(pmax, 32)) and probes.dtype == np.uint16
     assert all(len(set(row)) == probes.shape[1] for row in probes.tolist())  # no list twice
     s = x.astype(np.float64) @ c.T.astype(np.float64) - (0 if bias is None else bias)
     np.testing.assert_array_equal(probes[:, 0], np.argmax(s, axis=1))
@@ -163,30 +182,45 @@ def test_keys_are_grouped_in_a_stable_order():
         np.testing.assert_array_equal(grouped_order(heap), np.argsort(heap, kind="stable"))
 
 
+def test_width_classes_hold_every_non_empty_segment_once_at_least_half_full():
+    counts = np.random.default_rng(1).integers(0, 3000, 500)
+    counts[:5] = [0, 1, 2, 3, 4]
+    classes = width_classes(counts)
+    seen = np.concatenate([group for group, _ in classes])
+    np.testing.assert_array_equal(np.sort(seen), np.flatnonzero(counts > 0))
+    assert len({width for _, width in classes}) == len(classes)
+    for group, width in classes:
+        assert (counts[group] <= width).all() and ((counts[group] > width // 2) | (width == 1)).all()
+    assert width_classes(np.zeros(3, dtype=np.int64)) == []
+
+
 @pytest.mark.parametrize("d, clusters", [(64, 40), (256, 200)])
 def test_ann_meets_its_recall_target_on_every_row(d, clusters):
     x = clustered(6000, d, clusters, 0.5, seed=5)
     scores, idx, report = ann_topk(x, 20, recall_target=0.95, recall_sample=400)
     assert report.index == "ivf" and report.param == "nprobe" and report.recall_sample == 400
     # the simulation is exact: the same hits, each figure rounded to 4 decimals on its own (0.99425 -> 0.9942 / 0.9943)
-    assert report.recall_at_10 >= 0.95 and report.recall_at_10 == pytest.approx(report.tried[report.value], abs=1e-4)
+    assert report.recall_at_10 >= 0.95 and report.recall_at_10 == pytest.approx(report.expected_recall, abs=1e-4)
     _, truth = exact_topk(x, 20)
     assert recall_at(idx, truth) >= 0.94  # holds on all rows, not only on the sample
     check_contract(scores, idx, len(x), 20, np.arange(len(x)))
     assert report.scored_pairs < len(x) * len(x)  # it searched less than everything
 
 
-def test_tuning_picks_the_smallest_probe_count_that_is_confidently_on_target():
+def test_tuning_reports_the_setting_it_chose_and_the_search_uses_it():
     x = clustered(3000, 32, 300, 0.9, seed=2)  # weak structure: several probes needed
     index = build_ivf(x, recall_target=0.9, recall_sample=300, nlist=64)
-    tried = index.report.tried
-    assert index.nprobe == max(tried) and index.nprobe > 1
-    assert tried[index.nprobe] >= 0.9 and all(r < 0.9 for p, r in tried.items() if p < index.nprobe)
+    report, tried = index.report, index.report.tried
+    assert report.expected_recall >= 0.9 and index.nprobe > 1 and index.probes.shape[1] == index.nprobe
     values = [tried[p] for p in sorted(tried)]
     assert values == sorted(values)  # more probes never lose a neighbour
+    depth = np.full(len(x), index.nprobe) if index.depth is None else index.depth
+    assert (depth >= 1).all() and (depth <= index.nprobe).all()
+    assert report.scored_pairs == ivf_search.search_cost(index.probes, index.lists, index.nprobe, index.depth)
+    assert report.mean_probes == pytest.approx(depth.mean(), abs=0.01) and (report.probe_margin > 0) == (index.depth is not None)
     _, idx, report = search_ivf(x, index, 10)
     assert report.value == index.nprobe and report.search_s >= 0 and index.y is None
-    assert report.recall_at_10 >= tried[index.nprobe] - 1e-9  # the measured recall, at least the simulated
+    assert report.recall_at_10 >= report.expected_recall - 1e-9  # the measured recall, at least the simulated
 
 
 def test_tiny_inputs_keep_the_contract():
@@ -260,47 +294,78 @@ def test_the_tuning_takes_the_cheapest_keep_that_reaches_the_target(monkeypatch)
     m, target = 50, 0.95
     reach = {20: 7, 32: 2}  # keep -> first probe count whose recall is 1 (0.9 before it)
 
-    def fake(y, lists_, probes_, sample, truth, keeps, rows=None, above=None):
+    def fake(y, lists_, probes_, sample, truth, keeps, rows=None, above=None, depths=None):
+        assert depths.shape[1] == 8  # without the probes' gaps: one count for all rows, 1 … 8
+        assert (depths == np.arange(1, 9)).all()  # lists hold more than 32 rows: no row needs more
         found = [np.where(np.arange(8)[:, None] + 1 >= reach[k], 1.0, 0.9) * np.ones((8, m)) for k in keeps]
         return np.stack(found)
 
-    monkeypatch.setattr(ann, "sample_recall", fake)
+    monkeypatch.setattr(ann_tuning, "sample_recall", fake)
     sample, truth = np.arange(m), np.zeros((m, 10), np.int64)
     chosen = set()
     for d in (8, 4096):  # rescoring dearer with the dimension: more probes, fewer kept
-        pair_s = ann.PAIR_COST_S[0] + ann.PAIR_COST_S[1] * x.shape[1]
+        pair_s = ann_tuning.PAIR_COST_S[0] + ann_tuning.PAIR_COST_S[1] * x.shape[1]
         cost = {k: ivf_search.search_cost(probes, lists, p) * pair_s
-                + len(x) * k * (ann.KEPT_COST_S[0] + ann.KEPT_COST_S[1] * d) for k, p in reach.items()}
+                + len(x) * k * (ann_tuning.KEPT_COST_S[0] + ann_tuning.KEPT_COST_S[1] * d) for k, p in reach.items()}
         keep = min(cost, key=cost.get)
-        assert ann._tune_space(x, None, lists, probes, sample, truth, (20, 32), target, d)[:2] == (reach[keep], keep)
+        tuned = ann_tuning.tune_space(x, None, lists, probes, sample, truth, (20, 32), target, d)
+        assert (tuned.nprobe, tuned.keep, tuned.depth, tuned.reached) == (reach[keep], keep, None, True)
+        assert tuned.pairs == ivf_search.search_cost(probes, lists, reach[keep]) and tuned.expected == 1.0
         chosen.add(keep)
     assert chosen == {20, 32}
     reach = {20: 99, 32: 99}
-    nprobe, keep, tried, reached = ann._tune_space(x, None, lists, probes, sample, truth, (20, 32), target, 8)
-    assert (nprobe, keep, reached) == (8, 32, False) and tried[8] == pytest.approx(0.9)
+    tuned = ann_tuning.tune_space(x, None, lists, probes, sample, truth, (20, 32), target, 8)
+    assert (tuned.nprobe, tuned.keep, tuned.reached) == (8, 32, False) and tuned.tried[8] == pytest.approx(0.9)
 
 
-def test_more_candidates_are_kept_only_where_the_heaps_fit():
-    assert ann._keeps(82, 10_000, 10_000 * 512 * 4) == (82,)  # the default's heaps exceed the share: it alone
-    assert ann._keeps(82, 100_000, 100_000 * 1536 * 4) == (82, 102, 131)
-    assert ann._keeps(82, 100_000, 100_000 * 1100 * 4) == (82, 102)
-    matrix = 100_000 * 1536 * 4
-    assert all(12 * 100_000 * k <= ann.HEAP_SHARE * matrix for k in ann._keeps(82, 100_000, matrix))
+def test_the_tuning_takes_a_margin_per_row_where_it_is_cheaper(monkeypatch):
+    """With the probes' gaps, settings where each row probes the lists within a margin of
+    its best compete with one count for all: the cheapest confidently on target wins, and
+    its depths are what the search reads."""
+    x = clustered(1200, 16, 20, 0.5, seed=4)
+    rng = np.random.default_rng(4)
+    probes, gaps = probe_order(x, train_centroids(x, 16, rng), 8, gaps=True)
+    lists = make_lists(probes[:, 0], 16)
+    depths = probe_depths(probes, lists.sizes, 20, gaps)
+    m, sample, truth = 50, np.arange(50), np.zeros((50, 10), np.int64)
+    margin = 8 + int(np.argmin(depths.pairs[8:]))  # the cheapest margin setting: cheaper than 2 lists for all?
+    cheaper = margin if depths.pairs[margin] < depths.pairs[1] else 1
+
+    def fake(y, lists_, probes_, sample_, truth_, keeps, rows=None, above=None, depths=None):
+        found = np.full((len(keeps), depths.shape[1], m), 0.9)
+        found[:, [1, margin]] = 1.0  # two lists for all rows, and one margin setting, reach the target
+        return found
+
+    monkeypatch.setattr(ann_tuning, "sample_recall", fake)
+    tuned = ann_tuning.tune_space(x, None, lists, probes, sample, truth, (20,), 0.95, 16, gaps=gaps)
+    assert tuned.reached and tuned.pairs == depths.pairs[cheaper] and tuned.nprobe == depths.nprobe[cheaper]
+    if cheaper == margin:
+        np.testing.assert_array_equal(tuned.depth, depths.table[:, margin])
+        assert tuned.margin == depths.margin[margin] > 0
+        assert tuned.pairs == ivf_search.search_cost(probes, lists, tuned.nprobe, tuned.depth)
+    else:
+        assert tuned.depth is None and tuned.margin == 0
 
 
-def test_the_tuning_simulation_reads_the_distinct_vectors_in_place():
-    """With ``rows`` (the search space is the matrix itself, its distinct vectors read in
-    place), the simulation equals the one over the compacted matrix."""
-    x = clustered(900, 12, 15, 0.5, seed=6)
-    x = np.ascontiguousarray(np.repeat(x, np.random.default_rng(6).integers(1, 4, len(x)), axis=0))
-    twins = identical_rows(x, min_share=0)
-    compact = np.ascontiguousarray(x[twins.first])
-    rng = np.random.default_rng(6)
-    probes = probe_order(compact, train_centroids(compact, 12, rng), 6)
-    lists = make_lists(probes[:, 0], 12)
-    sample = np.sort(rng.choice(len(compact), 60, replace=False))
-    truth = exact_topk(compact, 10)[1][sample]
-    plain = sample_recall(compact, lists, probes, sample, truth, (10, 14, 30))
-    in_place = sample_recall(x, lists, probes, sample, truth, (10, 14, 30), rows=twins.first)
-    np.testing.assert_array_equal(in_place, plain)
-    assert (np.diff(plain, axis=0) >= 0).all() and (np.diff(plain, axis=1) >= 0).all()  # more kept or probed
+def test_probe_depths_are_the_margins_counted_by_brute_force():
+    rng = np.random.default_rng(3)
+    x = clustered(3000, 24, 40, 0.6, seed=3)
+    probes, gaps = probe_order(x, train_centroids(x, 32, rng), 20, gaps=True)
+    assert (gaps[:, 0] == 0).all() and (np.diff(gaps, axis=1) >= 0).all()
+    lists = make_lists(probes[:, 0], 32)
+    least = int(np.median(lists.sizes))  # half the rows' own lists hold too few candidates
+    depths = probe_depths(probes, lists.sizes, least, gaps)
+    assert depths.table.shape[1] > 20 and (depths.margin[:20] == 0).all() and (depths.margin[20:] > 0).all()
+    ranks = np.arange(20)[None, :]
+    need = 1 + (np.cumsum(lists.sizes[probes], axis=1) <= least).sum(axis=1)
+    assert (need > 1).any()
+    for j in range(depths.table.shape[1]):
+        want = np.full(len(x), j + 1)
+        if depths.margin[j] > 0:
+            cap = [8, 16, 20][(j - 20) // ((depths.table.shape[1] - 20) // 3)]
+            want = np.minimum((gaps <= depths.margin[j]).sum(axis=1), cap)
+        want = np.minimum(np.maximum(want, need), 20)
+        np.testing.assert_array_equal(depths.table[:, j], want)
+        assert depths.nprobe[j] == want.max()
+        assert depths.pairs[j] == (lists.sizes[probes] * (ranks < want[:, None])).sum()
+    assert probe_depths(probes, lists.sizes, least).table.shape[1] == 20  # no gaps: one count for all rows

@@ -123,7 +123,7 @@ def test_the_recall_simulation_reads_the_truths_scores_as_its_own(monkeypatch, h
     equals the simulation that multiplies the sample itself, for every keep and probe count,
     rows sent to the GEMM path included."""
     from jobsim.ivf import make_lists, probe_order, train_centroids
-    from jobsim.ivf_search import sample_recall
+    from jobsim.ivf_recall import sample_recall
 
     rng = np.random.default_rng(13)
     x = clustered(2500, 64, 25, 0.5, seed=13)

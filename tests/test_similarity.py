@@ -139,6 +139,7 @@ def test_large_sets_take_the_ann_path_and_record_recall():
     s = result.stats
     assert s.mode == "ann" and s.recall_at_10 >= 0.95 and s.recall_sample == 200
     assert s.ann_index == "ivf" and s.ann_param == "nprobe" and s.ann_value >= 1
+    assert 1 <= s.ann_mean_probes <= s.ann_value and s.ann_probe_margin >= 0
     assert not result.state.exact
     exact = compute_neighbours(corpus, cfg.model_copy(update={"exact_max_jobs": 10**6, "incremental": False})).lists
     same = np.mean([result.lists[i] == exact[i] for i in exact])
