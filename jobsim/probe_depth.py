@@ -4,10 +4,10 @@ Pure arrays in, arrays out. A setting gives every row a *depth* (its first lists
 best first, :func:`jobsim.ivf.probe_order`): either one count for all rows (``nprobe``
 = 1 … pmax), or, per row, the lists whose centroid score is within a ``margin`` of its
 best list's, at most ``cap``. A row near its list's centre needs few lists, one between
-lists needs several: on the fitted text vectors at 100k × 512 the margins reach the same
-simulated recall with ≈ 40 % fewer scores than one count for all (BENCHMARKS.md
-"Neighbours"); on other data one count wins, and the tuning (:mod:`jobsim.ann`) simulates
-both families on its sample and takes the cheapest. Every row probes enough lists for a
+lists needs several: on the fitted text vectors at 100k × 512 a margin reaches the
+recall target with about a third fewer scores than one count for all (BENCHMARKS.md
+"Neighbours"); on other data one count wins, and the tuning (:mod:`jobsim.ann_tuning`)
+simulates both families on its sample and takes the cheapest. Every row probes enough lists for a
 full list of candidates.
 """
 
