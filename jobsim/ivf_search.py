@@ -51,13 +51,6 @@ def probe_pairs(
     return lists[by_list].astype(np.int64), rows, ranks + first
 
 
-def search_cost(probes: np.ndarray, lists: Lists, nprobe: int, depth: np.ndarray | None = None) -> int:
-    """Scores the search computes: Σ over probes (of ranks below each row's ``depth``, when
-    given) of the probed list's size."""
-    sizes = lists.sizes[probes[:, :nprobe]]
-    return int(sizes.sum() if depth is None else sizes[np.arange(sizes.shape[1])[None, :] < depth[:, None]].sum())
-
-
 def _select_own(g: np.ndarray, ids: np.ndarray, c0: int, heaps: tuple[np.ndarray, np.ndarray]) -> None:
     """Rows ``ids[c0:]`` of a list's own block ``g`` (self excluded): their best ``keep``
     candidates by a partial sort, written in ascending order (a valid min-heap)."""

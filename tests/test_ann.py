@@ -39,6 +39,13 @@ def candidates_brute(x: np.ndarray, lists, probes: np.ndarray, nprobe: int, k: i
     return out
 
 
+def scores_brute(probes: np.ndarray, lists, nprobe: int, depth=None) -> int:
+    """Reference: the scores a search computes, Σ over each row's probes (its first ``nprobe``,
+    or ``depth[r]``) of the probed list's size."""
+    depth = np.full(len(probes), nprobe) if depth is None else depth
+    return sum(int(lists.sizes[probes[r, : depth[r]]].sum()) for r in range(len(probes)))
+
+
 @hsettings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 150), nlist=st.integers(1, 12),
        nprobe=st.integers(1, 12), k=st.integers(1, 25), dup=st.integers(0, 20), per_row=st.booleans())
@@ -216,7 +223,7 @@ def test_tuning_reports_the_setting_it_chose_and_the_search_uses_it():
     assert values == sorted(values)  # more probes never lose a neighbour
     depth = np.full(len(x), index.nprobe) if index.depth is None else index.depth
     assert (depth >= 1).all() and (depth <= index.nprobe).all()
-    assert report.scored_pairs == ivf_search.search_cost(index.probes, index.lists, index.nprobe, index.depth)
+    assert report.scored_pairs == scores_brute(index.probes, index.lists, index.nprobe, index.depth)
     assert report.mean_probes == pytest.approx(depth.mean(), abs=0.01) and report.probe_margin >= 0
     _, idx, report = search_ivf(x, index, 10)
     assert report.value == index.nprobe and report.search_s >= 0 and index.y is None
@@ -305,12 +312,12 @@ def test_the_tuning_takes_the_cheapest_keep_that_reaches_the_target(monkeypatch)
     chosen = set()
     for d in (8, 4096):  # rescoring dearer with the dimension: more probes, fewer kept
         pair_s = ann_tuning.PAIR_COST_S[0] + ann_tuning.PAIR_COST_S[1] * x.shape[1]
-        cost = {k: ivf_search.search_cost(probes, lists, p) * pair_s
+        cost = {k: scores_brute(probes, lists, p) * pair_s
                 + len(x) * k * (ann_tuning.KEPT_COST_S[0] + ann_tuning.KEPT_COST_S[1] * d) for k, p in reach.items()}
         keep = min(cost, key=cost.get)
         tuned = ann_tuning.tune_space(x, None, lists, probes, sample, truth, (20, 32), target, d)
         assert (tuned.nprobe, tuned.keep, tuned.depth, tuned.reached) == (reach[keep], keep, None, True)
-        assert tuned.pairs == ivf_search.search_cost(probes, lists, reach[keep]) and tuned.expected == 1.0
+        assert tuned.pairs == scores_brute(probes, lists, reach[keep]) and tuned.expected == 1.0
         chosen.add(keep)
     assert chosen == {20, 32}
     reach = {20: 99, 32: 99}
@@ -342,7 +349,7 @@ def test_the_tuning_takes_a_margin_per_row_where_it_is_cheaper(monkeypatch):
     if cheaper == margin:
         np.testing.assert_array_equal(tuned.depth, depths.table[:, margin])
         assert tuned.margin == depths.margin[margin] > 0
-        assert tuned.pairs == ivf_search.search_cost(probes, lists, tuned.nprobe, tuned.depth)
+        assert tuned.pairs == scores_brute(probes, lists, tuned.nprobe, tuned.depth)
     else:
         assert tuned.depth is None and tuned.margin == 0
 
